@@ -1,0 +1,66 @@
+"""Read what a span needs from a model by duck typing, never importing torch.
+
+Everything here works on anything with ``parameters()`` / ``modules()`` and
+returns ``None`` rather than raising for objects that are not models (NIR
+graphs, config dicts, compiled artefacts).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+# Spiking neuron base classes by name (matched along the MRO, so that user
+# subclasses count too): sinabs, spikingjelly, snntorch, the seed kit.
+_NEURON_BASES = frozenset({"StatefulLayer", "BaseNode", "SpikingNeuron", "LifNeuron", "AdLifNeuron"})
+# Sinabs StatefulLayer subclasses that integrate but never spike.
+_NOT_NEURONS = frozenset({"ExpLeak", "ExpLeakSqueeze", "StatefulLayer"})
+
+
+def unwrap_model(obj: Any) -> Any:
+    """The torch module inside what a converter returned (sinabs ``Network``)."""
+    inner = getattr(obj, "spiking_model", None)
+    if inner is not None and hasattr(inner, "modules"):
+        return inner
+    return obj
+
+
+def is_model(obj: Any) -> bool:
+    return callable(getattr(obj, "parameters", None)) and callable(getattr(obj, "modules", None))
+
+
+def parameter_count(model: Any) -> int | None:
+    """Number of parameters; ``numel`` reads shape metadata, no device sync."""
+    if not is_model(model):
+        return None
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def leaf_layers(model: Any) -> Iterable[Any]:
+    for module in model.modules():
+        if next(iter(module.children()), None) is None:
+            yield module
+
+
+def layer_count(model: Any) -> int | None:
+    """Leaf modules: the layers a person would count on a diagram."""
+    if not is_model(model):
+        return None
+    return sum(1 for _ in leaf_layers(model))
+
+
+def is_spiking_neuron(module: Any) -> bool:
+    klass = type(module)
+    if klass.__name__ in _NOT_NEURONS:
+        return False
+    return any(k.__name__ in _NEURON_BASES for k in klass.__mro__)
+
+
+def spiking_layer_count(model: Any) -> int | None:
+    if not is_model(model):
+        return None
+    return sum(1 for m in model.modules() if is_spiking_neuron(m))
+
+
+def model_type(obj: Any) -> str:
+    """Class name: bounded by the classes a program defines."""
+    return type(obj).__name__

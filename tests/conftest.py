@@ -1,0 +1,79 @@
+"""Shared fixtures: SDK providers on in-memory exporters and a fresh instrumentor."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+
+# The PyPI samna is a stub that runs pip on import: make that pip fail at once.
+os.environ.setdefault("PIP_NO_INDEX", "1")
+
+
+class Telemetry:
+    """Handles on what the code under test emitted."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+
+    def spans(self, name: str | None = None):
+        spans = self.exporter.get_finished_spans()
+        return [s for s in spans if name is None or s.name == name]
+
+    def points(self, metric: str) -> list:
+        """Data points of one metric from a fresh collection."""
+        data = self.reader.get_metrics_data()
+        found = []
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == metric:
+                        found.extend(m.data.data_points)
+        return found
+
+    def value(self, metric: str, **attrs) -> float:
+        """Sum of the points of ``metric`` whose attributes include ``attrs``."""
+        total = 0.0
+        for p in self.points(metric):
+            if all(p.attributes.get(k) == v for k, v in attrs.items()):
+                total += p.value if hasattr(p, "value") else p.count
+        return total
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+@pytest.fixture
+def otel():
+    tel = Telemetry()
+    yield tel
+    tel.shutdown()
+
+
+@pytest.fixture
+def instrument(otel):
+    """Instrument with in-memory providers; extra kwargs via the returned callable."""
+    instrumentor = SpikeformerInstrumentor()
+
+    def apply(**kwargs):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+        instrumentor.instrument(tracer_provider=otel.tracer_provider,
+                                meter_provider=otel.meter_provider, **kwargs)
+        return instrumentor
+
+    yield apply
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
