@@ -30,6 +30,9 @@ except ImportError:  # pragma: no cover
     resource = None
 
 _LOG = logging.getLogger(__name__)
+# Conversion / compilation start and end events, for structured logs (the
+# seeds' NeuromorphicLogger). Records carry ``event_type`` and bounded fields.
+EVENTS = logging.getLogger("spikeformer.events")
 
 # Operation of the innermost instrumented call in this context: a nested call of
 # the same operation (sinabs.to_nir -> nirtorch.extract_nir_graph) gets a span
@@ -156,6 +159,10 @@ class Call:
                 tel.record(self, duration, result, error)
             except Exception:
                 log_internal_error("metric recording")
+            try:
+                _log_end(self, duration, error)
+            except Exception:
+                log_internal_error("end event")
         try:
             self._end_span(result, error)
         except Exception:
@@ -186,6 +193,26 @@ class Call:
                 span.set_attribute(ERROR_TYPE, type(error).__qualname__)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         span.end()
+
+
+def _event(call: Call, phase: str) -> dict[str, Any]:
+    target = call.row.target
+    kind = "conversion" if target.operation == semconv.CONVERSION else "compilation"
+    fields = {"event_type": f"{kind}_{phase}", "framework": target.framework,
+              "operation": target.operation}
+    fields.update(call.metric_attrs)
+    return fields
+
+
+def _log_end(call: Call, duration: float, error: BaseException | None) -> None:
+    if error is None:
+        if EVENTS.isEnabledFor(logging.INFO):
+            EVENTS.info("%s finished in %.3f s", call.row.target.span_name, duration,
+                        extra={**_event(call, "end"), "duration_s": duration, "success": True})
+        return
+    fields = {**_event(call, "error"), "duration_s": duration, "success": False,
+              "error_type": type(error).__qualname__, "error_message": str(error)[:500]}
+    EVENTS.error("%s failed: %s", call.row.target.span_name, type(error).__name__, extra=fields)
 
 
 class Telemetry:
@@ -237,6 +264,8 @@ class Telemetry:
                 call.peak_rss = _peak_rss_bytes()
         if target.role == CALIBRATION:
             self._count_calibration(call, bound, args, instance)
+        if call.counted and EVENTS.isEnabledFor(logging.INFO):
+            EVENTS.info("%s started", target.span_name, extra=_event(call, "start"))
         return call
 
     def _attributes(self, row: _Compiled, bound, args, instance):
