@@ -300,12 +300,11 @@ class Telemetry:
         if model is not None:
             model = model_info.unwrap_model(model)
             attrs[semconv.MODEL_TYPE] = model_info.model_type(model)
-            params = model_info.parameter_count(model)
-            layers = model_info.layer_count(model)
-            if params is not None:
+            described = model_info.describe(model)
+            if described is not None:
+                params, layers = described
                 attrs[semconv.MODEL_PARAMETERS] = params
                 attrs[semconv.MODEL_SIZE] = semconv.model_size_class(params)
-            if layers is not None:
                 attrs[semconv.MODEL_LAYERS] = layers
         hardware = semconv.hardware_label(
             target.hardware_value or row.hardware.read(bound, args, instance))
