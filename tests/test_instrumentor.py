@@ -138,3 +138,18 @@ def test_import_order(scenario):
     expected = 0 if scenario == "uninstrument-before-import" else 1
     assert result["spans"] == expected
     assert result["wrapped"] == (expected == 1)
+
+
+def test_extra_targets_from_environment(monkeypatch, instrument, otel, caplog):
+    import pipeline_kit
+
+    monkeypatch.setenv("OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS",
+                       "pipeline_kit:convert=conversion,pipeline_kit:nope")
+    with caplog.at_level(logging.WARNING):
+        instrument()
+    assert pipeline_kit.convert(object(), target="xylo") is pipeline_kit.RESULT
+    (span,) = otel.spans("spikeformer.convert pipeline_kit")
+    assert span.attributes["spikeformer.hardware.target"] == "xylo"
+    assert "pipeline_kit:nope" in caplog.text
+    SpikeformerInstrumentor().uninstrument()
+    assert not isinstance(pipeline_kit.__dict__["convert"], SpikeformerWrapper)
