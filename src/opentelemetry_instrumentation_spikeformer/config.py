@@ -59,6 +59,28 @@ def parse_port(text: str) -> int:
     return value
 
 
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    """One of ``choices`` (case-insensitive); the empty string always passes."""
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value and value not in choices:
+            raise BadValue("expected one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def parse_level(text: str) -> int:
+    """A logging level by name (``info``) or number (``20``)."""
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    level = logging.getLevelName(value.upper())
+    if not isinstance(level, int):
+        raise BadValue("expected a logging level (debug, info, warning, error, critical)")
+    return level
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: keyword name, parser, default and the README line."""
@@ -105,6 +127,12 @@ OPTIONS: tuple[Option, ...] = (
            "Serve /health and /health/detailed over HTTP"),
     Option("health_host", str, "127.0.0.1", "Bind address of the health server"),
     Option("health_port", parse_port, 8099, "Port of the health server (0: any free port)"),
+    Option("log_format", parse_choice("json", "text", "none"), "",
+           "Configure the root logger at start-up: `json` lines or `text` on stderr, or "
+           "`none` (no console handler, only level, OTel logs bridge and log counter); "
+           "empty: leave logging alone"),
+    Option("log_level", parse_level, logging.INFO,
+           "Root logger level set when `log_format` is set"),
 )
 
 _BY_NAME = {opt.name: opt for opt in OPTIONS}

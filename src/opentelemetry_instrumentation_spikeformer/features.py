@@ -19,6 +19,7 @@ _LOG = logging.getLogger(__name__)
 # (module relative to this package, setting that enables it or None: the
 # feature decides from its own settings).
 FEATURES: tuple[tuple[str, str | None], ...] = (
+    (".structured_logging", "log_format"),  # first: later features' logs use it
     (".monitor.feature", "spike_monitor"),
     (".devices.feature", None),
     (".health_server", "health_server"),

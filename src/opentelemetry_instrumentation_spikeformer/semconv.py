@@ -286,10 +286,33 @@ HARDWARE_METRICS = (
     PROCESS_CPU_UTILIZATION, NEUROMORPHIC_CORE_UTILIZATION, NEUROMORPHIC_SYNAPSE_UPDATES,
 )
 
+# --------------------------------------------------------------------------
+# Structured log events (structured_logging.py): logger, ``event_type`` values
+# and the log-record counter of ``setup_logging(include_metrics=True)``
+# --------------------------------------------------------------------------
+EVENTS_LOGGER = "spikeformer.events"
+EVENT_TYPE = "event_type"
+EVENT_TYPES = (
+    "conversion_start", "conversion_end", "conversion_error",
+    "compilation_start", "compilation_end", "compilation_error",
+    "spike_activity", "hardware_error",
+)
+M_LOG_LEVEL = "level"
+M_EVENT_TYPE = EVENT_TYPE
+
+LOG_RECORDS = MetricSpec(
+    "spikeformer.log.records", "counter", "{record}", "spikeformer_log_records_total",
+    (M_LOG_LEVEL, M_EVENT_TYPE), "",
+    "Log records handled by setup_logging(include_metrics=True), by level and event_type "
+    "(values outside EVENT_TYPES count as other, records without one as none)",
+)
+LOGGING_METRICS = (LOG_RECORDS,)
+
 # Benchmark runner metrics (bench/): appended by that feature.
 BENCHMARK_METRICS: tuple[MetricSpec, ...] = ()
 
 
 def all_metrics() -> tuple[MetricSpec, ...]:
     """Every metric the plugin can emit."""
-    return CORE_METRICS + MONITOR_METRICS + HARDWARE_METRICS + BENCHMARK_METRICS
+    return (CORE_METRICS + MONITOR_METRICS + HARDWARE_METRICS + LOGGING_METRICS
+            + BENCHMARK_METRICS)

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover
 _LOG = logging.getLogger(__name__)
 # Conversion / compilation start and end events, for structured logs (the
 # seeds' NeuromorphicLogger). Records carry ``event_type`` and bounded fields.
-EVENTS = logging.getLogger("spikeformer.events")
+EVENTS = logging.getLogger(semconv.EVENTS_LOGGER)
 
 # Operation of the innermost instrumented call in this context: a nested call of
 # the same operation (sinabs.to_nir -> nirtorch.extract_nir_graph) gets a span
@@ -208,10 +208,11 @@ class Call:
 def _event(call: Call, phase: str) -> dict[str, Any]:
     target = call.row.target
     kind = "conversion" if target.operation == semconv.CONVERSION else "compilation"
-    fields = {"event_type": f"{kind}_{phase}", "framework": target.framework,
-              "operation": target.operation}
-    fields.update(call.metric_attrs)
-    return fields
+    # ``operation`` is the span's (conversion, compilation, export, deployment),
+    # not the metrics' short label (compile, export, deploy) it used to be
+    # overwritten with for the compiler family.
+    return {**call.metric_attrs, semconv.EVENT_TYPE: f"{kind}_{phase}",
+            "framework": target.framework, "operation": target.operation}
 
 
 def _log_end(call: Call, duration: float, error: BaseException | None) -> None:
