@@ -109,8 +109,7 @@ def _run_script(receiver, service: str, protocol: str, env_extra: dict, *args) -
         "OTEL_SERVICE_NAME": service, "PIP_NO_INDEX": "1",
         "OTEL_TRACES_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
         "OTEL_METRICS_EXPORTER": "none", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BLRP_SCHEDULE_DELAY": "200",
-        "OTEL_BSP_SCHEDULE_DELAY": "200", **env_extra,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **env_extra,
     })
     cmd = [str(BIN / "opentelemetry-instrument"), sys.executable,
            str(HERE / "scripts" / "log_events.py"), *args]

@@ -303,8 +303,8 @@ M_EVENT_TYPE = EVENT_TYPE
 LOG_RECORDS = MetricSpec(
     "spikeformer.log.records", "counter", "{record}", "spikeformer_log_records_total",
     (M_LOG_LEVEL, M_EVENT_TYPE), "",
-    "Log records handled by setup_logging(include_metrics=True), by level and event_type "
-    "(values outside EVENT_TYPES count as other, records without one as none)",
+    "Log records seen by setup_logging(include_metrics=True), by level and event_type "
+    "(unknown event types count as other, records without one as none)",
 )
 LOGGING_METRICS = (LOG_RECORDS,)
 

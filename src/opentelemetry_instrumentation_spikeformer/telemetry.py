@@ -209,9 +209,8 @@ def _event(call: Call, phase: str) -> dict[str, Any]:
     target = call.row.target
     kind = "conversion" if target.operation == semconv.CONVERSION else "compilation"
     # ``operation`` is the span's (conversion, compilation, export, deployment),
-    # not the metrics' short label (compile, export, deploy) it used to be
-    # overwritten with for the compiler family.
-    return {**call.metric_attrs, semconv.EVENT_TYPE: f"{kind}_{phase}",
+    # not the compiler metrics' short label (compile, export, deploy).
+    return {semconv.EVENT_TYPE: f"{kind}_{phase}", **call.metric_attrs,
             "framework": target.framework, "operation": target.operation}
 
 
