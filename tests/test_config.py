@@ -27,6 +27,8 @@ CASES = {
     "health_server": ("yes", True, "sometimes"),
     "health_host": ("0.0.0.0", "0.0.0.0", None),
     "health_port": ("9000", 9000, "70000"),
+    "log_format": (" JSON", "json", "xml"),
+    "log_level": ("debug", "DEBUG", "loud"),
 }
 
 

@@ -15,7 +15,6 @@ from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 from opentelemetry_instrumentation_spikeformer import semconv
-from opentelemetry_instrumentation_spikeformer.config import load_settings
 from opentelemetry_instrumentation_spikeformer.structured_logging import (
     NeuromorphicLogger,
     setup_logging,
@@ -364,14 +363,3 @@ def test_log_format_setting_configures_root_until_uninstrument(instrument, capsy
     instrumentor.uninstrument()
     assert root.level == level and root.handlers == handlers
 
-
-def test_bad_log_settings_warn_and_fall_back(caplog):
-    settings = load_settings(environ={"OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT": "xml",
-                                      "OTEL_PYTHON_SPIKEFORMER_LOG_LEVEL": "loud"})
-    assert settings.log_format == "" and settings.log_level == logging.INFO
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT='xml' is invalid" in m for m in messages)
-    assert any("OTEL_PYTHON_SPIKEFORMER_LOG_LEVEL='loud' is invalid" in m for m in messages)
-    assert load_settings(environ={"OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT": " TEXT",
-                                  "OTEL_PYTHON_SPIKEFORMER_LOG_LEVEL": "debug"}).values[
-        "log_level"] == logging.DEBUG

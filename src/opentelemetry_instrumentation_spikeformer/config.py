@@ -70,15 +70,14 @@ def parse_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def parse_level(text: str) -> int:
-    """A logging level by name (``info``) or number (``20``)."""
-    value = text.strip()
+def parse_level(text: str) -> int | str:
+    """A logging level: a number (``20``) or a known name (``info`` -> ``"INFO"``)."""
+    value = text.strip().upper()
     if value.isdigit():
         return int(value)
-    level = logging.getLevelName(value.upper())
-    if not isinstance(level, int):
+    if not isinstance(logging.getLevelName(value), int):
         raise BadValue("expected a logging level (debug, info, warning, error, critical)")
-    return level
+    return value
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ OPTIONS: tuple[Option, ...] = (
            "Configure the root logger at start-up: `json` lines or `text` on stderr, or "
            "`none` (no console handler, only level, OTel logs bridge and log counter); "
            "empty: leave logging alone"),
-    Option("log_level", parse_level, logging.INFO,
+    Option("log_level", parse_level, "INFO",
            "Root logger level set when `log_format` is set"),
 )
 
