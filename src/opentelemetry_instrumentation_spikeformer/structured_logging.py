@@ -58,8 +58,7 @@ _KNOWN_EVENTS = frozenset(semconv.EVENT_TYPES)
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The record's ``extra`` fields: everything not on a plain LogRecord."""
     return {key: value for key, value in vars(record).items()
-            if key not in _STANDARD_ATTRS and key not in _OTEL_INJECTED
-            and not key.startswith("_")}
+            if key not in _STANDARD_ATTRS and key not in _OTEL_INJECTED}
 
 
 def trace_ids(record: logging.LogRecord) -> dict[str, str]:
