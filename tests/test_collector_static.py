@@ -217,6 +217,8 @@ def test_compose_images_are_pinned():
         assert repo and tag and tag != "latest" and re.search(r"\d", tag), f"{name}: pin {image}"
     assert compose()["services"]["otel-collector"]["image"].endswith(":0.159.0"), (
         "the collector image must match tests/data/otelcol_contrib_components.yaml")
+    # Jaeger v2 (one image, OTLP in natively) is what the otlp_grpc/jaeger exporter targets.
+    assert re.fullmatch(r"jaegertracing/jaeger:2\.\d+\.\d+", compose()["services"]["jaeger"]["image"])
 
 
 def test_compose_ports_match_the_seeds_and_the_collector_config():
