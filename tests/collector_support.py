@@ -1,0 +1,262 @@
+"""Shared helpers for the collector-stack tests: the stack's files, PromQL
+metric-name extraction, free loopback ports, and real processes that are always
+stopped again."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import yaml
+
+from opentelemetry_instrumentation_spikeformer import semconv
+
+REPO = Path(__file__).resolve().parent.parent
+COLLECTOR = REPO / "collector"
+PROMETHEUS_DIR = COLLECTOR / "prometheus"
+ALERTS = PROMETHEUS_DIR / "alerts.yml"
+ALERTS_TEST = PROMETHEUS_DIR / "tests" / "alerts_test.yml"
+ALERTMANAGER = PROMETHEUS_DIR / "alertmanager.yml"
+DASHBOARDS = sorted((COLLECTOR / "grafana" / "dashboards").glob("*.json"))
+WORKLOAD = REPO / "tests" / "workloads" / "pipeline.py"
+VENV_BIN = Path(sys.executable).parent
+
+# Series every OTel Prometheus exporter (SDK and Collector) serves besides the
+# instruments themselves: resource attributes. Dashboards may use it for the
+# job variable.
+EXPORTER_SERIES = frozenset({"target_info"})
+
+
+def load_yaml(path: Path):
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+# --------------------------------------------------------------------------
+# Metric names
+# --------------------------------------------------------------------------
+def emitted_metric_names() -> frozenset[str]:
+    """Every Prometheus series name the plugin can produce (semconv contract)."""
+    names = set(EXPORTER_SERIES)
+    for spec in semconv.all_metrics():
+        names.add(spec.prometheus)
+        if spec.kind == "histogram":
+            names.update(spec.prometheus + s for s in ("_bucket", "_sum", "_count"))
+    return frozenset(names)
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_NAME_MATCHER = re.compile(r'__name__\s*=\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)"')
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_KEYWORDS = frozenset({
+    "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
+    "group_left", "group_right", "atan2", "inf", "nan", "Inf", "NaN", "start", "end",
+})
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects: identifiers that are not
+    functions, keywords, label names, strings, durations or numbers."""
+    names = set(_NAME_MATCHER.findall(expr))
+    text = _STRING.sub('""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers (and $variables in them)
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges, subqueries, $__rate_interval
+    text = _GROUPING.sub(" ", text)  # label lists of by(...), on(...), ...
+    for match in _IDENT.finditer(text):
+        before = text[match.start() - 1] if match.start() else " "
+        if before.isalnum() or before in "._":  # 1e3, 5m, 0.5x
+            continue
+        if text[match.end():].lstrip().startswith("("):  # function or aggregation
+            continue
+        if match.group(0) not in _KEYWORDS:
+            names.add(match.group(0))
+    return names
+
+
+def rule_exprs() -> dict[str, str]:
+    """Alert name -> expression, from alerts.yml."""
+    return {rule["alert"]: rule["expr"] for group in load_yaml(ALERTS)["groups"]
+            for rule in group["rules"] if "alert" in rule}
+
+
+def alert_rules() -> list[dict]:
+    return [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]
+            if "alert" in rule]
+
+
+_LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(.+?)\s*,\s*[a-zA-Z_]\w*\s*\)\s*$")
+_QUERY_RESULT = re.compile(r"^\s*query_result\((.*)\)\s*$")
+
+
+def _panels(panels: list[dict]) -> Iterator[dict]:
+    for panel in panels:
+        yield panel
+        yield from _panels(panel.get("panels", []))
+
+
+def dashboard_exprs(path: Path) -> dict[str, str]:
+    """"<panel title> [refId]" -> PromQL, including template-variable queries."""
+    board = json.loads(path.read_text(encoding="utf-8"))
+    exprs = {}
+    for panel in _panels(board.get("panels", [])):
+        for target in panel.get("targets", []):
+            if target.get("expr"):
+                exprs[f"{panel['title']} [{target['refId']}]"] = target["expr"]
+    for var in board.get("templating", {}).get("list", []):
+        query = var.get("query")
+        query = query.get("query") if isinstance(query, dict) else query
+        if var.get("type") != "query" or not query:
+            continue
+        match = _LABEL_VALUES.match(query) or _QUERY_RESULT.match(query)
+        exprs[f"variable {var['name']}"] = match.group(1) if match else query
+    return exprs
+
+
+def all_dashboard_exprs() -> dict[str, str]:
+    return {f"{p.name}: {k}": v for p in DASHBOARDS for k, v in dashboard_exprs(p).items()}
+
+
+def grafana_to_promql(expr: str) -> str:
+    """Replace Grafana's macros and variables so Prometheus can evaluate the query."""
+    expr = expr.replace("$__rate_interval", "1m").replace("$__interval", "15s")
+    return re.sub(r"\$\{?\w+\}?", ".+", expr)  # multi-value variables are regexes
+
+
+# --------------------------------------------------------------------------
+# Tools and processes
+# --------------------------------------------------------------------------
+def require_tool(name: str) -> str:
+    """Path of a server binary; a missing one fails (CI installs them)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found on PATH: run scripts/install-servers.sh "
+                    f"(Debian packages prometheus and prometheus-alertmanager)", pytrace=False)
+    return path
+
+
+def rotel_agent() -> Path:
+    """The rotel-agent binary shipped inside the ``rotel`` wheel."""
+    try:
+        import rotel
+    except ImportError:
+        pytest.fail("the rotel package is missing: pip install -e .[test]", pytrace=False)
+    path = Path(rotel.__file__).parent / "rotel-agent"
+    if not path.exists():
+        pytest.fail(f"rotel-agent binary not found at {path}", pytrace=False)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(args: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+class Process:
+    """A child process whose output goes to a file, stopped by ``stop``."""
+
+    def __init__(self, args: list[str], log: Path, env: dict | None = None,
+                 stdin=subprocess.DEVNULL, cwd: Path | None = None) -> None:
+        self.log = log
+        self._out = open(log, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT,
+                                     stdin=stdin, env=env, cwd=cwd)
+
+    def output(self) -> str:
+        self._out.flush()
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._out.close()
+        return self.proc.returncode
+
+
+@contextmanager
+def process(args: list[str], log: Path, **kw) -> Iterator[Process]:
+    proc = Process(args, log, **kw)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def wait_until(check, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Poll ``check()`` until it returns a truthy value; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (OSError, ValueError, urllib.error.URLError) as exc:
+            last_error, value = exc, None
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}"
+                + (f" (last error: {last_error})" if last_error else ""), pytrace=False)
+
+
+def http_json(url: str, params: dict | None = None, timeout: float = 5) -> dict:
+    if params:
+        url += "?" + urllib.parse.urlencode(params, doseq=True)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read().decode())
+    except urllib.error.HTTPError as exc:  # Prometheus explains a 4xx in a JSON body
+        try:
+            return json.loads(exc.read().decode())
+        except ValueError:
+            raise exc from None
+
+
+def workload_env(**extra: str) -> dict[str, str]:
+    """Environment for the workload under ``opentelemetry-instrument``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update({
+        "OTEL_SERVICE_NAME": "spikeformer-workload",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        # The PyPI samna stub runs pip on import: make any such pip fail at once.
+        "PIP_NO_INDEX": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def workload_command(*args: str) -> list[str]:
+    """The real launcher around the workload, as a user would run it."""
+    launcher = VENV_BIN / "opentelemetry-instrument"
+    if not launcher.exists():
+        pytest.fail(f"{launcher} missing: the sdk extra is not installed", pytrace=False)
+    return [str(launcher), sys.executable, str(WORKLOAD), *args]
