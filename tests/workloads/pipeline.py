@@ -18,20 +18,11 @@ flushes the SDK's batch processors and periodic metric reader.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 import time
 
-
-def real_samna_installed() -> bool:
-    """The PyPI ``samna`` is a stub that runs pip on import; the real wheel ships
-    compiled extension modules. Decide from the file list, never by importing."""
-    try:
-        files = importlib.metadata.distribution("samna").files or ()
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return any(str(f).endswith((".so", ".pyd")) for f in files)
+from opentelemetry_instrumentation_spikeformer.samna_probe import real_samna_installed
 
 
 def build_cnn():
