@@ -1,0 +1,81 @@
+"""SynSense Speck / Xylo / DYNAP-CNN boards through samna: discovery by USB.
+
+Never imports samna unless the real one is installed: the PyPI ``samna``
+0.48.6 is a placeholder whose ``__init__`` runs pip. It is recognised by
+reading its source, without importing it. Power readings need the board
+opened, and samna boards are opened exclusively by the user's program, so
+this adapter only reports which boards are attached (up) or gone (down).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from .. import semconv
+from .base import OK, Device, DeviceAdapter, Snapshot, Unavailable
+
+_FAMILIES = ("speck", "xylo", "dynapcnn")
+_STUB_MARK = "PYPI_SAMNA"
+
+
+def samna_unavailable_reason() -> str | None:
+    """Why samna cannot be used here, decided without importing it."""
+    try:
+        spec = importlib.util.find_spec("samna")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "samna not installed"
+    try:
+        with open(spec.origin, encoding="utf-8", errors="replace") as source:
+            if _STUB_MARK in source.read():
+                return "PyPI samna is a placeholder (install the real samna from SynSense)"
+    except OSError:
+        pass  # a compiled module: the real samna
+    return None
+
+
+def _family(type_name: str) -> str:
+    low = type_name.lower()
+    return next((f for f in _FAMILIES if low.startswith(f)), "synsense")
+
+
+class SynsenseAdapter(DeviceAdapter):
+    name = "synsense"
+    hw_type = "neuromorphic"
+    kinds = _FAMILIES
+
+    def __init__(self, settings=None) -> None:
+        super().__init__(settings)
+        self._samna = None
+        self._found: set[str] = set()
+
+    def unavailable_reason(self) -> str | None:
+        return samna_unavailable_reason()
+
+    def _attached(self) -> dict[str, tuple[str, str]]:
+        """hw.id -> (type name, serial) of the boards samna sees now."""
+        boards = {}
+        for info in self._samna.device.get_all_devices():
+            type_name = str(getattr(info, "device_type_name", "") or "unknown")
+            serial = str(getattr(info, "serial_number", "") or len(boards))
+            boards[f"{semconv.hardware_label(type_name)}-{serial}"] = (type_name, serial)
+        return boards
+
+    def discover(self):
+        reason = self.unavailable_reason()
+        if reason:
+            raise Unavailable(reason)
+        import samna  # the real one: checked above
+
+        self._samna = samna
+        devices = []
+        for hw_id, (type_name, serial) in self._attached().items():
+            devices.append(Device(hw_id, self.hw_type, type_name, _family(type_name), "SynSense"))
+        return devices
+
+    def read(self, device: Device) -> Snapshot:
+        boards = self._attached()
+        if device.id not in boards:
+            raise ConnectionError(f"{device.name} no longer attached")
+        return Snapshot(device, OK, extra={"serial": boards[device.id][1]})
