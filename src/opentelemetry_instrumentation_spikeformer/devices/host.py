@@ -44,7 +44,7 @@ class HostAdapter(DeviceAdapter):
 
     def read(self, device: Device) -> Snapshot:
         memory = self._psutil.virtual_memory()
-        used = memory.percent / 100.0
+        used = (memory.total - memory.available) / memory.total  # psutil's percent, unrounded
         cpus = self._psutil.cpu_count() or 1
         extra = {
             semconv.SYSTEM_MEMORY_UTILIZATION.name: used,
@@ -55,5 +55,5 @@ class HostAdapter(DeviceAdapter):
         }
         if used > MEMORY_DEGRADED:
             return Snapshot(device, DEGRADED, extra=extra,
-                            error=f"memory {memory.percent:.0f}% > {MEMORY_DEGRADED:.0%}")
+                            error=f"memory {used:.0%} > {MEMORY_DEGRADED:.0%}")
         return Snapshot(device, OK, extra=extra)

@@ -125,6 +125,8 @@ class _Probe:
                 _LOG.debug("device probe %s crashed", self.adapter.name, exc_info=True)
             finally:
                 self._idle.set()
+            if self._retired:
+                break
         try:
             self.adapter.close()
         except Exception:

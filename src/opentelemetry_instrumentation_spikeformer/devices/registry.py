@@ -9,6 +9,7 @@ others are simply left out.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from dataclasses import dataclass
@@ -44,8 +45,10 @@ def _builtin(ref: str) -> Callable[..., DeviceAdapter]:
     return getattr(importlib.import_module(module, __package__), attr)
 
 
+@functools.lru_cache(maxsize=1)
 def factories() -> dict[str, Callable[..., DeviceAdapter]]:
-    """Adapter factories by name; an entry point that fails to load is one warning."""
+    """Adapter factories by name, loaded once; an entry point that fails to load is
+    one warning and the others go on."""
     found: dict[str, Callable[..., DeviceAdapter]] = {
         name: _builtin(ref) for name, ref in BUILTIN.items()}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -64,7 +67,7 @@ def factories() -> dict[str, Callable[..., DeviceAdapter]]:
 def enabled_adapters(settings: Any) -> list[Enabled]:
     """Instantiate the adapters the settings ask for (by default all; the poller
     leaves out those that are not required and find nothing)."""
-    available = factories()
+    available = dict(factories())
     requested = tuple(dict.fromkeys(settings.device_adapters))
     for name in requested:
         if name not in available:
