@@ -90,6 +90,66 @@ def test_nvml_readings_on_a_gpu():
     adapter.close()
 
 
+class _DriverStandIn:
+    """Stands in for libnvidia-ml on a machine without a GPU (the real pynvml's errors
+    and constants): checks our unit conversions and what is read when."""
+
+    def __init__(self):
+        import pynvml
+
+        self.__spec__ = pynvml.__spec__  # installed, as far as find_spec can tell
+        self.NVMLError = pynvml.NVMLError
+        self.NVML_TEMPERATURE_GPU = pynvml.NVML_TEMPERATURE_GPU
+        self._code = pynvml.NVML_ERROR_NOT_SUPPORTED
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name):
+        raise AttributeError(name)
+
+    def _count(self, name):
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def nvmlInit(self): self._count("init")
+    def nvmlShutdown(self): self._count("shutdown")
+    def nvmlDeviceGetCount(self): return 1
+    def nvmlDeviceGetHandleByIndex(self, index): return ("handle", index)
+    def nvmlDeviceGetName(self, handle): self._count("name"); return b"Stand-in H100"
+    def nvmlDeviceGetUUID(self, handle): return "GPU-1234"
+    def nvmlDeviceGetPowerManagementLimit(self, handle): return 700_000
+    def nvmlDeviceGetPowerUsage(self, handle): return 71_234  # mW
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle): return 5_000_500  # mJ
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        return type("U", (), {"gpu": 37, "memory": 5})()
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        self._count("memory")
+        return type("M", (), {"used": 2 * 2**30, "total": 80 * 2**30, "free": 78 * 2**30})()
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        raise self.NVMLError(self._code)  # "Not Supported" on this GPU
+
+
+def test_nvml_units_and_skipped_readings(monkeypatch):
+    driver = _DriverStandIn()
+    monkeypatch.setitem(sys.modules, "pynvml", driver)
+    adapter = NvmlAdapter()
+    [device] = adapter.discover()
+    assert (device.id, device.type, device.name) == ("gpu0", "gpu", "Stand-in H100")
+    snaps = [adapter.read(device) for _ in range(3)]
+    snap = snaps[-1]
+    assert snap.power_w == 71.234  # mW -> W, not floored
+    assert snap.energy_j == 5000.5  # mJ -> J
+    assert snap.utilization == 0.37
+    assert (snap.memory_used_bytes, snap.memory_limit_bytes) == (2 * 2**30, 80 * 2**30)
+    assert snap.temperature_c is None  # not supported: left out, not 0
+    assert snap.extra["power_limit_w"] == 700.0 and snap.extra["uuid"] == "GPU-1234"
+    assert driver.calls["name"] == 1  # static facts once, at discovery
+    assert driver.calls["memory"] == 1 + 3
+    adapter.close()
+    assert driver.calls["shutdown"] == 1
+
+
 # -- rapl ------------------------------------------------------------------------
 def _zone(root: Path, index: int, name: str, energy: int, max_range: int) -> Path:
     zone = root / f"intel-rapl:{index}"

@@ -144,3 +144,28 @@ def test_feature_through_the_instrumentor(otel, instrument):
     instrumentor.uninstrument()
     assert otel.points("system.memory.utilization") == []  # callbacks yield nothing
     assert otel.points("hw.status") == []
+
+
+def test_prometheus_names_match_the_semconv_table():
+    """Through the SDK's real Prometheus reader: every hardware spec's Prometheus name."""
+    from prometheus_client import REGISTRY, generate_latest
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    reader = PrometheusMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    flaky = Flaky()
+    poller = Poller(enabled(Steady(), HostAdapter(), flaky), 1.0, 1.0)
+    register(provider.get_meter("test"), poller.views, lambda: True)
+    try:
+        poller.run_once()  # flaky fails once: hw.errors
+        flaky.failing = False
+        poller.run_once()  # then reads neuromorphic values
+        names = {line.split("{")[0].split(" ")[0]
+                 for line in generate_latest(REGISTRY).decode().splitlines()
+                 if line and not line.startswith("#")}
+    finally:
+        poller.stop()
+        provider.shutdown()
+    missing = [s.prometheus for s in semconv.HARDWARE_METRICS if s.prometheus not in names]
+    assert missing == []
