@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -87,3 +88,12 @@ def wait_for(predicate, timeout=5.0, step=0.01):
 
 def view(poller, name):
     return next(v for v in poller.views() if v.name == name)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (just released)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port

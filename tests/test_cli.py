@@ -12,18 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from device_helpers import free_port
 
 pytestmark = pytest.mark.subprocess
 
 SCRIPT = Path(sys.executable).parent / "spikeformer-otel"
-
-
-def _free_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def _rotel_binary() -> str | None:
@@ -41,7 +34,7 @@ def otlp_receiver():
     binary = _rotel_binary()
     if binary is None:
         pytest.skip("rotel not installed")
-    grpc, http = _free_port(), _free_port()
+    grpc, http = free_port(), free_port()
     proc = subprocess.Popen([binary, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}",
                              "--otlp-http-endpoint", f"127.0.0.1:{http}",
                              "--exporter", "blackhole"],
@@ -94,7 +87,7 @@ def test_healthy_exits_0_with_a_real_otlp_receiver(otlp_receiver):
 
 
 def test_degraded_exits_1_when_the_collector_is_down():
-    port = _free_port()
+    port = free_port()
     done, _ = _run("health", OTEL_PYTHON_SPIKEFORMER_DEVICE_ADAPTERS="host",
                    OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}")
     assert done.returncode == 1

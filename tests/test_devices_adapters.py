@@ -113,7 +113,10 @@ class _DriverStandIn:
     def nvmlShutdown(self): self._count("shutdown")
     def nvmlDeviceGetCount(self): return 1
     def nvmlDeviceGetHandleByIndex(self, index): return ("handle", index)
-    def nvmlDeviceGetName(self, handle): self._count("name"); return b"Stand-in H100"
+    def nvmlDeviceGetName(self, handle):
+        self._count("name")
+        return b"Stand-in H100"
+
     def nvmlDeviceGetUUID(self, handle): return "GPU-1234"
     def nvmlDeviceGetPowerManagementLimit(self, handle): return 700_000
     def nvmlDeviceGetPowerUsage(self, handle): return 71_234  # mW
@@ -200,7 +203,8 @@ def test_rapl_default_root_on_this_machine():
     adapter = RaplAdapter()
     if Path("/sys/class/powercap").is_dir():
         pytest.skip("this machine has a powercap tree")
-    assert adapter.unavailable_reason() == "/sys/class/powercap not present (no RAPL powercap on this machine)"
+    assert adapter.unavailable_reason() == (
+        "/sys/class/powercap not present (no RAPL powercap on this machine)")
 
 
 # -- spinnaker (real spinnman) -----------------------------------------------------

@@ -135,6 +135,14 @@ def test_stop_ends_threads_and_silences_callbacks(otel, polled):
                                  if t.name.startswith("spikeformer-device")], timeout=2.0)
 
 
+def test_feature_disabled_starts_nothing(otel, instrument):
+    before = {t.name for t in threading.enumerate()}
+    instrument(device_adapters="none")
+    assert otel.points("hw.status") == [] and otel.points("system.memory.utilization") == []
+    started = {t.name for t in threading.enumerate()} - before
+    assert not [name for name in started if name.startswith("spikeformer-device")]
+
+
 def test_feature_through_the_instrumentor(otel, instrument):
     instrumentor = instrument(device_adapters="host", device_poll_interval=0.05)
     assert wait_for(lambda: otel.points("system.memory.utilization"))

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from device_helpers import Empty, Flaky, Steady, enabled, wait_for
+from device_helpers import Empty, Flaky, Steady, enabled, free_port, wait_for
 
 from opentelemetry_instrumentation_spikeformer.config import load_settings
 from opentelemetry_instrumentation_spikeformer.devices.host import HostAdapter
@@ -31,14 +31,6 @@ def listening():
     server.listen()
     yield server.getsockname()[1]
     server.close()
-
-
-def _closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def _checker(otel, *adapters, required=(), environ=NO_EXPORTERS):
@@ -114,7 +106,7 @@ def test_unreachable_exporter_is_degraded(otel, listening):
     checker, poller = _checker(otel, Steady(), environ=env)
     status = checker.check_all()
     assert status.overall == "healthy" and status.exporters[0].reachable is True
-    closed = _closed_port()
+    closed = free_port()
     checker.environ = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed}"}
     status = checker.check_all()
     assert status.overall == "degraded"

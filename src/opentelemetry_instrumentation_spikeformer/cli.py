@@ -27,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def make_parser(command: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+def make_parser(command: str | None = None,
+                description: str | None = None) -> argparse.ArgumentParser:
     """A parser for ``spikeformer-otel [command]`` with the CLI's exit conventions."""
     prog = "spikeformer-otel" + (f" {command}" if command else "")
     return _Parser(prog=prog, description=description)

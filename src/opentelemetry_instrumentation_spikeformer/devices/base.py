@@ -128,6 +128,12 @@ class DeviceAdapter:
         """
         return None
 
+    def require_available(self) -> None:
+        """Raise ``Unavailable`` with the reason, if any (first thing in ``discover``)."""
+        reason = self.unavailable_reason()
+        if reason:
+            raise Unavailable(reason)
+
     def discover(self) -> Sequence[Device]:
         """The devices this adapter reads; may block (runs on the poller thread)."""
         raise NotImplementedError
@@ -141,4 +147,5 @@ class DeviceAdapter:
 
     def placeholder(self) -> Device:
         """The device reported when nothing was found but this adapter is required."""
-        return Device(self.name, self.hw_type, self.name, self.kinds[0] if self.kinds else self.name)
+        kind = self.kinds[0] if self.kinds else self.name
+        return Device(self.name, self.hw_type, self.name, kind)

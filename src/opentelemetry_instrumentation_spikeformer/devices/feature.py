@@ -26,8 +26,10 @@ def active_poller() -> Poller | None:
 def start(ctx):
     global _active
     settings = ctx.settings
-    poller = Poller(enabled_adapters(settings), settings.device_poll_interval,
-                    settings.probe_timeout)
+    adapters = enabled_adapters(settings)
+    if not adapters:
+        return None  # DEVICE_ADAPTERS=none: no threads, no instruments
+    poller = Poller(adapters, settings.device_poll_interval, settings.probe_timeout)
     state = {"enabled": True}
     meter = metrics.get_meter(__name__, __version__, ctx.meter_provider)
     register(meter, poller.views, lambda: state["enabled"])

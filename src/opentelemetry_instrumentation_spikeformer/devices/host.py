@@ -11,7 +11,7 @@ import os
 import platform
 
 from .. import semconv
-from .base import DEGRADED, OK, Device, DeviceAdapter, Snapshot, Unavailable, missing_module
+from .base import DEGRADED, OK, Device, DeviceAdapter, Snapshot, missing_module
 
 MEMORY_DEGRADED = 0.9  # the seeds' "Memory usage > 90%"
 
@@ -28,13 +28,11 @@ class HostAdapter(DeviceAdapter):
 
     def unavailable_reason(self) -> str | None:
         if missing_module("psutil"):
-            return "psutil not installed (pip install 'opentelemetry-instrumentation-spikeformer[devices]')"
+            return "psutil not installed (install the extra [devices])"
         return None
 
     def discover(self):
-        reason = self.unavailable_reason()
-        if reason:
-            raise Unavailable(reason)
+        self.require_available()
         import psutil
 
         self._psutil = psutil

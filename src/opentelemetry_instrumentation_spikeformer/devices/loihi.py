@@ -34,9 +34,7 @@ class LoihiAdapter(DeviceAdapter):
         return None
 
     def discover(self):
-        reason = self.unavailable_reason()
-        if reason:
-            raise Unavailable(reason)
+        self.require_available()
         generation = os.environ.get("LOIHI_GEN", "N3B3")
         kind = _GENERATIONS.get(generation)
         if kind is None:

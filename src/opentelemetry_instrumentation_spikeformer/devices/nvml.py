@@ -47,9 +47,7 @@ class NvmlAdapter(DeviceAdapter):
         return None
 
     def discover(self):
-        reason = self.unavailable_reason()
-        if reason:
-            raise Unavailable(reason)
+        self.require_available()
         import pynvml
 
         try:

@@ -58,9 +58,7 @@ class RaplAdapter(DeviceAdapter):
         return None
 
     def discover(self):
-        reason = self.unavailable_reason()
-        if reason:
-            raise Unavailable(reason)
+        self.require_available()
         devices = []
         for zone in sorted(p for p in self.root.iterdir() if _ZONE.match(p.name)):
             try:
@@ -68,7 +66,8 @@ class RaplAdapter(DeviceAdapter):
                 int((zone / "energy_uj").read_text())
                 max_range = int((zone / "max_energy_range_uj").read_text())
             except PermissionError as exc:
-                raise Unavailable(f"{exc.filename} not readable (root only since Linux 5.10)") from None
+                raise Unavailable(
+                    f"{exc.filename} not readable (root only since Linux 5.10)") from None
             except (OSError, ValueError):
                 continue  # a zone without counters (disabled, odd firmware)
             self._zones[name] = zone

@@ -20,6 +20,7 @@ from .base import DeviceAdapter
 
 _LOG = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "spikeformer_device_adapters"
+DISABLED = "none"  # OTEL_PYTHON_SPIKEFORMER_DEVICE_ADAPTERS=none: no adapter at all
 
 # name -> "module:Class", relative to this package; imported when used.
 BUILTIN: dict[str, str] = {
@@ -67,8 +68,10 @@ def factories() -> dict[str, Callable[..., DeviceAdapter]]:
 def enabled_adapters(settings: Any) -> list[Enabled]:
     """Instantiate the adapters the settings ask for (by default all; the poller
     leaves out those that are not required and find nothing)."""
-    available = dict(factories())
     requested = tuple(dict.fromkeys(settings.device_adapters))
+    if requested == (DISABLED,):
+        return []
+    available = dict(factories())
     for name in requested:
         if name not in available:
             _LOG.warning("OTEL_PYTHON_SPIKEFORMER_DEVICE_ADAPTERS: unknown adapter %r "

@@ -9,7 +9,7 @@ thread, so no collection ever waits for it.
 
 from __future__ import annotations
 
-from .base import OK, Device, DeviceAdapter, Snapshot, Unavailable, missing_module
+from .base import OK, Device, DeviceAdapter, Snapshot, missing_module
 
 
 class SpinnakerAdapter(DeviceAdapter):
@@ -28,15 +28,13 @@ class SpinnakerAdapter(DeviceAdapter):
 
     def unavailable_reason(self) -> str | None:
         if missing_module("spinnman"):
-            return "spinnman not installed (pip install 'opentelemetry-instrumentation-spikeformer[devices]')"
+            return "spinnman not installed (install the extra [devices])"
         if not self.host:
             return "no board address (set OTEL_PYTHON_SPIKEFORMER_SPINNAKER_HOST)"
         return None
 
     def discover(self):
-        reason = self.unavailable_reason()
-        if reason:
-            raise Unavailable(reason)
+        self.require_available()
         return [Device("spinnaker", self.hw_type, "SpiNNaker board", "spinnaker", "SpiNNcloud")]
 
     def read(self, device: Device) -> Snapshot:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 
 from .. import semconv
-from .base import OK, Device, DeviceAdapter, Snapshot, Unavailable
+from .base import OK, Device, DeviceAdapter, Snapshot
 
 _FAMILIES = ("speck", "xylo", "dynapcnn")
 _STUB_MARK = "PYPI_SAMNA"
@@ -63,9 +63,7 @@ class SynsenseAdapter(DeviceAdapter):
         return boards
 
     def discover(self):
-        reason = self.unavailable_reason()
-        if reason:
-            raise Unavailable(reason)
+        self.require_available()
         import samna  # the real one: checked above
 
         self._samna = samna
