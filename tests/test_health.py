@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from device_helpers import Empty, Flaky, Steady, enabled, free_port, wait_for
@@ -168,3 +172,54 @@ def test_health_server_feature_through_the_instrumentor(instrument):
     instrumentor.uninstrument()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+
+
+APP = '''
+import json, os, time, urllib.request
+health = f"http://127.0.0.1:{os.environ['OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT']}/health/detailed"
+deadline = time.time() + 20
+while True:
+    try:
+        with urllib.request.urlopen(health, timeout=2) as response:
+            body = json.load(response)
+        if body["hardware"].get("host", {}).get("status") == "up":
+            break
+    except OSError:
+        pass
+    if time.time() > deadline:
+        raise SystemExit("health server never reported the host up")
+    time.sleep(0.1)
+prom = f"http://127.0.0.1:{os.environ['OTEL_EXPORTER_PROMETHEUS_PORT']}/metrics"
+text = urllib.request.urlopen(prom, timeout=5).read().decode()
+print(json.dumps({"health": body, "metrics": text.splitlines()}))
+'''
+
+
+@pytest.mark.subprocess
+def test_launcher_serves_health_and_hw_metrics(tmp_path):
+    """``opentelemetry-instrument`` with the distro: the app asks its own health server."""
+    launcher = Path(sys.executable).parent / "opentelemetry-instrument"
+    health_port, prom_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+               OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+               OTEL_EXPORTER_PROMETHEUS_PORT=str(prom_port),
+               OTEL_PYTHON_SPIKEFORMER_HEALTH_SERVER="true",
+               OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT=str(health_port),
+               OTEL_PYTHON_SPIKEFORMER_DEVICE_ADAPTERS="host",
+               OTEL_PYTHON_SPIKEFORMER_DEVICE_POLL_INTERVAL="0.1", PIP_NO_INDEX="1")
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    done = subprocess.run([str(launcher), sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    health = out["health"]
+    assert health["status"] == "healthy", health["reasons"]
+    assert health["telemetry"]["sdk_configured"] is True
+    assert health["exporters"] == [{"endpoint": f"127.0.0.1:{prom_port}",
+                                    "exporters": ["prometheus"], "reachable": True}]
+    status = [line for line in out["metrics"] if line.startswith("hw_status{")]
+    assert any('hw_id="host"' in line and 'hw_state="ok"' in line and line.endswith(" 1.0")
+               for line in status), status
+    assert any(line.startswith("system_memory_utilization") for line in out["metrics"])
