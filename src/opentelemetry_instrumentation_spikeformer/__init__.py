@@ -15,6 +15,7 @@ Patches sinabs, spikingjelly, snntorch, nirtorch and the Spikeformer kits when
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Collection
 
 from opentelemetry import metrics, trace
@@ -30,6 +31,7 @@ from .version import __version__
 
 __all__ = ["SpikeformerInstrumentor", "__version__"]
 
+_LOG = logging.getLogger(__name__)
 _OPTION_NAMES = frozenset(opt.name for opt in OPTIONS)
 
 
@@ -53,8 +55,12 @@ class SpikeformerInstrumentor(BaseInstrumentor):
         meter_provider = kwargs.get("meter_provider")
         settings = load_settings({k: v for k, v in kwargs.items() if k in _OPTION_NAMES})
         tracer = trace.get_tracer(__name__, __version__, tracer_provider)
-        meter = metrics.get_meter(__name__, __version__, meter_provider)
-        telemetry = Telemetry(tracer, meter, settings)
+        try:
+            telemetry = Telemetry(tracer, metrics.get_meter(__name__, __version__, meter_provider),
+                                  settings)
+        except Exception as exc:  # a broken meter must not stop tracing or the app
+            _LOG.warning("spikeformer: meter unusable (%s); metrics disabled", exc)
+            telemetry = Telemetry(tracer, metrics.NoOpMeter(__name__), settings)
         rows: list[Target] = []
         for row in kwargs.get("targets", BUILTIN_TARGETS):
             rows.extend(row.expanded())

@@ -28,24 +28,33 @@ def is_model(obj: Any) -> bool:
     return callable(getattr(obj, "parameters", None)) and callable(getattr(obj, "modules", None))
 
 
-def parameter_count(model: Any) -> int | None:
-    """Number of parameters; ``numel`` reads shape metadata, no device sync."""
+def describe(model: Any) -> tuple[int, int] | None:
+    """(parameter count, leaf-layer count) in one walk of the module tree.
+
+    ``numel`` reads shape metadata (no device sync); shared parameters count once.
+    Leaf modules are the layers a person would count on a diagram.
+    """
     if not is_model(model):
         return None
-    return int(sum(p.numel() for p in model.parameters()))
-
-
-def leaf_layers(model: Any) -> Iterable[Any]:
+    params, layers, seen = 0, 0, set()
     for module in model.modules():
-        if next(iter(module.children()), None) is None:
-            yield module
+        own = getattr(module, "_parameters", None)
+        children = getattr(module, "_modules", None)
+        if not isinstance(own, dict) or not isinstance(children, dict):
+            return _describe_public(model)
+        for p in own.values():
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                params += p.numel()
+        layers += not children
+    return int(params), layers
 
 
-def layer_count(model: Any) -> int | None:
-    """Leaf modules: the layers a person would count on a diagram."""
-    if not is_model(model):
-        return None
-    return sum(1 for _ in leaf_layers(model))
+def _describe_public(model: Any) -> tuple[int, int]:
+    """Slower path through the public API for module-likes that are not torch's."""
+    params = sum(p.numel() for p in model.parameters())
+    layers = sum(1 for m in model.modules() if next(iter(m.children()), None) is None)
+    return int(params), layers
 
 
 def is_spiking_neuron(module: Any) -> bool:

@@ -128,6 +128,15 @@ def _bind(wrapped: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
     return bound.arguments
 
 
+def _qualified_name(wrapped: Callable, target: Target) -> str:
+    """Where the code really lives (not the re-export or base class the row names)."""
+    func = getattr(wrapped, "__func__", wrapped)
+    module, qualname = getattr(func, "__module__", None), getattr(func, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        return f"{module}.{qualname}"
+    return target.function_name
+
+
 @dataclass
 class Call:
     """One measured call in flight."""
@@ -140,6 +149,7 @@ class Call:
     start: float
     metric_attrs: dict[str, Any] = field(default_factory=dict)
     counted: bool = False
+    active_added: bool = False
     peak_rss: int | None = None
     forward_hooks: list[Any] = field(default_factory=list)
     samples: int = 0
@@ -251,27 +261,38 @@ class Telemetry:
         row = self.compiled(target)
         bound = _bind(wrapped, args, kwargs)
         attrs, metric_attrs = self._attributes(row, bound, args, instance)
+        attrs[CODE_FUNCTION_NAME] = _qualified_name(wrapped, target)
         span = self.tracer.start_span(target.span_name, kind=SpanKind.INTERNAL, attributes=attrs)
-        token = otel_context.attach(trace.set_span_in_context(span))
         op = target.operation if target.role == OP else parent_op
+        try:
+            token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception:
+            span.end()
+            raise
         call = Call(self, row, span, token, _CURRENT_OP.set(op), time.perf_counter(),
                     metric_attrs)
+        # From here on the context is attached: failures are logged, the call
+        # goes on and finish() restores the context.
         call.counted = target.role == OP and parent_op != target.operation
-        if call.counted:
-            if target.operation == semconv.CONVERSION:
-                self.instruments.active_conversions.add(1, {semconv.M_FRAMEWORK: target.framework})
-            elif self.settings.capture_memory:
-                call.peak_rss = _peak_rss_bytes()
-        if target.role == CALIBRATION:
-            self._count_calibration(call, bound, args, instance)
-        if call.counted and EVENTS.isEnabledFor(logging.INFO):
-            EVENTS.info("%s started", target.span_name, extra=_event(call, "start"))
+        try:
+            if call.counted:
+                if target.operation == semconv.CONVERSION:
+                    self.instruments.active_conversions.add(
+                        1, {semconv.M_FRAMEWORK: target.framework})
+                    call.active_added = True
+                elif self.settings.capture_memory:
+                    call.peak_rss = _peak_rss_bytes()
+            if target.role == CALIBRATION:
+                self._count_calibration(call, bound, args, instance)
+            if call.counted and EVENTS.isEnabledFor(logging.INFO):
+                EVENTS.info("%s started", target.span_name, extra=_event(call, "start"))
+        except Exception:
+            log_internal_error(f"start of {target.function_name}")
         return call
 
     def _attributes(self, row: _Compiled, bound, args, instance):
         target = row.target
-        attrs: dict[str, Any] = {CODE_FUNCTION_NAME: target.function_name,
-                                 semconv.FRAMEWORK: target.framework}
+        attrs: dict[str, Any] = {semconv.FRAMEWORK: target.framework}
         if target.role == OP:
             attrs[semconv.OPERATION] = target.operation
         model = row.model.read(bound, args, instance)
@@ -279,12 +300,11 @@ class Telemetry:
         if model is not None:
             model = model_info.unwrap_model(model)
             attrs[semconv.MODEL_TYPE] = model_info.model_type(model)
-            params = model_info.parameter_count(model)
-            layers = model_info.layer_count(model)
-            if params is not None:
+            described = model_info.describe(model)
+            if described is not None:
+                params, layers = described
                 attrs[semconv.MODEL_PARAMETERS] = params
                 attrs[semconv.MODEL_SIZE] = semconv.model_size_class(params)
-            if layers is not None:
                 attrs[semconv.MODEL_LAYERS] = layers
         hardware = semconv.hardware_label(
             target.hardware_value or row.hardware.read(bound, args, instance))
@@ -340,7 +360,8 @@ class Telemetry:
         attrs = call.metric_attrs
         failed = {**attrs, ERROR_TYPE: type(error).__qualname__} if error is not None else None
         if target.operation == semconv.CONVERSION:
-            inst.active_conversions.add(-1, {semconv.M_FRAMEWORK: target.framework})
+            if call.active_added:
+                inst.active_conversions.add(-1, {semconv.M_FRAMEWORK: target.framework})
             counted = {k: attrs[k] for k in (semconv.M_MODEL_TYPE, semconv.M_HARDWARE_TARGET,
                                              semconv.M_FRAMEWORK)}
             inst.conversions.add(1, counted)

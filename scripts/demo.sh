@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: sets up .venv on a fresh machine, then runs the demo pipeline.
+# Arguments go to the demo (scripts/demo.sh --exporter prometheus, --otlp, --help).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+exec .venv/bin/python -m opentelemetry_instrumentation_spikeformer.demo "$@"

@@ -1,0 +1,235 @@
+"""``spikeformer-otel demo``: a small real pipeline that shows the telemetry.
+
+Trains a small CNN on scikit-learn's bundled digits, converts it with sinabs and
+spikingjelly, runs spiking inference (the spike monitor attaches itself to the
+converted models), compiles for Speck (NIR export here; the DYNAP-CNN chip
+configuration only when SynSense's real samna is installed), then shows what
+OpenTelemetry captured: a readable summary on the console (default), a
+Prometheus endpoint on localhost:9464, and/or OTLP to a collector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from typing import Any, Callable
+
+from . import semconv
+from .samna_probe import real_samna_installed
+
+SCOPE = "opentelemetry_instrumentation_spikeformer"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spikeformer-otel demo", description=__doc__.splitlines()[0])
+    p.add_argument("--exporter", choices=("console", "prometheus", "none"), default="console",
+                   help="console: summary of spans and metrics (default); prometheus: serve "
+                        "/metrics on --host:--port until Ctrl-C or --serve seconds")
+    p.add_argument("--host", default="localhost")
+    p.add_argument("--port", type=int, default=9464)
+    p.add_argument("--serve", type=float, default=None, metavar="SECONDS",
+                   help="with --exporter prometheus: stop serving after this many seconds")
+    p.add_argument("--otlp", nargs="?", const="http://localhost:4317", default=None,
+                   metavar="ENDPOINT", help="also send traces, metrics and logs over OTLP/gRPC "
+                                            "(default endpoint http://localhost:4317)")
+    p.add_argument("--timesteps", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=10)
+    return p
+
+
+class Progress:
+    """One line per stage: ``[2/6] Converting with sinabs ... done (27 ms)``."""
+
+    def __init__(self, total: int, out=sys.stdout) -> None:
+        self.total, self.step, self.out = total, 0, out
+
+    def run(self, title: str, fn: Callable[[], Any], result: Callable[[Any], str] = lambda r: "done"):
+        self.step += 1
+        print(f"[{self.step}/{self.total}] {title} ...", end=" ", flush=True, file=self.out)
+        start = time.perf_counter()
+        value = fn()
+        ms = (time.perf_counter() - start) * 1000
+        print(f"{result(value)} ({ms:.0f} ms)", flush=True, file=self.out)
+        return value
+
+
+def _providers(args):
+    """SDK providers: always an in-memory copy for the summary, plus what was asked for."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    resource = Resource.create({"service.name": "spikeformer-demo"})
+    spans = InMemorySpanExporter()
+    summary = InMemoryMetricReader()
+    readers = [summary]
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    url = None
+    if args.exporter == "prometheus":
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import start_http_server
+
+        start_http_server(args.port, addr=args.host)
+        readers.append(PrometheusMetricReader())
+        url = f"http://{args.host}:{args.port}/metrics"
+    if args.otlp:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=args.otlp)))
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=args.otlp),
+                                                     export_interval_millis=5000))
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    return tracer_provider, meter_provider, spans, summary, url
+
+
+def _quiet_libraries() -> None:
+    """Progress bars and notices from the libraries would garble the stage lines."""
+    import logging
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # spikingjelly's calibration bar
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_libraries()
+    from . import SpikeformerInstrumentor, digits
+
+    tracer_provider, meter_provider, span_store, summary, url = _providers(args)
+    if url:
+        print(f"Prometheus metrics: {url}")
+    if args.otlp:
+        print(f"OTLP export to {args.otlp}")
+    instrumentor = SpikeformerInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    speck = real_samna_installed()
+    progress = Progress(6)
+    try:
+        data = progress.run("Loading scikit-learn digits", digits.load_digits,
+                            lambda d: f"{len(d.y_train)} train / {len(d.y_test)} test images")
+        model = progress.run(
+            f"Training a small CNN ({args.epochs} epochs)",
+            lambda: digits.train(digits.build_cnn(), data, epochs=args.epochs),
+            lambda m: f"ANN accuracy {digits.ann_accuracy(m, data):.1%}")
+        network = progress.run(
+            "Converting with sinabs", lambda: digits.convert_sinabs(copy.deepcopy(model), args.timesteps),
+            lambda n: f"{_spiking_layers(n.spiking_model)} spiking layers")
+        jelly = progress.run(
+            "Converting with spikingjelly (rate coding, calibrated)",
+            lambda: digits.convert_spikingjelly(copy.deepcopy(model), data),
+            lambda n: f"{_spiking_layers(n)} spiking layers")
+        progress.run(
+            f"Spiking inference, T={args.timesteps}, {len(data.y_test)} test digits",
+            lambda: (digits.accuracy(digits.run_sinabs(network, data.x_test, args.timesteps), data.y_test),
+                     digits.accuracy(digits.run_spikingjelly(jelly, data.x_test, args.timesteps),
+                                     data.y_test)),
+            lambda accs: f"sinabs {accs[0]:.1%}, spikingjelly {accs[1]:.1%}")
+        progress.run("Compiling for Speck", lambda: _compile(network, speck, args.timesteps),
+                     lambda text: text)
+    finally:
+        instrumentor.uninstrument() if args.exporter != "prometheus" else None
+    tracer_provider.force_flush()
+    if args.exporter == "console":
+        print()
+        print(render_summary(span_store.get_finished_spans(), summary.get_metrics_data()))
+    elif args.exporter == "prometheus":
+        _serve(url, args.serve)
+        instrumentor.uninstrument()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    return 0
+
+
+def _spiking_layers(model) -> int:
+    from .model_info import spiking_layer_count
+
+    return spiking_layer_count(model) or 0
+
+
+def _compile(network, speck: bool, timesteps: int) -> str:
+    import sinabs
+    import torch
+
+    from .digits import INPUT_SHAPE
+
+    # the Squeeze layers take (batch * timesteps, ...): one sample, all timesteps
+    graph = sinabs.to_nir(network.spiking_model, torch.zeros(timesteps, *INPUT_SHAPE))
+    text = f"NIR graph with {len(graph.nodes)} nodes"
+    if not speck:
+        return text + "; DYNAP-CNN config skipped (SynSense's samna is not installed)"
+    from sinabs.backend.dynapcnn import DynapcnnNetwork
+
+    chip = DynapcnnNetwork(network.spiking_model, input_shape=INPUT_SHAPE, discretize=True)
+    chip.make_config(device="speck2fdevkit:0")
+    return text + "; Speck 2f configuration built"
+
+
+def _serve(url: str, seconds: float | None) -> None:
+    print(f"Serving {url} " + (f"for {seconds:g} s" if seconds else "until Ctrl-C"), flush=True)
+    try:
+        time.sleep(seconds) if seconds else _sleep_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+
+
+def _sleep_forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+# --------------------------------------------------------------------------
+# Console summary
+# --------------------------------------------------------------------------
+_SPAN_KEYS = (semconv.MODEL_TYPE, semconv.HARDWARE_TARGET, semconv.CALIBRATION_SAMPLES,
+              semconv.LAYER_NAME, semconv.SPIKING_LAYERS, "error.type")
+
+
+def render_summary(spans, metrics_data, max_points: int = 8) -> str:
+    """Span tree and metric values, from the OTel data itself."""
+    lines = ["Traces (spans as OpenTelemetry recorded them):"]
+    children: dict[Any, list] = {}
+    for span in spans:
+        children.setdefault(span.parent.span_id if span.parent else None, []).append(span)
+
+    def walk(parent_id, depth):
+        for span in sorted(children.get(parent_id, []), key=lambda s: s.start_time):
+            ms = (span.end_time - span.start_time) / 1e6
+            extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={span.attributes[k]}"
+                              for k in _SPAN_KEYS if k in span.attributes)
+            status = " ERROR" if span.status.status_code.name == "ERROR" else ""
+            lines.append(f"  {'  ' * depth}{span.name}  {ms:.1f} ms{status}"
+                         + (f"  [{extra}]" if extra else ""))
+            walk(span.context.span_id, depth + 1)
+
+    walk(None, 0)
+    lines.append("")
+    lines.append("Metrics (name, unit, attributes -> value):")
+    for rm in metrics_data.resource_metrics if metrics_data else ():
+        for sm in rm.scope_metrics:
+            if sm.scope.name != SCOPE:
+                continue
+            for metric in sm.metrics:
+                points = list(metric.data.data_points)
+                lines.append(f"  {metric.name} [{metric.unit}]")
+                for point in points[:max_points]:
+                    attrs = ", ".join(f"{k}={v}" for k, v in point.attributes.items())
+                    if hasattr(point, "bucket_counts"):
+                        value = f"count={point.count} sum={point.sum:.4g}"
+                    else:
+                        value = f"{point.value:.6g}"
+                    lines.append(f"      {{{attrs}}} -> {value}")
+                if len(points) > max_points:
+                    lines.append(f"      ... {len(points) - max_points} more")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from .compiler import CompiledModel, SpikeCompiler
+
+__all__ = ["SpikeCompiler", "CompiledModel"]

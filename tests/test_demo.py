@@ -1,0 +1,68 @@
+"""The README's main command, run as a new user would (scripts/demo.sh)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.subprocess
+
+
+def _env():
+    # as a new user: no OTEL_* settings, and pip free to reach the index
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("OTEL_") and k != "PIP_NO_INDEX"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_console_summary():
+    out = subprocess.run([str(ROOT / "scripts" / "demo.sh"), "--epochs", "3", "--timesteps", "8"],
+                         capture_output=True, text=True, timeout=600, env=_env(), cwd="/")
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    for step in range(1, 7):
+        assert f"[{step}/6]" in text
+    assert "ANN accuracy" in text and "sinabs" in text and "spikingjelly" in text
+    assert "NIR graph with" in text
+    for span in ("spikeformer.convert sinabs", "spikeformer.convert spikingjelly",
+                 "spikeformer.calibrate", "spikeformer.convert_layer", "spikeformer.export sinabs"):
+        assert span in text, span
+    for metric in ("spikeformer.conversions", "spikeformer.conversion.duration",
+                   "spike_compiler.compilations"):
+        assert f"  {metric} [" in text, metric
+
+
+def test_demo_prometheus_endpoint():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "demo.sh"), "--epochs", "2", "--timesteps", "4", "--exporter",
+         "prometheus", "--host", "127.0.0.1", "--port", str(port), "--serve", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd="/")
+    try:
+        deadline = time.time() + 300
+        body = ""
+        while time.time() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+            if line.startswith("Serving"):
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+                break
+        assert body, proc.stderr.read()[-3000:] if proc.poll() is not None else "no Serving line"
+        assert 'spikeformer_conversions_total{' in body
+        assert 'framework="spikingjelly"' in body
+        assert "spikeformer_conversion_duration_seconds_bucket" in body
+        assert 'spike_compiler_compilations_total{' in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

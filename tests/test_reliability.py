@@ -1,0 +1,183 @@
+"""Telemetry never breaks the user's program: same return object, same exception
+object, even when our code, the SDK or an exporter fails; gauges stay balanced."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace import NoOpTracerProvider
+
+import pipeline_kit
+from models import INPUT_SHAPE, tiny_cnn
+
+
+class _Boom(Exception):
+    pass
+
+
+class RaisingTracerProvider(NoOpTracerProvider):
+    """start_span raises."""
+
+    def get_tracer(self, *args, **kwargs):
+        tracer = super().get_tracer(*args, **kwargs)
+
+        def start_span(*a, **k):
+            raise _Boom("tracer down")
+
+        tracer.start_span = start_span
+        return tracer
+
+
+class RaisingSpanTracerProvider(TracerProvider):
+    """Spans whose attribute setters, status and end raise."""
+
+    def get_tracer(self, *args, **kwargs):
+        tracer = super().get_tracer(*args, **kwargs)
+        real = tracer.start_span
+
+        def start_span(*a, **k):
+            span = real(*a, **k)
+            for name in ("set_attribute", "set_status", "record_exception", "end"):
+                setattr(span, name, lambda *x, **y: (_ for _ in ()).throw(_Boom(name)))
+            return span
+
+        tracer.start_span = start_span
+        return tracer
+
+
+class RaisingMeterProvider:
+    """Instruments whose add/record raise."""
+
+    def get_meter(self, *args, **kwargs):
+        class Instrument:
+            def add(self, *a, **k):
+                raise _Boom("meter down")
+
+            record = add
+
+        class Meter:
+            def __getattr__(self, name):
+                return lambda *a, **k: Instrument()
+
+        return Meter()
+
+
+class BrokenMeterProvider:
+    def get_meter(self, *args, **kwargs):
+        raise _Boom("no meter")
+
+
+class RaisingExporter(SpanExporter):
+    def export(self, spans):
+        raise _Boom("exporter down")
+
+
+def _providers(kind):
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    if kind == "tracer":
+        return RaisingTracerProvider(), MeterProvider()
+    if kind == "span":
+        return RaisingSpanTracerProvider(), MeterProvider()
+    if kind == "meter":
+        return TracerProvider(), RaisingMeterProvider()
+    if kind == "no-meter":
+        return TracerProvider(), BrokenMeterProvider()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(RaisingExporter()))
+    return tp, MeterProvider()
+
+
+KINDS = ["tracer", "span", "meter", "no-meter", "exporter"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_return_object_when_telemetry_fails(kind):
+    from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+
+    tp, mp = _providers(kind)
+    inst = SpikeformerInstrumentor()
+    inst.instrument(tracer_provider=tp, meter_provider=mp,
+                    extra_targets=pipeline_kit.EXTRA_TARGETS)
+    try:
+        assert pipeline_kit.convert(object()) is pipeline_kit.RESULT
+        import sinabs
+
+        net = sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
+        assert type(net).__name__ == "Network"
+        # nothing of ours is left attached to the caller's context
+        assert not trace.get_current_span().get_span_context().is_valid
+        from opentelemetry_instrumentation_spikeformer.telemetry import _CURRENT_OP
+        assert _CURRENT_OP.get() is None
+    finally:
+        inst.uninstrument()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_exception_object_when_telemetry_fails(kind):
+    from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+
+    tp, mp = _providers(kind)
+    inst = SpikeformerInstrumentor()
+    inst.instrument(tracer_provider=tp, meter_provider=mp,
+                    extra_targets=pipeline_kit.EXTRA_TARGETS)
+    try:
+        with pytest.raises(RuntimeError) as excinfo:
+            pipeline_kit.compile_model(object())
+        assert excinfo.value is pipeline_kit.FAILURE
+    finally:
+        inst.uninstrument()
+
+
+def test_same_objects_with_working_telemetry(instrument, otel):
+    instrument(extra_targets=pipeline_kit.EXTRA_TARGETS)
+    assert pipeline_kit.convert(object()) is pipeline_kit.RESULT
+    with pytest.raises(RuntimeError) as excinfo:
+        pipeline_kit.compile_model(object(), target="speck2fdevkit:0")
+    assert excinfo.value is pipeline_kit.FAILURE
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        pipeline_kit.interrupt(object())
+    assert str(interrupted.value) == "stop"
+    names = sorted(s.name for s in otel.spans())
+    assert names == ["spikeformer.compile pipeline_kit", "spikeformer.convert pipeline_kit",
+                     "spikeformer.convert pipeline_kit"]
+    assert otel.value("spike_compiler.compilation.errors", target_hardware="speck2fdevkit",
+                      **{"error.type": "RuntimeError"}) == 1
+    assert otel.value("spikeformer.conversion.errors", **{"error.type": "KeyboardInterrupt"}) == 1
+    assert otel.value("spikeformer.active_conversions") == 0
+
+
+def test_eight_threads_converting_leave_active_conversions_at_zero(instrument, otel):
+    import sinabs
+
+    instrument()
+    barrier = threading.Barrier(8)
+    errors = []
+    peak = []
+
+    def work():
+        try:
+            barrier.wait(timeout=30)
+            for _ in range(3):
+                sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
+                peak.append(otel.value("spikeformer.active_conversions", framework="sinabs"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert otel.value("spikeformer.active_conversions", framework="sinabs") == 0
+    assert otel.value("spikeformer.conversions", framework="sinabs") == 24
+    spans = otel.spans("spikeformer.convert sinabs")
+    assert len(spans) == 24
+    assert all(s.parent is None for s in spans)  # no cross-thread context leaks
+    assert len({s.context.trace_id for s in spans}) == 24
+    assert all(0 <= p <= 8 for p in peak)

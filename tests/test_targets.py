@@ -1,0 +1,121 @@
+"""Every built-in row is checked against the installed library's real API:
+the callable exists, and every parameter a source names is a real parameter."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import inspect
+import logging
+
+import pytest
+
+from opentelemetry_instrumentation_spikeformer import semconv
+from opentelemetry_instrumentation_spikeformer.targets import (
+    BUILTIN_TARGETS, OP, Source, Target, parse_extra_targets,
+)
+
+# Rows for packages that are not installable here (the seed kits, tested with a
+# package the tests create) and rows whose module imports samna (checked by
+# parsing the source instead).
+_SEED_KITS = ("spikeformer", "spike_transformer_compiler")
+_NEEDS_SAMNA = "sinabs.backend.dynapcnn"
+
+LIBRARY_ROWS = [
+    row for t in BUILTIN_TARGETS for row in t.expanded()
+    if not row.module.startswith(_SEED_KITS) and not row.module.startswith(_NEEDS_SAMNA)
+]
+
+
+def _param_names(row: Target, func) -> set[str]:
+    sig = inspect.signature(func)
+    return set(sig.parameters) - {"self"}
+
+
+def _source_params(row: Target) -> set[str]:
+    names = set()
+    for field in ("model", "hardware", "timesteps", "samples", "layer", "recipe"):
+        for head, _rest, _flt in Source.parse(getattr(row, field)).alternatives:
+            if head != "self" and not head.startswith("#"):
+                names.add(head)
+    return names
+
+
+@pytest.mark.parametrize("row", LIBRARY_ROWS, ids=lambda r: f"{r.module}:{r.qualname}")
+def test_builtin_row_matches_installed_library(row):
+    module = importlib.import_module(row.module)
+    owner = module
+    *path, attr = row.qualname.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    func = getattr(owner, attr)
+    assert callable(func)
+    missing = _source_params(row) - _param_names(row, func)
+    assert not missing, f"{row.function_name} has no parameter(s) {missing}"
+
+
+@pytest.mark.parametrize("qualname", ["DynapcnnNetwork.__init__", "DynapcnnNetwork.make_config"])
+def test_dynapcnn_rows_match_sinabs_source(qualname):
+    """sinabs.backend.dynapcnn imports samna, so read its source instead of importing it."""
+    row = next(t for t in BUILTIN_TARGETS if t.qualname == qualname)
+    spec = importlib.util.find_spec("sinabs")
+    path = spec.submodule_search_locations[0] + "/backend/dynapcnn/dynapcnn_network.py"
+    tree = ast.parse(open(path).read())
+    cls_name, method = qualname.split(".")
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls_name)
+    defs = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == method]
+    assert defs, f"{qualname} not in sinabs source"
+    params = {a.arg for a in defs[-1].args.args} - {"self"}  # the last def wins at runtime
+    assert _source_params(row) <= params
+    if method == "make_config":
+        defaults = dict(zip([a.arg for a in defs[-1].args.args][::-1],
+                            [ast.literal_eval(d) for d in defs[-1].args.defaults][::-1]))
+        assert semconv.hardware_label(defaults["device"]) == "speck2fdevkit"
+
+
+def test_every_op_row_has_known_operation_and_span_name():
+    for row in BUILTIN_TARGETS:
+        if row.role == OP:
+            assert row.operation in semconv.OPERATIONS
+            assert row.span_name == f"spikeformer.{semconv.SPAN_VERB[row.operation]} {row.framework}"
+
+
+def test_extra_targets_parse_and_warn_on_malformed(caplog):
+    text = "mypkg.mod:Thing.run=compilation, broken-entry ,other:f=frobnicate,pkg:fn=conversion"
+    with caplog.at_level(logging.WARNING):
+        rows = parse_extra_targets(text)
+    assert [(r.module, r.qualname, r.operation) for r in rows] == [
+        ("mypkg.mod", "Thing.run", "compilation"), ("pkg", "fn", "conversion")]
+    assert rows[0].framework == "mypkg"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("\n" not in w for w in warnings)
+    assert "broken-entry" in warnings[0] and "frobnicate" in warnings[1]
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("speck2fdevkit:0", "speck2fdevkit"), ("Loihi2", "loihi2"), ("loihi-3", "loihi3"),
+    (None, "none"), ("my-custom-board:7", "other"), ("", "none"), ("SpiNNaker2", "spinnaker2"),
+])
+def test_hardware_label_is_bounded(value, expected):
+    assert semconv.hardware_label(value) == expected
+
+
+def test_model_size_classes():
+    assert [semconv.model_size_class(n) for n in (None, 10, 500_000, 5_000_000, 50_000_000,
+                                                  2_000_000_000)] == [
+        "none", "tiny", "small", "medium", "large", "xlarge"]
+
+
+def test_source_alternatives_and_filters():
+    class Loader:
+        dataset = list(range(7))
+
+    src = Source.parse("loader|samples or #1|samples")
+    assert src.read({"loader": Loader()}, (), None) == 7
+    assert src.read({}, ("x", [1, 2, 3]), None) == 3
+    assert Source.parse("self.config.timesteps").read({}, (), type("I", (), {
+        "config": type("C", (), {"timesteps": 16})()})()) == 16
+    assert Source.parse("self.recipe|type").read({}, (), type("I", (), {"recipe": Loader()})()) == "Loader"
+    assert Source.parse("missing or #5").read({}, (), None) is None
