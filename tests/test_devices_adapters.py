@@ -296,13 +296,13 @@ def test_synsense_recognises_the_pypi_placeholder_without_importing_it():
 
     spec = importlib.util.find_spec("samna")
     if spec is None:
-        assert SynsenseAdapter().unavailable_reason() == "samna not installed"
+        assert SynsenseAdapter().unavailable_reason() == "samna is not installed"
         return
     if "PYPI_SAMNA" not in Path(spec.origin).read_text():
         pytest.skip("the real samna is installed")
     before = "samna" in sys.modules
     reason = SynsenseAdapter().unavailable_reason()
-    assert reason.startswith("PyPI samna is a placeholder")
+    assert reason.startswith("PyPI samna stub installed")
     with pytest.raises(Unavailable):
         SynsenseAdapter().discover()
     assert ("samna" in sys.modules) == before  # never imported by us

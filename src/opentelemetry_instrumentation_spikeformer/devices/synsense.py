@@ -1,38 +1,19 @@
 """SynSense Speck / Xylo / DYNAP-CNN boards through samna: discovery by USB.
 
 Never imports samna unless the real one is installed: the PyPI ``samna``
-0.48.6 is a placeholder whose ``__init__`` runs pip. It is recognised by
-reading its source, without importing it. Power readings need the board
-opened, and samna boards are opened exclusively by the user's program, so
-this adapter only reports which boards are attached (up) or gone (down).
+0.48.6 is a placeholder whose ``__init__`` runs pip; ``samna_probe`` tells
+them apart without importing. Power readings need the board opened, and samna
+boards are opened exclusively by the user's program, so this adapter only
+reports which boards are attached (up) or gone (down).
 """
 
 from __future__ import annotations
 
-import importlib.util
-
 from .. import semconv
+from ..samna_probe import samna_status
 from .base import OK, Device, DeviceAdapter, Snapshot
 
 _FAMILIES = ("speck", "xylo", "dynapcnn")
-_STUB_MARK = "PYPI_SAMNA"
-
-
-def samna_unavailable_reason() -> str | None:
-    """Why samna cannot be used here, decided without importing it."""
-    try:
-        spec = importlib.util.find_spec("samna")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.origin:
-        return "samna not installed"
-    try:
-        with open(spec.origin, encoding="utf-8", errors="replace") as source:
-            if _STUB_MARK in source.read():
-                return "PyPI samna is a placeholder (install the real samna from SynSense)"
-    except OSError:
-        pass  # a compiled module: the real samna
-    return None
 
 
 def _family(type_name: str) -> str:
@@ -51,7 +32,8 @@ class SynsenseAdapter(DeviceAdapter):
         self._found: set[str] = set()
 
     def unavailable_reason(self) -> str | None:
-        return samna_unavailable_reason()
+        real, reason = samna_status()
+        return None if real else reason
 
     def _attached(self) -> dict[str, tuple[str, str]]:
         """hw.id -> (type name, serial) of the boards samna sees now."""
