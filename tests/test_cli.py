@@ -115,3 +115,15 @@ def test_summary_flag_and_usage_errors():
                                                                     "version"}
     assert _run("health", "--bogus")[0].returncode == 64
     assert _run("no-such-command")[0].returncode == 64
+
+
+def test_a_check_that_crashes_exits_3(monkeypatch, capsys):
+    from opentelemetry_instrumentation_spikeformer import cli, health
+
+    def broken(self):
+        raise RuntimeError("registry exploded")
+
+    monkeypatch.setattr(health.HealthChecker, "check_all", broken)
+    assert cli.main(["health"]) == 3
+    assert json.loads(capsys.readouterr().out) == {
+        "status": "unknown", "error": "RuntimeError: registry exploded"}
