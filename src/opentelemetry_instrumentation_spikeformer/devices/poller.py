@@ -140,7 +140,9 @@ class _Probe:
                 self._absent(str(exc))
                 return
             except Exception as exc:
-                self._failed_all([self.adapter.placeholder()], exc)
+                device = self.adapter.placeholder()
+                self._record([Snapshot(device, FAILED, error=_message(exc))],
+                             [(device, type(exc).__qualname__)])
                 return
             if not devices:
                 self._absent("no device found")
@@ -154,30 +156,24 @@ class _Probe:
             except Exception as exc:
                 snapshots.append(Snapshot(device, FAILED, error=_message(exc)))
                 errors.append((device, type(exc).__qualname__))
-        with self._lock:
-            for device, kind in errors:
-                self._count(device, kind)
-            changes = self._store(snapshots, None)
-        self._log(changes)
+        self._record(snapshots, errors)
 
     def _absent(self, reason: str) -> None:
         """Nothing to read: required adapters report down, the others retire."""
-        with self._lock:
-            if not self.required:
+        if not self.required:
+            with self._lock:
                 self._retired = True
                 self._reason = reason
                 self._done_once = True
-                return
-            changes = self._store([Snapshot(self.adapter.placeholder(), FAILED, error=reason)],
-                                  reason)
-        self._log(changes)
+            return
+        self._record([Snapshot(self.adapter.placeholder(), FAILED, error=reason)], [], reason)
 
-    def _failed_all(self, devices: list[Device], exc: Exception) -> None:
+    def _record(self, snapshots: list[Snapshot], errors: list[tuple[Device, str]],
+                reason: str | None = None) -> None:
         with self._lock:
-            for device in devices:
-                self._count(device, type(exc).__qualname__)
-            changes = self._store([Snapshot(d, FAILED, error=_message(exc)) for d in devices],
-                                  None)
+            for device, kind in errors:
+                self._count(device, kind)
+            changes = self._store(snapshots, reason)
         self._log(changes)
 
     # -- shared, under the lock ------------------------------------------
