@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 from opentelemetry_instrumentation_spikeformer.devices.base import (
     OK, Device, DeviceAdapter, Snapshot,
@@ -97,3 +98,16 @@ def free_port() -> int:
     port = sock.getsockname()[1]
     sock.close()
     return port
+
+
+def make_rapl_zone(root: Path, index: int, name: str, energy: int, max_range: int) -> Path:
+    """A powercap zone as Linux lays it out (plus a core subzone, not a device)."""
+    zone = root / f"intel-rapl:{index}"
+    zone.mkdir(parents=True)
+    (zone / "name").write_text(f"{name}\n")
+    (zone / "energy_uj").write_text(f"{energy}\n")
+    (zone / "max_energy_range_uj").write_text(f"{max_range}\n")
+    sub = root / f"intel-rapl:{index}:0"  # a subzone (core): not a device of its own
+    sub.mkdir()
+    (sub / "name").write_text("core\n")
+    return zone

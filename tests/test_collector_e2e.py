@@ -8,11 +8,13 @@ One workload and one Prometheus for the whole module."""
 from __future__ import annotations
 
 import subprocess
+import threading
 from dataclasses import dataclass
 
 import pytest
 import yaml
 
+from device_helpers import make_rapl_zone
 from collector_support import (
     ALERTS, Process, alert_rules, all_dashboard_exprs, free_port, grafana_to_promql,
     http_json, metric_names, require_tool, rule_exprs, wait_until, workload_command,
@@ -66,13 +68,28 @@ def stack(tmp_path_factory) -> Stack:
     tmp = tmp_path_factory.mktemp("e2e")
     app_port, prom_port = free_port(), free_port()
     gate, done = tmp / "gate", tmp / "done"
+    # This CI machine has no RAPL and no GPU: the real rapl adapter reads a
+    # powercap tree made here, whose package counter a thread advances.
+    zone = make_rapl_zone(tmp / "powercap", 0, "package-0", energy=0, max_range=2**40)
+    stop_power = threading.Event()
+
+    def burn():
+        energy = 0
+        while not stop_power.wait(0.2):
+            energy += 3_000_000  # 3 J per 0.2 s: about 15 W
+            (zone / "energy_uj.new").write_text(f"{energy}\n")  # atomic, as sysfs reads are
+            (zone / "energy_uj.new").replace(zone / "energy_uj")
+
+    threading.Thread(target=burn, daemon=True).start()
     workload = Process(
         workload_command("--rounds", "2", "--gate", str(gate), "--done-file", str(done),
                          "--timeout", "300"),
         tmp / "workload.log",
         env=workload_env(OTEL_METRICS_EXPORTER="prometheus",
                          OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
-                         OTEL_EXPORTER_PROMETHEUS_PORT=str(app_port)))
+                         OTEL_EXPORTER_PROMETHEUS_PORT=str(app_port),
+                         OTEL_PYTHON_SPIKEFORMER_RAPL_ROOT=str(tmp / "powercap"),
+                         OTEL_PYTHON_SPIKEFORMER_DEVICE_POLL_INTERVAL="0.5"))
     prometheus = None
     try:
         wait_until(lambda: "ROUND 1 DONE" in workload.output() or not workload.alive(),
@@ -102,6 +119,7 @@ def stack(tmp_path_factory) -> Stack:
         wait_until(lambda: stack.scrapes() >= first + 3, timeout=30, what="three more scrapes")
         yield stack
     finally:
+        stop_power.set()
         done.touch()
         if prometheus is not None:
             prometheus.stop()

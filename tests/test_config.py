@@ -23,6 +23,7 @@ CASES = {
     "device_adapters": ("nvml, host", ("nvml", "host"), None),
     "device_poll_interval": ("2.5", 2.5, "fast"),
     "probe_timeout": ("0.5", 0.5, "0"),
+    "rapl_root": ("/host/sys/class/powercap", "/host/sys/class/powercap", None),
     "spinnaker_host": ("192.168.240.1", "192.168.240.1", None),
     "health_server": ("yes", True, "sometimes"),
     "health_host": ("0.0.0.0", "0.0.0.0", None),

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from device_helpers import enabled, view
+from device_helpers import enabled, make_rapl_zone, view
 
 from opentelemetry_instrumentation_spikeformer import semconv
 from opentelemetry_instrumentation_spikeformer.config import load_settings
@@ -154,21 +154,9 @@ def test_nvml_units_and_skipped_readings(monkeypatch):
 
 
 # -- rapl ------------------------------------------------------------------------
-def _zone(root: Path, index: int, name: str, energy: int, max_range: int) -> Path:
-    zone = root / f"intel-rapl:{index}"
-    zone.mkdir(parents=True)
-    (zone / "name").write_text(f"{name}\n")
-    (zone / "energy_uj").write_text(f"{energy}\n")
-    (zone / "max_energy_range_uj").write_text(f"{max_range}\n")
-    sub = root / f"intel-rapl:{index}:0"  # a subzone (core): not a device of its own
-    sub.mkdir()
-    (sub / "name").write_text("core\n")
-    return zone
-
-
 def test_rapl_on_a_fake_sysfs_tree_unwraps_the_counter(tmp_path):
-    zone = _zone(tmp_path, 0, "package-0", energy=900_000, max_range=1_000_000)
-    _zone(tmp_path, 1, "psys", energy=5, max_range=1_000_000)
+    zone = make_rapl_zone(tmp_path, 0, "package-0", energy=900_000, max_range=1_000_000)
+    make_rapl_zone(tmp_path, 1, "psys", energy=5, max_range=1_000_000)
     adapter = RaplAdapter(root=tmp_path)
     devices = adapter.discover()
     assert [(d.id, d.type) for d in devices] == [("package-0", "cpu"), ("psys", "cpu")]
@@ -183,7 +171,7 @@ def test_rapl_on_a_fake_sysfs_tree_unwraps_the_counter(tmp_path):
 
 def test_rapl_absent_root_and_unreadable_counter(tmp_path, monkeypatch):
     assert "not present" in RaplAdapter(root=tmp_path / "nope").unavailable_reason()
-    zone = _zone(tmp_path, 0, "package-0", energy=1, max_range=10)
+    zone = make_rapl_zone(tmp_path, 0, "package-0", energy=1, max_range=10)
     if os.geteuid() != 0:
         (zone / "energy_uj").chmod(0)
     else:  # root reads anything: raise what the kernel would give a user

@@ -120,6 +120,8 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds between device probes (probes run off the collection thread)"),
     Option("probe_timeout", _number(float, 0.01, "seconds"), 2.0,
            "Seconds before a device probe counts as failed"),
+    Option("rapl_root", str, "/sys/class/powercap",
+           "Powercap tree the `rapl` adapter reads (e.g. the host's, mounted into a container)"),
     Option("spinnaker_host", str, "",
            "SpiNNaker board address to probe"),
     Option("health_server", parse_bool, False,

@@ -149,6 +149,8 @@ class _Probe:
                 return
             with self._lock:
                 self._devices = devices
+                for device in devices:  # counters start at 0: a series before the first error
+                    self._errors.setdefault((device, TIMEOUT), 0)
         snapshots, errors = [], []
         for device in self._devices:
             try:

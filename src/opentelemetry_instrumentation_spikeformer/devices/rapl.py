@@ -46,9 +46,9 @@ class RaplAdapter(DeviceAdapter):
     hw_type = "cpu"
     kinds = ("cpu",)
 
-    def __init__(self, settings=None, root: str | Path = DEFAULT_ROOT) -> None:
+    def __init__(self, settings=None, root: str | Path | None = None) -> None:
         super().__init__(settings)
-        self.root = Path(root)
+        self.root = Path(root or getattr(settings, "rapl_root", None) or DEFAULT_ROOT)
         self._zones: dict[str, Path] = {}
         self._counters: dict[str, _Counter] = {}
 
