@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-exec .venv/bin/python -m opentelemetry_instrumentation_spikeformer.demo "$@"
+exec .venv/bin/spikeformer-otel demo "$@"

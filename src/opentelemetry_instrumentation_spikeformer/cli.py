@@ -15,6 +15,8 @@ import sys
 EX_USAGE = 64
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("opentelemetry_instrumentation_spikeformer.demo:main",
+             "train, convert (sinabs, spikingjelly), run and compile a small SNN; show the telemetry"),
     "health": ("opentelemetry_instrumentation_spikeformer.health:command",
                "check devices and exporter endpoints, print JSON "
                "(exit 0 healthy, 1 degraded, 2 unhealthy)"),

@@ -23,7 +23,9 @@ SCOPE = "opentelemetry_instrumentation_spikeformer"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spikeformer-otel demo", description=__doc__.splitlines()[0])
+    from .cli import make_parser
+
+    p = make_parser("demo", description=__doc__.splitlines()[0])
     p.add_argument("--exporter", choices=("console", "prometheus", "none"), default="console",
                    help="console: summary of spans and metrics (default); prometheus: serve "
                         "/metrics on --host:--port until Ctrl-C or --serve seconds")
