@@ -30,8 +30,9 @@ SCOPE = "opentelemetry_instrumentation_spikeformer.monitor"
 # values below 0 are recorded as 0: the first bucket reads "v <= 0".
 MEMBRANE_BUCKETS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0, 5.0)
 # Membrane values recorded per monitor and collection (a synchronous record
-# costs microseconds; this keeps a 256-layer collection within budget).
-MEMBRANE_RECORDS_PER_COLLECTION = 256
+# costs microseconds). With more layers than this, each collection records one
+# value for a rotating subset of the layers.
+MEMBRANE_RECORDS_PER_COLLECTION = 128
 
 
 def _delta(current: float, previous: float | None) -> float:
@@ -66,6 +67,8 @@ class MonitorInstruments:
         self._exported: dict[tuple, list[float]] = {}  # cumulative, survives resets
         self._cycle = _Cycle()
         self._consumed: set[str] = set()
+        self._cycles = 0
+        self._attrs: dict[tuple, dict[str, str]] = {}
         self._lock = threading.Lock()
 
         def observable(spec: semconv.MetricSpec, callback):
@@ -103,6 +106,7 @@ class MonitorInstruments:
 
     def _refresh(self) -> _Cycle:
         cycle = _Cycle()
+        self._cycles += 1
         for monitor in list(self._monitors):
             if not monitor.attached:
                 continue
@@ -120,8 +124,10 @@ class MonitorInstruments:
         seconds = snap["timestep_ms"] / 1000.0
         now = _Previous()
         layers = snap["layers"]
-        per_layer = max(1, MEMBRANE_RECORDS_PER_COLLECTION // max(1, len(layers)))
-        for row in layers:
+        budget = MEMBRANE_RECORDS_PER_COLLECTION
+        per_layer = max(1, budget // max(1, len(layers)))
+        rotate = -(-len(layers) // budget)
+        for index, row in enumerate(layers):
             label = row["layer"]
             key = (model, label, row["neuron_type"])
             last = previous.layers.get(label)
@@ -138,8 +144,9 @@ class MonitorInstruments:
             rate[2] += steps * seconds
             now.layers[label] = (row["spikes"], row["synops"], row["neuron_steps"],
                                  row["membrane_rows"])
-            if row["membrane_rows"] != (last[3] if last else 0):
-                attrs = dict(zip(semconv.MEMBRANE_POTENTIAL.attributes, key))
+            if row["membrane_rows"] != (last[3] if last else 0) \
+                    and (index + self._cycles) % rotate == 0:
+                attrs = self._layer_attrs(key)
                 for value in row["membrane_sample"][:per_layer]:
                     self.membrane.record(value if value > 0.0 else 0.0, attrs)
         est = snap["energy"]
@@ -155,9 +162,12 @@ class MonitorInstruments:
         return now
 
     # -- callbacks --------------------------------------------------------------
-    @staticmethod
-    def _layer_attrs(key: tuple) -> dict[str, str]:
-        return dict(zip((semconv.M_MODEL_NAME, semconv.M_LAYER_NAME, semconv.M_NEURON_TYPE), key))
+    def _layer_attrs(self, key: tuple) -> dict[str, str]:
+        found = self._attrs.get(key)
+        if found is None:
+            names = (semconv.M_MODEL_NAME, semconv.M_LAYER_NAME, semconv.M_NEURON_TYPE)
+            found = self._attrs[key] = dict(zip(names, key))
+        return found
 
     def _spikes(self, _options: CallbackOptions) -> Iterable[Observation]:
         cycle = self._current("spikes")

@@ -219,12 +219,14 @@ class SpikeMonitor:
         per_entry[0].index_add_(0, seg, flat)
         per_entry[1].index_add_(0, seg, flat * fan)
         parts = [per_entry.reshape(-1)]
-        mem_layers = []
+        mem_layers, mem_values = [], []
         for layer in {id(layer): layer for layer, _, _ in entries}.values():
             values = layer.latest_membrane()
             if values is not None and values.device == fan.device:
-                parts.append(values.to(fan.dtype))
+                mem_values.append(values)
                 mem_layers.append((layer, values.numel()))
+        if mem_values:
+            parts.append(torch.cat(mem_values).to(fan.dtype))
         host = torch.cat(parts).cpu().tolist()  # the one device -> host transfer
         for i, (layer, _, _) in enumerate(entries):
             key_id = id(layer)
