@@ -5,7 +5,7 @@ with ``sinabs.SNNAnalyzer`` attached; the runs are interleaved and the medians
 compared as ratios to bare. Then the cost of one metric collection for a
 model with 256 spiking layers (``read()`` alone and a full SDK collection).
 
-    .venv/bin/python benchmarks/spike_monitor.py [--repeats 30] [--device cpu]
+    .venv/bin/python benchmarks/spike_monitor.py [--repeats 30] [--device cpu] [--threads N]
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ def overhead(args) -> None:
     torch.manual_seed(0)
     batch, steps = 32, 16
     base = spiking_cnn(batch, steps).to(args.device)
-    models = {name: copy.deepcopy(base) for name in ("bare", "monitor", "monitor 1-in-4",
-                                                     "SNNAnalyzer")}
+    # "bare (copy)" is a second unmonitored model: its ratio shows the noise floor.
+    models = {name: copy.deepcopy(base) for name in ("bare", "bare (copy)", "monitor",
+                                                     "monitor 1-in-4", "SNNAnalyzer")}
     x = (torch.rand(batch * steps, 2, 32, 32, device=args.device) < 0.3).float()
     mon = monitor_model(models["monitor"], "bench")
     monitor_model(models["monitor 1-in-4"], "bench4", sample_every=4)
@@ -159,7 +160,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     overhead(args)
     collection(args)
 

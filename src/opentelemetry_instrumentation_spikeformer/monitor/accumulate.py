@@ -90,11 +90,15 @@ class LayerState:
         counts = self.counts.get(neuron_shape)
         if counts is None:
             counts = self.counts[neuron_shape] = monitor._zeros(neuron_shape, x.device)
-        dims = (0, 1) if lead == 2 else 0
-        if x.dtype in monitor._low_precision:
-            counts.add_(x.sum(dim=dims, dtype=monitor._f32))
+        rows = batch * steps
+        if x.dtype in monitor._blas_dtypes and rows > 1 and x.is_contiguous():
+            # ones(1, rows) @ spikes(rows, neurons): a BLAS GEMV reads the spikes
+            # once and is exact for integer counts below 2**24 per neuron.
+            counts.add_(monitor._mm(monitor._ones(rows, x), x.view(rows, -1)).view(neuron_shape))
+        elif x.dtype in monitor._low_precision:
+            counts.add_(x.sum(dim=(0, 1) if lead == 2 else 0, dtype=monitor._f32))
         else:
-            counts.add_(x.sum(dim=dims))
+            counts.add_(x.sum(dim=(0, 1) if lead == 2 else 0))
         size = math.prod(neuron_shape)
         self.forwards += 1
         self.samples += batch

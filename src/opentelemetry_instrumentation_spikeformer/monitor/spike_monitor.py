@@ -45,6 +45,9 @@ class SpikeMonitor:
         self._model = weakref.ref(model)
         self._f32 = torch.float32
         self._low_precision = (torch.float16, torch.bfloat16)
+        self._blas_dtypes = (torch.float32, torch.float64)
+        self._mm = torch.mm
+        self._ones_cache: dict[tuple[int, Any, Any], Any] = {}
         self.active = True
         self.attached = False
         self._handles: list[Any] = []
@@ -155,6 +158,18 @@ class SpikeMonitor:
         if self._sequence_started:
             self._sequence_started = False
             self.inferences += batch
+
+    def _ones(self, rows: int, like: Any) -> Any:
+        """A (1, rows) row of ones on ``like``'s device and dtype, made once."""
+        key = (rows, like.device, like.dtype)
+        found = self._ones_cache.get(key)
+        if found is None:
+            import torch
+
+            with torch.inference_mode(False):
+                found = self._ones_cache[key] = torch.ones(
+                    (1, rows), dtype=like.dtype, device=like.device)
+        return found
 
     def _zeros(self, shape: tuple[int, ...], device: Any, membrane: bool = False) -> Any:
         import torch
