@@ -424,3 +424,26 @@ def test_forward_path_never_syncs(sync_guard, monkeypatch, sinabs_snn):
     assert any(c.startswith("tolist") or c.startswith("cpu") for c in sync_guard)
     for monitor in monitors:
         monitor.detach()
+
+
+def test_a_failing_hook_never_breaks_the_forward(sinabs_snn, monkeypatch, caplog):
+    from opentelemetry_instrumentation_spikeformer.monitor import accumulate
+
+    def forward():
+        for layer in sinabs_snn.modules():
+            if hasattr(layer, "reset_states"):
+                layer.reset_states()
+        with torch.no_grad():
+            return sinabs_snn(sinabs_input())
+
+    forward()  # initialise the states so that every later forward starts alike
+    expected = forward()
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(accumulate.LayerState, "_observe", broken)
+    monitor = monitor_model(sinabs_snn, "cnn")
+    assert torch.equal(forward(), expected)
+    assert any("spike monitor hook" in r.getMessage() for r in caplog.records)
+    monitor.detach()

@@ -128,7 +128,8 @@ def test_auto_attach_on_spikingjelly_conversion(instrument, otel):
     pytest.importorskip("spikingjelly")
     from spikingjelly.activation_based import ann2snn, functional
 
-    instrument(monitor_sample_every=1, timestep_ms=2.0)
+    instrument(monitor_sample_every=1, timestep_ms=2.0,
+               energy_table='{"cmos45nm": {"synop_pj": 1.5}}', energy_hardware="cmos45nm")
     source = ann()
     loader = [(torch.rand(4, 1, 8, 8), torch.zeros(4))]
     with warnings.catch_warnings():
@@ -136,6 +137,7 @@ def test_auto_attach_on_spikingjelly_conversion(instrument, otel):
         snn = ann2snn.Converter(ann2snn.RateCodingRecipe(loader, mode="max")).convert(source)
     [monitor] = monitors_of(snn)
     assert monitor.name == "Sequential" and monitor.timestep_ms == 2.0
+    assert monitor.hardware == "cmos45nm" and monitor.table.synop_pj == 1.5  # keywords win
     with torch.no_grad():
         for _ in range(T):
             snn(torch.rand(B, 1, 8, 8))
@@ -150,3 +152,14 @@ def test_spike_monitor_setting_off_attaches_nothing(instrument):
     instrument(spike_monitor=False)
     net = sinabs.from_model(ann(), input_shape=(1, 8, 8), batch_size=B, num_timesteps=T)
     assert monitors_of(net.spiking_model) == []
+
+
+def test_monitor_package_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import opentelemetry_instrumentation_spikeformer.monitor.feature, "
+            "opentelemetry_instrumentation_spikeformer.monitor.instruments; "
+            "bad = [m for m in ('torch', 'sinabs', 'spikingjelly', 'snntorch') if m in sys.modules]; "
+            "sys.exit(str(bad) if bad else 0)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

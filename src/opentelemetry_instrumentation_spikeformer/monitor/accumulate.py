@@ -42,7 +42,6 @@ class LayerState:
     def reset(self) -> None:
         self.counts: dict[tuple[int, ...], Any] = {}
         self.forwards = 0
-        self.samples = 0
         self.steps = 0
         self.sample_steps = 0
         self.neuron_steps = 0
@@ -101,7 +100,6 @@ class LayerState:
             counts.add_(x.sum(dim=(0, 1) if lead == 2 else 0))
         size = math.prod(neuron_shape)
         self.forwards += 1
-        self.samples += batch
         self.steps += steps
         self.sample_steps += batch * steps
         self.neuron_steps += size * batch * steps

@@ -12,11 +12,10 @@ import weakref
 from typing import Any, Callable
 
 from .. import model_info, semconv
+from .spike_monitor import attach, monitors_of
 
 
 def start(ctx: Any) -> Callable[[], None]:
-    from .spike_monitor import monitor_model, monitors_of
-
     settings = ctx.settings
     attached: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
@@ -31,12 +30,9 @@ def start(ctx: Any) -> Callable[[], None]:
         if not name or name == semconv.UNSPECIFIED:
             name = model_info.model_type(model)
         hardware = attrs.get(semconv.M_HARDWARE_TARGET)
-        if not hardware or hardware in (semconv.UNSPECIFIED, semconv.OTHER):
-            hardware = settings.energy_hardware
-        attached.add(monitor_model(
-            model, name, hardware=hardware, meter_provider=ctx.meter_provider,
-            sample_every=settings.monitor_sample_every, timestep_ms=settings.timestep_ms,
-            max_layers=settings.max_layers))
+        if hardware in (semconv.UNSPECIFIED, semconv.OTHER):
+            hardware = None  # the energy_hardware setting
+        attached.add(attach(model, name, settings, hardware, ctx.meter_provider))
 
     ctx.telemetry.on_converted.append(on_converted)
 

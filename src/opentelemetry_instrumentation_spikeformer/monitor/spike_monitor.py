@@ -262,7 +262,7 @@ class SpikeMonitor:
             if row is None:
                 row = rows[layer.label] = {
                     "layer": layer.label, "neuron_type": layer.neuron_type, "neurons": 0,
-                    "spikes": 0.0, "synops": 0.0, "timesteps": 0, "samples": 0,
+                    "spikes": 0.0, "synops": 0.0, "timesteps": 0,
                     "forwards": 0, "neuron_steps": 0, "fanout": EXACT,
                     "membrane_rows": 0, "membrane_sample": [],
                 }
@@ -270,7 +270,6 @@ class SpikeMonitor:
             row["spikes"] += spikes.get(key, 0.0)
             row["synops"] += synops.get(key, 0.0)
             row["timesteps"] = max(row["timesteps"], layer.steps)
-            row["samples"] = max(row["samples"], layer.samples)
             row["forwards"] = max(row["forwards"], layer.forwards)
             row["neuron_steps"] += layer.neuron_steps
             row["membrane_rows"] += layer.mem_rows
@@ -326,11 +325,17 @@ def monitor_model(model: Any, name: str, *, hardware: str | None = None,
     Keywords override the ``OTEL_PYTHON_SPIKEFORMER_*`` settings. Returns the
     attached ``SpikeMonitor``; ``detach()`` it (or use it as a context manager).
     """
-    from .instruments import instruments_for
-
     overrides = {"monitor_sample_every": sample_every, "timestep_ms": timestep_ms,
                  "max_layers": max_layers}
     settings = config.load_settings({k: v for k, v in overrides.items() if v is not None})
+    return attach(model, name, settings, hardware, meter_provider)
+
+
+def attach(model: Any, name: str, settings: config.Settings, hardware: str | None,
+           meter_provider: Any) -> SpikeMonitor:
+    """``monitor_model`` with resolved settings (the instrumentor's, for auto-attach)."""
+    from .instruments import instruments_for
+
     model = model_info.unwrap_model(model)
     monitor = SpikeMonitor(model, name, settings, hardware)
     monitor._attach()
