@@ -36,7 +36,6 @@ class SpikeMonitor:
         import torch
 
         self.name = str(name)
-        self.settings = settings
         self.sample_every = int(settings.monitor_sample_every)
         self.timestep_ms = float(settings.timestep_ms)
         self.max_layers = int(settings.max_layers)
