@@ -1,0 +1,218 @@
+"""OTel instruments of the spike monitor: one set per meter provider.
+
+Counters and gauges are observable: the first callback of a collection cycle
+reads every attached monitor once (``SpikeMonitor.read``, one device transfer
+each) and the other callbacks of that cycle reuse the result. Gauges describe
+the interval since the previous cycle. OTel histograms are synchronous only,
+so the membrane potential samples that the hooks kept on the device are
+recorded into the histogram from inside that same read, a bounded number per
+layer; the SDK runs every callback before it aggregates, so they land in the
+same collection.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from .. import semconv
+from ..telemetry import log_internal_error
+from ..version import __version__
+
+SCOPE = "opentelemetry_instrumentation_spikeformer.monitor"
+# Membrane potential buckets, in the neuron's own units (thresholds are
+# usually 1.0 after conversion). The SDK rejects negative histogram values, so
+# values below 0 are recorded as 0: the first bucket reads "v <= 0".
+MEMBRANE_BUCKETS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0, 5.0)
+# Membrane values recorded per monitor and collection (a synchronous record
+# costs microseconds). With more layers than this, each collection records one
+# value for a rotating subset of the layers.
+MEMBRANE_RECORDS_PER_COLLECTION = 128
+
+
+def _delta(current: float, previous: float | None) -> float:
+    """Growth since the previous read; a smaller value means a reset."""
+    if previous is None or current < previous:
+        return current
+    return current - previous
+
+
+@dataclass
+class _Previous:
+    """What the previous cycle read from one monitor."""
+
+    layers: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
+    snn_total_mj: float | None = None
+    inferences: float | None = None
+
+
+@dataclass
+class _Cycle:
+    """Figures of one collection cycle, by attribute set."""
+
+    counters: dict[tuple, tuple[float, float]] = field(default_factory=dict)
+    rates: dict[tuple, list[float]] = field(default_factory=dict)
+    energy: dict[tuple, list[float]] = field(default_factory=dict)
+
+
+class MonitorInstruments:
+    def __init__(self, meter: Any) -> None:
+        self._monitors: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._previous: "weakref.WeakKeyDictionary[Any, _Previous]" = weakref.WeakKeyDictionary()
+        self._exported: dict[tuple, list[float]] = {}  # cumulative, survives resets
+        self._cycle = _Cycle()
+        self._consumed: set[str] = set()
+        self._cycles = 0
+        self._attrs: dict[tuple, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+        def observable(spec: semconv.MetricSpec, callback):
+            factory = (meter.create_observable_counter if spec.kind == "observable_counter"
+                       else meter.create_observable_gauge)
+            return factory(spec.name, callbacks=[callback], unit=spec.unit,
+                           description=spec.description)
+
+        self.membrane = meter.create_histogram(
+            semconv.MEMBRANE_POTENTIAL.name, unit=semconv.MEMBRANE_POTENTIAL.unit,
+            description=semconv.MEMBRANE_POTENTIAL.description,
+            explicit_bucket_boundaries_advisory=list(MEMBRANE_BUCKETS))
+        observable(semconv.NEURAL_SPIKES, self._spikes)
+        observable(semconv.NEURAL_SYNOPS, self._synops)
+        observable(semconv.NEURAL_FIRING_RATE, self._firing_rate)
+        observable(semconv.SPIKE_RATE, self._spike_rate)
+        observable(semconv.ENERGY_ESTIMATE, self._energy)
+        observable(semconv.ENERGY_EFFICIENCY, self._ratio)
+
+    def add(self, monitor: Any) -> None:
+        self._monitors.add(monitor)
+
+    # -- one read per collection cycle ----------------------------------------
+    def _current(self, instrument: str) -> _Cycle:
+        with self._lock:
+            if not self._consumed or instrument in self._consumed:
+                self._consumed = set()
+                try:
+                    self._cycle = self._refresh()
+                except Exception:
+                    log_internal_error("spike monitor collection")
+                    self._cycle = _Cycle()
+            self._consumed.add(instrument)
+            return self._cycle
+
+    def _refresh(self) -> _Cycle:
+        cycle = _Cycle()
+        self._cycles += 1
+        for monitor in list(self._monitors):
+            if not monitor.attached:
+                continue
+            try:
+                snap = monitor.read()
+            except Exception:
+                log_internal_error("spike monitor read")
+                continue
+            previous = self._previous.get(monitor) or _Previous()
+            self._previous[monitor] = self._account(monitor, snap, previous, cycle)
+        return cycle
+
+    def _account(self, monitor: Any, snap: dict, previous: _Previous, cycle: _Cycle) -> _Previous:
+        model = snap["model"]
+        seconds = snap["timestep_ms"] / 1000.0
+        now = _Previous()
+        layers = snap["layers"]
+        budget = MEMBRANE_RECORDS_PER_COLLECTION
+        per_layer = max(1, budget // max(1, len(layers)))
+        rotate = -(-len(layers) // budget)
+        for index, row in enumerate(layers):
+            label = row["layer"]
+            key = (model, label, row["neuron_type"])
+            last = previous.layers.get(label)
+            spikes = _delta(row["spikes"], last[0] if last else None)
+            synops = _delta(row["synops"], last[1] if last else None)
+            steps = _delta(row["neuron_steps"], last[2] if last else None)
+            total = self._exported.setdefault(key, [0.0, 0.0])
+            total[0] += spikes
+            total[1] += synops
+            cycle.counters[key] = (total[0], total[1])
+            rate = cycle.rates.setdefault(key, [0.0, 0.0, 0.0])
+            rate[0] += spikes
+            rate[1] += steps
+            rate[2] += steps * seconds
+            now.layers[label] = (row["spikes"], row["synops"], row["neuron_steps"],
+                                 row["membrane_rows"])
+            if row["membrane_rows"] != (last[3] if last else 0) \
+                    and (index + self._cycles) % rotate == 0:
+                attrs = self._layer_attrs(key)
+                for value in row["membrane_sample"][:per_layer]:
+                    self.membrane.record(value if value > 0.0 else 0.0, attrs)
+        est = snap["energy"]
+        now.snn_total_mj = est["snn_total_mj"]
+        now.inferences = snap["inferences"]
+        inferences = _delta(snap["inferences"], previous.inferences)
+        snn = _delta(est["snn_total_mj"], previous.snn_total_mj)
+        if inferences > 0:
+            agg = cycle.energy.setdefault((model, est["hardware"]), [0.0, 0.0, 0.0])
+            agg[0] += snn
+            agg[1] += inferences
+            agg[2] += (est["ann_mj"] or 0.0) * inferences
+        return now
+
+    # -- callbacks --------------------------------------------------------------
+    def _layer_attrs(self, key: tuple) -> dict[str, str]:
+        found = self._attrs.get(key)
+        if found is None:
+            names = (semconv.M_MODEL_NAME, semconv.M_LAYER_NAME, semconv.M_NEURON_TYPE)
+            found = self._attrs[key] = dict(zip(names, key))
+        return found
+
+    def _spikes(self, _options: CallbackOptions) -> Iterable[Observation]:
+        cycle = self._current("spikes")
+        return [Observation(v[0], self._layer_attrs(k)) for k, v in cycle.counters.items()]
+
+    def _synops(self, _options: CallbackOptions) -> Iterable[Observation]:
+        cycle = self._current("synops")
+        return [Observation(v[1], self._layer_attrs(k)) for k, v in cycle.counters.items()]
+
+    def _firing_rate(self, _options: CallbackOptions) -> Iterable[Observation]:
+        cycle = self._current("firing_rate")
+        return [Observation(v[0] / v[1], self._layer_attrs(k))
+                for k, v in cycle.rates.items() if v[1] > 0]
+
+    def _spike_rate(self, _options: CallbackOptions) -> Iterable[Observation]:
+        cycle = self._current("spike_rate")
+        return [Observation(v[0] / v[2], self._layer_attrs(k))
+                for k, v in cycle.rates.items() if v[2] > 0]
+
+    @staticmethod
+    def _energy_attrs(key: tuple) -> dict[str, str]:
+        return {semconv.M_MODEL_NAME: key[0], semconv.M_HARDWARE_TARGET: key[1]}
+
+    def _energy(self, _options: CallbackOptions) -> Iterable[Observation]:
+        cycle = self._current("energy")
+        return [Observation(v[0] / v[1], self._energy_attrs(k))
+                for k, v in cycle.energy.items() if v[1] > 0]
+
+    def _ratio(self, _options: CallbackOptions) -> Iterable[Observation]:
+        cycle = self._current("ratio")
+        return [Observation(v[2] / v[0], self._energy_attrs(k))
+                for k, v in cycle.energy.items() if v[0] > 0 and v[2] > 0]
+
+
+_REGISTRY: dict[int, tuple[Any, MonitorInstruments]] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def instruments_for(meter_provider: Any = None) -> MonitorInstruments:
+    """The instrument set of ``meter_provider`` (global when ``None``), created once:
+    observable callbacks cannot be unregistered, so they are never duplicated."""
+    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    with _REGISTRY_LOCK:
+        found = _REGISTRY.get(id(provider))
+        if found is None or found[0] is not provider:
+            meter = metrics.get_meter(SCOPE, __version__, provider)
+            found = _REGISTRY[id(provider)] = (provider, MonitorInstruments(meter))
+        return found[1]

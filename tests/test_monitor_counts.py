@@ -1,0 +1,449 @@
+"""Spike and synop counts of the runtime monitor against independent references:
+sinabs' own SNNAnalyzer, and counts computed in the test from the real
+spikingjelly / snntorch outputs."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
+
+B, T = 3, 5
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def small_ann():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Conv2d(4, 8, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(8 * 2 * 2, 10), nn.ReLU(),
+    )
+
+
+@pytest.fixture
+def sinabs_snn():
+    sinabs = pytest.importorskip("sinabs")
+    return sinabs.from_model(small_ann(), input_shape=(2, 8, 8), batch_size=B,
+                             num_timesteps=T).spiking_model
+
+
+def sinabs_input(seed: int = 1):
+    torch.manual_seed(seed)
+    return torch.rand(B * T, 2, 8, 8) * 3
+
+
+class OutputRecorder:
+    """The test's own record of what each neuron module emitted."""
+
+    def __init__(self, model, predicate):
+        self.outputs: dict[str, list] = {}
+        self.handles = []
+        for name, module in model.named_modules():
+            if predicate(module):
+                self.handles.append(module.register_forward_hook(self._hook(name)))
+
+    def _hook(self, name):
+        def hook(_module, _args, output):
+            spikes = output[0] if isinstance(output, tuple) else output
+            self.outputs.setdefault(name, []).append(spikes.detach().clone())
+        return hook
+
+    def total(self, name: str) -> float:
+        return float(sum(o.sum().item() for o in self.outputs[name]))
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+def by_layer(snapshot):
+    return {row["layer"]: row for row in snapshot["layers"]}
+
+
+# -- sinabs vs SNNAnalyzer ------------------------------------------------------
+def test_sinabs_counts_equal_snnanalyzer(sinabs_snn):
+    sinabs = pytest.importorskip("sinabs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        analyzer = sinabs.SNNAnalyzer(sinabs_snn)
+    monitor = monitor_model(sinabs_snn, "cnn")
+    with torch.no_grad():
+        sinabs_snn(sinabs_input())
+    snap = monitor.read()
+    stats = analyzer.get_layer_statistics()
+    rows = by_layer(snap)
+    assert set(rows) == set(stats["spiking"]) == {"1", "4", "7"}
+    for name, ref in stats["spiking"].items():
+        assert rel(rows[name]["spikes"], ref["output"].sum().item()) < 1e-6
+        assert rel(rows[name]["firing_rate"], ref["firing_rate"].item()) < 1e-6
+        assert rows[name]["neurons"] == ref["n_neurons"]
+        assert rows[name]["timesteps"] == T
+    # Synops: SNNAnalyzer charges a weight layer (per sample) for its input
+    # spikes; the monitor charges the spiking layer that fired into it.
+    feeds = {"1": "3", "4": "6"}
+    assert snap["inferences"] == B
+    for spiking, weight in feeds.items():
+        ours = rows[spiking]["synops"] / snap["inferences"]
+        assert ours > 0
+        assert rel(ours, stats["parameter"][weight]["synops"].item()) < 1e-6
+        assert rows[spiking]["fanout"] == "exact"
+    assert rows["7"]["synops"] == 0.0 and rows["7"]["fanout"] == "none"
+    monitor.detach()
+
+
+def test_sinabs_counts_accumulate_and_reset(sinabs_snn):
+    monitor = monitor_model(sinabs_snn, "cnn")
+    recorder = OutputRecorder(sinabs_snn, lambda m: type(m).__name__ == "IAFSqueeze")
+    with torch.no_grad():
+        for seed in (1, 2, 3):
+            sinabs_snn(sinabs_input(seed))
+    rows = by_layer(monitor.read())
+    for name in ("1", "4", "7"):
+        assert rows[name]["spikes"] == recorder.total(name)
+        assert rows[name]["forwards"] == 3
+    monitor.reset()
+    assert all(r["spikes"] == 0 for r in monitor.read()["layers"])
+    with torch.no_grad():
+        sinabs_snn(sinabs_input(4))
+    assert by_layer(monitor.read())["1"]["spikes"] == recorder.outputs["1"][-1].sum().item()
+    recorder.remove()
+    monitor.detach()
+
+
+def test_ann_macs_match_flop_counter(sinabs_snn):
+    """ANN MACs come from the SNN's own weight layers; torch's FlopCounterMode on
+    the source ANN (2 FLOPs per MAC) is the independent reference."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    monitor = monitor_model(sinabs_snn, "cnn")
+    with torch.no_grad():
+        sinabs_snn(sinabs_input())
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        small_ann()(torch.rand(1, 2, 8, 8))
+    snap = monitor.read()
+    assert snap["energy"]["ann_macs"] == counter.get_total_flops() / 2
+    monitor.detach()
+
+
+# -- spikingjelly -----------------------------------------------------------------
+def _sum_pool_then_conn(spikes, pool: int, conv) -> float:
+    """Synops of spikes entering ``conv`` after sum pooling, the SNNAnalyzer way
+    (transposed convolution of ones as the connection map)."""
+    pooled = F.avg_pool2d(spikes, pool) * pool * pool
+    with torch.no_grad():
+        return _conn_weighted(pooled, conv)
+
+
+def _conn_weighted(pooled, conv) -> float:
+    deconv = nn.ConvTranspose2d(conv.out_channels, conv.in_channels, conv.kernel_size,
+                                stride=conv.stride, padding=conv.padding, bias=False)
+    deconv.weight.data.fill_(1.0)
+    out = conv(pooled)
+    conn = deconv(torch.ones_like(out), output_size=pooled.shape)
+    return float((pooled * conn).sum())
+
+
+def test_spikingjelly_single_step_converted_model():
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import ann2snn, functional, neuron
+
+    ann = small_ann()
+    loader = [(torch.rand(4, 2, 8, 8), torch.zeros(4))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snn = ann2snn.Converter(ann2snn.RateCodingRecipe(loader, mode="max")).convert(ann)
+    recorder = OutputRecorder(snn, lambda m: isinstance(m, neuron.IFNode))
+    monitor = monitor_model(snn, "sj")
+    torch.manual_seed(2)
+    x = torch.rand(B, 2, 8, 8) * 2
+    with torch.no_grad():
+        for _ in range(2):  # two sequences of T steps, reset in between
+            for _ in range(T):
+                snn(x)
+            functional.reset_net(snn)
+    snap = monitor.read()
+    rows = by_layer(snap)
+    names = ["spiking_0.if_node", "spiking_1.if_node", "spiking_2.if_node"]
+    assert list(rows) == names
+    for name in names:
+        assert rows[name]["spikes"] == recorder.total(name) > 0
+        assert rows[name]["timesteps"] == 2 * T
+    assert snap["inferences"] == 2 * B
+    conv, linear = snn.get_submodule("3"), snn.get_submodule("6")
+    expected0 = sum(_sum_pool_then_conn(s, 2, conv) for s in recorder.outputs[names[0]])
+    expected1 = recorder.total(names[1]) * linear.out_features
+    assert rel(rows[names[0]]["synops"], expected0) < 1e-6
+    assert rel(rows[names[1]]["synops"], expected1) < 1e-6
+    recorder.remove()
+    monitor.detach()
+
+
+def test_spikingjelly_multi_step():
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    torch.manual_seed(3)
+    net = nn.Sequential(layer.Linear(6, 5), neuron.LIFNode(), layer.Linear(5, 3),
+                        neuron.IFNode())
+    functional.set_step_mode(net, "m")
+    recorder = OutputRecorder(net, lambda m: isinstance(m, neuron.BaseNode))
+    monitor = monitor_model(net, "sjm")
+    xs = torch.rand(7, 2, 6) * 2  # (T, B, features)
+    with torch.no_grad():
+        net(xs)
+        functional.reset_net(net)
+        net(xs)
+    snap = monitor.read()
+    rows = by_layer(snap)
+    assert rows["1"]["spikes"] == recorder.total("1") > 0
+    assert rows["3"]["spikes"] == recorder.total("3")
+    assert rows["1"]["synops"] == recorder.total("1") * 3
+    assert rows["1"]["neurons"] == 5 and rows["1"]["timesteps"] == 14
+    assert snap["inferences"] == 4
+    assert rows["1"]["membrane_rows"] == 2 and len(rows["1"]["membrane_sample"]) == 2 * 5
+    monitor.detach()
+
+
+# -- snntorch ------------------------------------------------------------------------
+def test_snntorch_leaky():
+    snn = pytest.importorskip("snntorch")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(6, 8), snn.Leaky(beta=0.8)
+            self.fc2, self.lif2 = nn.Linear(8, 3), snn.Leaky(beta=0.8)
+
+        def forward(self, x, mem1, mem2):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            return spk2, mem1, mem2
+
+    torch.manual_seed(4)
+    net = Net()
+    recorder = OutputRecorder(net, lambda m: isinstance(m, snn.Leaky))
+    monitor = monitor_model(net, "snt")
+    with torch.no_grad():
+        for _ in range(3):  # three sequences of T steps
+            mem1, mem2 = net.lif1.reset_mem(), net.lif2.reset_mem()
+            for _ in range(T):
+                _, mem1, mem2 = net(torch.rand(2, 6) * 2, mem1, mem2)
+    snap = monitor.read()
+    rows = by_layer(snap)
+    assert rows["lif1"]["spikes"] == recorder.total("lif1") > 0
+    assert rows["lif1"]["synops"] == recorder.total("lif1") * 3
+    assert rows["lif1"]["neuron_type"] == "Leaky" and rows["lif1"]["timesteps"] == 3 * T
+    assert snap["inferences"] == 3 * 2  # sequences x batch, from the reset_mem() calls
+    monitor.detach()
+
+
+# -- the seed kit's neuron (spikeformer.neurons.LifNeuron: (B, T, ...) in and out) ----
+class LifNeuron(nn.Module):
+    """Same interface as the Spikeformer kit's LifNeuron (not on PyPI)."""
+
+    def __init__(self, threshold=1.0, tau_mem=20.0):
+        super().__init__()
+        self.threshold = threshold
+        self.alpha = float(torch.exp(torch.tensor(-1.0 / tau_mem)))
+        self.register_buffer("membrane_potential", None)
+
+    def forward(self, x):
+        self.membrane_potential = torch.zeros_like(x[:, 0])
+        spikes = []
+        for t in range(x.shape[1]):
+            self.membrane_potential = self.alpha * self.membrane_potential + x[:, t]
+            spike = (self.membrane_potential >= self.threshold).float()
+            self.membrane_potential = self.membrane_potential - spike * self.threshold
+            spikes.append(spike)
+        return torch.stack(spikes, dim=1)
+
+
+def test_seed_kit_lif_neuron():
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(4, 6), LifNeuron(), nn.Linear(6, 2), LifNeuron())
+    recorder = OutputRecorder(net, lambda m: isinstance(m, LifNeuron))
+    monitor = monitor_model(net, "kit")
+    with torch.no_grad():
+        net(torch.rand(B, T, 4) * 2)
+    snap = monitor.read()
+    rows = by_layer(snap)
+    assert rows["1"]["spikes"] == recorder.total("1") > 0
+    assert rows["1"]["synops"] == recorder.total("1") * 2
+    assert rows["1"]["neurons"] == 6 and rows["1"]["timesteps"] == T
+    assert snap["inferences"] == B
+    monitor.detach()
+
+
+# -- knobs and lifecycle -----------------------------------------------------------------
+def deep_sinabs(layers: int):
+    sl = pytest.importorskip("sinabs.layers")
+    parts = []
+    for _ in range(layers):
+        parts += [nn.Linear(6, 6), sl.IAFSqueeze(batch_size=2)]
+    return nn.Sequential(*parts)
+
+
+def test_layer_cap_folds_the_rest_into_other():
+    torch.manual_seed(6)
+    net = deep_sinabs(5)
+    recorder = OutputRecorder(net, lambda m: type(m).__name__ == "IAFSqueeze")
+    monitor = monitor_model(net, "deep", max_layers=2)
+    with torch.no_grad():
+        net(torch.rand(2 * T, 6) * 3)
+    rows = by_layer(monitor.read())
+    assert list(rows) == ["1", "3", "other"]
+    assert rows["other"]["neuron_type"] == "IAFSqueeze"
+    assert rows["other"]["spikes"] == sum(recorder.total(n) for n in ("5", "7", "9"))
+    assert rows["other"]["neurons"] == 18
+    monitor.detach()
+
+
+def test_sampling_counts_one_forward_in_n(sinabs_snn):
+    recorder = OutputRecorder(sinabs_snn, lambda m: type(m).__name__ == "IAFSqueeze")
+    monitor = monitor_model(sinabs_snn, "cnn", sample_every=3)
+    with torch.no_grad():
+        for seed in range(6):
+            sinabs_snn(sinabs_input(seed))
+    snap = monitor.read()
+    expected = sum(recorder.outputs["1"][i].sum().item() for i in (0, 3))
+    assert by_layer(snap)["1"]["spikes"] == expected
+    assert snap["forwards"] == 2 and snap["inferences"] == 2 * B
+    recorder.remove()
+    monitor.detach()
+
+
+def test_sampling_single_step_samples_whole_sequences():
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    net = nn.Sequential(layer.Linear(4, 5), neuron.IFNode())
+    monitor = monitor_model(net, "sj", sample_every=2)
+    with torch.no_grad():
+        for _ in range(4):
+            for _ in range(T):
+                net(torch.rand(B, 4) * 2)
+            functional.reset_net(net)
+    snap = monitor.read()
+    assert snap["inferences"] == 2 * B
+    assert by_layer(snap)["1"]["timesteps"] == 2 * T
+    monitor.detach()
+
+
+def _our_hooks(model) -> int:
+    from opentelemetry_instrumentation_spikeformer.monitor import accumulate, synops
+
+    owners = (accumulate.LayerState, synops.Topology)
+    count = 0
+    for module in model.modules():
+        for hooks in (module._forward_hooks, module._forward_pre_hooks):
+            count += sum(isinstance(getattr(h, "__self__", None), owners) for h in hooks.values())
+    return count
+
+
+def test_detach_removes_every_hook(sinabs_snn):
+    before = _our_hooks(sinabs_snn)
+    with monitor_model(sinabs_snn, "cnn") as monitor:
+        assert _our_hooks(sinabs_snn) > before
+        with torch.no_grad():
+            sinabs_snn(sinabs_input())
+        spikes = monitor.read()["totals"]["spikes"]
+    assert not monitor.attached
+    assert _our_hooks(sinabs_snn) == before == 0
+    with torch.no_grad():
+        sinabs_snn(sinabs_input(2))
+    assert monitor.read()["totals"]["spikes"] == spikes
+
+
+def test_inference_mode_then_no_grad(sinabs_snn):
+    monitor = monitor_model(sinabs_snn, "cnn")
+    with torch.inference_mode():
+        sinabs_snn(sinabs_input())
+    with torch.no_grad():
+        sinabs_snn(sinabs_input(2))
+    out = sinabs_snn(sinabs_input(3))  # with autograd on: no graph through our counts
+    assert out.requires_grad
+    assert monitor.read()["layers"][0]["forwards"] == 3
+    monitor.detach()
+
+
+# -- no host-device sync on the forward path -----------------------------------------
+_SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+@pytest.fixture
+def sync_guard(monkeypatch):
+    """Record any syncing tensor method called from our package's code."""
+    calls: list[str] = []
+    for name in _SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def guarded(self, *args, __name=name, __original=original, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "opentelemetry_instrumentation_spikeformer" in caller:
+                calls.append(f"{__name} from {caller}")
+            return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, guarded)
+    return calls
+
+
+def test_forward_path_never_syncs(sync_guard, monkeypatch, sinabs_snn):
+    pytest.importorskip("spikingjelly")
+    snntorch = pytest.importorskip("snntorch")
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    sj = nn.Sequential(layer.Linear(4, 5), neuron.IFNode())
+    sjm = nn.Sequential(layer.Linear(4, 5), neuron.LIFNode())
+    functional.set_step_mode(sjm, "m")
+    snt = nn.Sequential(nn.Linear(4, 5), snntorch.Leaky(beta=0.9, init_hidden=True))
+    monitors = [monitor_model(m, n, sample_every=2) for m, n in
+                ((sinabs_snn, "a"), (sj, "b"), (sjm, "c"), (snt, "d"))]
+    with torch.no_grad():
+        for _ in range(3):
+            sinabs_snn(sinabs_input())
+            for _ in range(T):
+                sj(torch.rand(2, 4) * 2)
+                snt(torch.rand(2, 4) * 2)
+            functional.reset_net(sj)
+            sjm(torch.rand(T, 2, 4) * 2)
+    assert sync_guard == []
+    # read() is where the transfer happens: the guard does see it there.
+    monitors[0].read()
+    assert any(c.startswith("tolist") or c.startswith("cpu") for c in sync_guard)
+    for monitor in monitors:
+        monitor.detach()
+
+
+def test_a_failing_hook_never_breaks_the_forward(sinabs_snn, monkeypatch, caplog):
+    from opentelemetry_instrumentation_spikeformer.monitor import accumulate
+
+    def forward():
+        for layer in sinabs_snn.modules():
+            if hasattr(layer, "reset_states"):
+                layer.reset_states()
+        with torch.no_grad():
+            return sinabs_snn(sinabs_input())
+
+    forward()  # initialise the states so that every later forward starts alike
+    expected = forward()
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(accumulate.LayerState, "_observe", broken)
+    monitor = monitor_model(sinabs_snn, "cnn")
+    assert torch.equal(forward(), expected)
+    assert any("spike monitor hook" in r.getMessage() for r in caplog.records)
+    monitor.detach()
