@@ -42,6 +42,11 @@ def monitor_points(otel):
     return found
 
 
+def value_of(points, name):
+    (point,) = points[name]
+    return point.value
+
+
 def test_instruments_report_what_read_returns(otel):
     snn = sinabs.from_model(ann(), input_shape=(1, 8, 8), batch_size=B,
                             num_timesteps=T).spiking_model
@@ -82,11 +87,16 @@ def test_instruments_report_what_read_returns(otel):
     assert spikes.value == layer["spikes"] + first["spikes"]
     rate = [p for p in again["neural.firing_rate"] if p.attributes["layer_name"] == "1"][0]
     assert rate.value == pytest.approx(first["firing_rate"])
-    # no forward since the last collection: counters stay, interval gauges vanish
+    # no forward since the last collection: counters stay, interval gauges vanish,
+    # the energy estimate of the latest inference stays (alerts need the series)
     idle = monitor_points(otel)
     assert idle["neural.spikes"] and "neural.firing_rate" not in idle
+    latest = after["energy"]
+    assert value_of(idle, "spike_compiler.energy_estimate") == pytest.approx(latest["snn_mj"])
+    assert value_of(idle, "energy_efficiency_ratio") == pytest.approx(latest["ratio"])
     monitor.detach()
-    assert "neural.spikes" not in monitor_points(otel)
+    gone = monitor_points(otel)
+    assert "neural.spikes" not in gone and "spike_compiler.energy_estimate" not in gone
 
 
 def test_energy_attributes_are_bounded(otel):

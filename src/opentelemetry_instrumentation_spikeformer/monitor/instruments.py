@@ -65,6 +65,11 @@ class MonitorInstruments:
         self._monitors: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._previous: "weakref.WeakKeyDictionary[Any, _Previous]" = weakref.WeakKeyDictionary()
         self._exported: dict[tuple, list[float]] = {}  # cumulative, survives resets
+        # Latest per-inference estimate of each monitor: (model, hardware),
+        # SNN mJ, ANN mJ. Reported while the monitor stays attached, so that an
+        # idle model keeps its series (alerts with `for:` need them to persist).
+        self._latest: "weakref.WeakKeyDictionary[Any, tuple[tuple, float, float]]" = (
+            weakref.WeakKeyDictionary())
         self._cycle = _Cycle()
         self._consumed: set[str] = set()
         self._cycles = 0
@@ -117,6 +122,12 @@ class MonitorInstruments:
                 continue
             previous = self._previous.get(monitor) or _Previous()
             self._previous[monitor] = self._account(monitor, snap, previous, cycle)
+        for monitor, (key, snn_mj, ann_mj) in list(self._latest.items()):
+            if monitor.attached:
+                agg = cycle.energy.setdefault(key, [0.0, 0.0, 0.0])
+                agg[0] += snn_mj
+                agg[1] += 1
+                agg[2] += ann_mj
         return cycle
 
     def _account(self, monitor: Any, snap: dict, previous: _Previous, cycle: _Cycle) -> _Previous:
@@ -155,10 +166,8 @@ class MonitorInstruments:
         inferences = _delta(snap["inferences"], previous.inferences)
         snn = _delta(est["snn_total_mj"], previous.snn_total_mj)
         if inferences > 0:
-            agg = cycle.energy.setdefault((model, est["hardware"]), [0.0, 0.0, 0.0])
-            agg[0] += snn
-            agg[1] += inferences
-            agg[2] += (est["ann_mj"] or 0.0) * inferences
+            self._latest[monitor] = ((model, est["hardware"]), snn / inferences,
+                                     est["ann_mj"] or 0.0)
         return now
 
     # -- callbacks --------------------------------------------------------------
@@ -192,6 +201,7 @@ class MonitorInstruments:
         return {semconv.M_MODEL_NAME: key[0], semconv.M_HARDWARE_TARGET: key[1]}
 
     def _energy(self, _options: CallbackOptions) -> Iterable[Observation]:
+        """Mean SNN energy per inference of the attached monitors, per model and target."""
         cycle = self._current("energy")
         return [Observation(v[0] / v[1], self._energy_attrs(k))
                 for k, v in cycle.energy.items() if v[1] > 0]
