@@ -115,7 +115,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("energy_table", str, "",
            "Per-operation energy overrides: JSON object or path to a JSON file"),
     Option("device_adapters", parse_list, (),
-           "Device adapters to enable (comma list; empty: every adapter that finds a device)"),
+           "Device adapters to enable (comma list; named ones are required by health checks; "
+           "empty: every adapter that finds a device; `none`: no polling)"),
     Option("device_poll_interval", _number(float, 0.05, "seconds"), 5.0,
            "Seconds between device probes (probes run off the collection thread)"),
     Option("probe_timeout", _number(float, 0.01, "seconds"), 2.0,
