@@ -137,7 +137,7 @@ def test_workload_target_is_up(stack):
 
 def test_core_metrics_moved_while_scraped(stack):
     """The second round happened under observation: rates are real, not 0/0."""
-    conv = stack.query(f'sum by (framework) (increase(spikeformer_conversions_total[5m]))')
+    conv = stack.query('sum by (framework) (increase(spikeformer_conversions_total[5m]))')
     moved = {r["metric"]["framework"]: float(r["value"][1]) for r in conv["result"]}
     assert moved.get("sinabs", 0) > 0 and moved.get("spikingjelly", 0) > 0, moved
     errors = stack.query('sum(increase(spike_compiler_compilation_errors_total[5m]))')["result"]

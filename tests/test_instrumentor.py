@@ -24,7 +24,6 @@ HERE = Path(__file__).parent
 
 def _snapshot():
     """Every (owner, attr) a built-in row can patch among imported modules -> object."""
-    import importlib
 
     found = {}
     for row in (r for t in BUILTIN_TARGETS for r in t.expanded()):

@@ -95,42 +95,35 @@ def _providers(kind):
 KINDS = ["tracer", "span", "meter", "no-meter", "exporter"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_same_return_object_when_telemetry_fails(kind):
+@pytest.fixture(params=KINDS)
+def broken(request):
+    """Instrumented with a tracer, span, meter or exporter that raises."""
     from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
 
-    tp, mp = _providers(kind)
+    tp, mp = _providers(request.param)
     inst = SpikeformerInstrumentor()
     inst.instrument(tracer_provider=tp, meter_provider=mp,
                     extra_targets=pipeline_kit.EXTRA_TARGETS)
-    try:
-        assert pipeline_kit.convert(object()) is pipeline_kit.RESULT
-        import sinabs
-
-        net = sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
-        assert type(net).__name__ == "Network"
-        # nothing of ours is left attached to the caller's context
-        assert not trace.get_current_span().get_span_context().is_valid
-        from opentelemetry_instrumentation_spikeformer.telemetry import _CURRENT_OP
-        assert _CURRENT_OP.get() is None
-    finally:
-        inst.uninstrument()
+    yield
+    inst.uninstrument()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_same_exception_object_when_telemetry_fails(kind):
-    from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+def test_same_return_object_when_telemetry_fails(broken):
+    assert pipeline_kit.convert(object()) is pipeline_kit.RESULT
+    import sinabs
 
-    tp, mp = _providers(kind)
-    inst = SpikeformerInstrumentor()
-    inst.instrument(tracer_provider=tp, meter_provider=mp,
-                    extra_targets=pipeline_kit.EXTRA_TARGETS)
-    try:
-        with pytest.raises(RuntimeError) as excinfo:
-            pipeline_kit.compile_model(object())
-        assert excinfo.value is pipeline_kit.FAILURE
-    finally:
-        inst.uninstrument()
+    net = sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
+    assert type(net).__name__ == "Network"
+    # nothing of ours is left attached to the caller's context
+    assert not trace.get_current_span().get_span_context().is_valid
+    from opentelemetry_instrumentation_spikeformer.telemetry import _CURRENT_OP
+    assert _CURRENT_OP.get() is None
+
+
+def test_same_exception_object_when_telemetry_fails(broken):
+    with pytest.raises(RuntimeError) as excinfo:
+        pipeline_kit.compile_model(object())
+    assert excinfo.value is pipeline_kit.FAILURE
 
 
 def test_same_objects_with_working_telemetry(instrument, otel):

@@ -7,7 +7,7 @@ graphs, config dicts, compiled artefacts).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 # Spiking neuron base classes by name (matched along the MRO, so that user
 # subclasses count too): sinabs, spikingjelly, snntorch, the seed kit.

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import model_info, semconv
 from .config import Settings
-from .targets import CALIBRATION, LAYER, OP, Source, Target
+from .targets import CALIBRATION, OP, Source, Target
 
 try:  # peak RSS; absent on Windows
     import resource

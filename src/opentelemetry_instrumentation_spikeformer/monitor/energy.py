@@ -16,7 +16,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 _LOG = logging.getLogger(__name__)
 
