@@ -105,3 +105,20 @@ def test_spike_transformer_compiler(kits, instrument, otel):
     with pytest.raises(ValueError):
         SpikeCompiler().compile(_ann(), ())
     assert otel.value("spike_compiler.compilation.errors", target_hardware="loihi3") == 1
+
+
+def test_converted_kit_model_gets_the_spike_monitor(kits, instrument, otel):
+    """Auto-attach on the kit's converter; spikes of its LifNeuron counted exactly."""
+    instrument()
+    import spikeformer
+    from opentelemetry_instrumentation_spikeformer.monitor.spike_monitor import monitors_of
+
+    snn = spikeformer.SpikeformerConverter().convert(_ann())
+    assert monitors_of(snn)
+    fired = []
+    snn[1].register_forward_hook(lambda _m, _i, out: fired.append(float(out.sum())))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        snn(torch.rand(2, 8, 10) * 4)  # (batch, time, features)
+    assert fired[0] > 0
+    assert otel.value("neural.spikes", model_name="Sequential", neuron_type="LifNeuron") == fired[0]
