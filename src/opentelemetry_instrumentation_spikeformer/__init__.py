@@ -21,6 +21,7 @@ from typing import Any, Collection
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from . import semconv
 from .config import OPTIONS, load_settings
 from .features import FeatureContext, start_features, stop_features
 from .package import _instruments
@@ -54,13 +55,13 @@ class SpikeformerInstrumentor(BaseInstrumentor):
         tracer_provider = kwargs.get("tracer_provider")
         meter_provider = kwargs.get("meter_provider")
         settings = load_settings({k: v for k, v in kwargs.items() if k in _OPTION_NAMES})
-        tracer = trace.get_tracer(__name__, __version__, tracer_provider)
+        tracer = trace.get_tracer(semconv.SCOPE, __version__, tracer_provider)
         try:
-            telemetry = Telemetry(tracer, metrics.get_meter(__name__, __version__, meter_provider),
+            telemetry = Telemetry(tracer, metrics.get_meter(semconv.SCOPE, __version__, meter_provider),
                                   settings)
         except Exception as exc:  # a broken meter must not stop tracing or the app
             _LOG.warning("spikeformer: meter unusable (%s); metrics disabled", exc)
-            telemetry = Telemetry(tracer, metrics.NoOpMeter(__name__), settings)
+            telemetry = Telemetry(tracer, metrics.NoOpMeter(semconv.SCOPE), settings)
         rows: list[Target] = []
         for row in kwargs.get("targets", BUILTIN_TARGETS):
             rows.extend(row.expanded())

@@ -19,7 +19,6 @@ from typing import Any, Callable
 from . import semconv
 from .samna_probe import real_samna_installed
 
-SCOPE = "opentelemetry_instrumentation_spikeformer"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,17 +135,18 @@ def main(argv: list[str] | None = None) -> int:
             lambda accs: f"sinabs {accs[0]:.1%}, spikingjelly {accs[1]:.1%}")
         progress.run("Compiling for Speck", lambda: _compile(network, speck, args.timesteps),
                      lambda text: text)
+        # Collect while still instrumented: the monitors and device adapters
+        # report through observable instruments that stop with uninstrument().
+        tracer_provider.force_flush()
+        if args.exporter == "console":
+            print()
+            print(render_summary(span_store.get_finished_spans(), summary.get_metrics_data()))
+        elif args.exporter == "prometheus":
+            _serve(url, args.serve)
     finally:
-        instrumentor.uninstrument() if args.exporter != "prometheus" else None
-    tracer_provider.force_flush()
-    if args.exporter == "console":
-        print()
-        print(render_summary(span_store.get_finished_spans(), summary.get_metrics_data()))
-    elif args.exporter == "prometheus":
-        _serve(url, args.serve)
+        tracer_provider.shutdown()  # last OTLP export, monitors still attached
+        meter_provider.shutdown()
         instrumentor.uninstrument()
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
     return 0
 
 
@@ -216,7 +216,7 @@ def render_summary(spans, metrics_data, max_points: int = 8) -> str:
     lines.append("Metrics (name, unit, attributes -> value):")
     for rm in metrics_data.resource_metrics if metrics_data else ():
         for sm in rm.scope_metrics:
-            if sm.scope.name != SCOPE:
+            if sm.scope.name != semconv.SCOPE:
                 continue
             for metric in sm.metrics:
                 points = list(metric.data.data_points)

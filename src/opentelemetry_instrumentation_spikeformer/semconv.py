@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Instrumentation scope of every tracer and meter of this plugin.
+SCOPE = "opentelemetry_instrumentation_spikeformer"
+
 # --------------------------------------------------------------------------
 # Span attributes
 # --------------------------------------------------------------------------

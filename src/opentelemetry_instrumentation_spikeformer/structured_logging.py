@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
-_METER_NAME = __package__
 
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -288,7 +287,7 @@ def setup_logging(
         console.setFormatter(formatter())
         handlers.append(console)
     if include_metrics:
-        meter = metrics.get_meter(_METER_NAME, __version__, meter_provider)
+        meter = metrics.get_meter(semconv.SCOPE, __version__, meter_provider)
         spec = semconv.LOG_RECORDS
         handlers.append(_CountingHandler(
             meter.create_counter(spec.name, unit=spec.unit, description=spec.description)))

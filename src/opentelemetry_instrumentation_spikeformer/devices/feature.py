@@ -10,6 +10,7 @@ import threading
 
 from opentelemetry import metrics
 
+from .. import semconv
 from ..version import __version__
 from .instruments import register
 from .poller import Poller
@@ -31,7 +32,7 @@ def start(ctx):
         return None  # DEVICE_ADAPTERS=none: no threads, no instruments
     poller = Poller(adapters, settings.device_poll_interval, settings.probe_timeout)
     state = {"enabled": True}
-    meter = metrics.get_meter(__name__, __version__, ctx.meter_provider)
+    meter = metrics.get_meter(semconv.SCOPE, __version__, ctx.meter_provider)
     register(meter, poller.views, lambda: state["enabled"])
     poller.start()
     with _lock:

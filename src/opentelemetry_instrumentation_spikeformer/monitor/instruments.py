@@ -24,7 +24,6 @@ from .. import semconv
 from ..telemetry import log_internal_error
 from ..version import __version__
 
-SCOPE = "opentelemetry_instrumentation_spikeformer.monitor"
 # Membrane potential buckets, in the neuron's own units (thresholds are
 # usually 1.0 after conversion). The SDK rejects negative histogram values, so
 # values below 0 are recorded as 0: the first bucket reads "v <= 0".
@@ -223,6 +222,6 @@ def instruments_for(meter_provider: Any = None) -> MonitorInstruments:
     with _REGISTRY_LOCK:
         found = _REGISTRY.get(id(provider))
         if found is None or found[0] is not provider:
-            meter = metrics.get_meter(SCOPE, __version__, provider)
+            meter = metrics.get_meter(semconv.SCOPE, __version__, provider)
             found = _REGISTRY[id(provider)] = (provider, MonitorInstruments(meter))
         return found[1]
