@@ -39,9 +39,14 @@ def test_demo_console_summary():
     for span in ("spikeformer.convert sinabs", "spikeformer.convert spikingjelly",
                  "spikeformer.calibrate", "spikeformer.convert_layer", "spikeformer.export sinabs"):
         assert span in text, span
+    # core, monitor (auto-attached to the converted models) and host adapter metrics,
+    # all under the one instrumentation scope the summary shows
     for metric in ("spikeformer.conversions", "spikeformer.conversion.duration",
-                   "spike_compiler.compilations"):
+                   "spike_compiler.compilations", "neural.spikes", "neural.synops",
+                   "spike_compiler.energy_estimate", "energy_efficiency_ratio", "hw.status",
+                   "system.memory.utilization"):
         assert f"  {metric} [" in text, metric
+    assert "neuron_type=IAFSqueeze" in text and "neuron_type=IFNode" in text
 
 
 def test_demo_prometheus_endpoint():
@@ -63,6 +68,7 @@ def test_demo_prometheus_endpoint():
         assert 'framework="spikingjelly"' in body
         assert "spikeformer_conversion_duration_seconds_bucket" in body
         assert 'spike_compiler_compilations_total{' in body
+        assert 'neural_spikes_total{' in body and 'hw_status{' in body
     finally:
         proc.terminate()
         proc.wait(timeout=30)
