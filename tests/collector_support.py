@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -260,3 +261,43 @@ def workload_command(*args: str) -> list[str]:
     if not launcher.exists():
         pytest.fail(f"{launcher} missing: the sdk extra is not installed", pytrace=False)
     return [str(launcher), sys.executable, str(WORKLOAD), *args]
+
+
+# -- what rotel received ------------------------------------------------------
+@dataclass
+class Span:
+    name: str
+    status: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+_ATTR = re.compile(r"^\s*-> ([\w.\-]+): (\w+)\((.*)\)\s*$")
+
+
+def parse_spans(text: str) -> list[Span]:
+    """Spans from rotel's ``--debug-log traces --debug-log-verbosity detailed``."""
+    spans: list[Span] = []
+    current, in_attrs = None, False
+    for line in text.splitlines():
+        if line.startswith("Span #"):
+            current, in_attrs = Span(""), False
+            spans.append(current)
+        elif line.startswith(("ResourceSpans #", "ScopeSpans #", "ResourceMetrics #")):
+            current = None
+        elif current is not None:
+            stripped = line.strip()
+            if stripped.startswith("Name") and ":" in stripped and not current.name:
+                current.name = stripped.split(":", 1)[1].strip()
+            elif stripped.startswith("Status code"):
+                current.status = stripped.split(":", 1)[1].strip()
+            elif stripped == "Attributes:":
+                in_attrs = True
+            elif in_attrs and (m := _ATTR.match(line)):
+                current.attributes[m.group(1)] = m.group(3)
+            elif in_attrs and not stripped.startswith("->"):
+                in_attrs = False
+    return spans
+
+
+def parse_metric_names(text: str) -> set[str]:
+    return set(re.findall(r"^\s*-> Name: (\S+)\s*$", text, re.MULTILINE))

@@ -6,55 +6,14 @@ our metrics from what rotel printed."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
 import pytest
 
 from collector_support import (
-    Process, free_port, rotel_agent, run, wait_until, workload_command, workload_env,
+    Process, Span, free_port, parse_metric_names, parse_spans, rotel_agent, run, wait_until,
+    workload_command, workload_env,
 )
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.servers, pytest.mark.timeout(300)]
-
-
-@dataclass
-class Span:
-    name: str
-    status: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
-
-
-_ATTR = re.compile(r"^\s*-> ([\w.\-]+): (\w+)\((.*)\)\s*$")
-
-
-def parse_spans(text: str) -> list[Span]:
-    """Spans from rotel's ``--debug-log traces --debug-log-verbosity detailed``."""
-    spans: list[Span] = []
-    current, in_attrs = None, False
-    for line in text.splitlines():
-        if line.startswith("Span #"):
-            current, in_attrs = Span(""), False
-            spans.append(current)
-        elif line.startswith(("ResourceSpans #", "ScopeSpans #", "ResourceMetrics #")):
-            current = None
-        elif current is not None:
-            stripped = line.strip()
-            if stripped.startswith("Name") and ":" in stripped and not current.name:
-                current.name = stripped.split(":", 1)[1].strip()
-            elif stripped.startswith("Status code"):
-                current.status = stripped.split(":", 1)[1].strip()
-            elif stripped == "Attributes:":
-                in_attrs = True
-            elif in_attrs and (m := _ATTR.match(line)):
-                current.attributes[m.group(1)] = m.group(3)
-            elif in_attrs and not stripped.startswith("->"):
-                in_attrs = False
-    return spans
-
-
-def parse_metric_names(text: str) -> set[str]:
-    return set(re.findall(r"^\s*-> Name: (\S+)\s*$", text, re.MULTILINE))
 
 
 @pytest.fixture(scope="module", params=["grpc", "http/protobuf"])

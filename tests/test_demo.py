@@ -72,3 +72,32 @@ def test_demo_prometheus_endpoint():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.servers
+def test_demo_otlp_reaches_a_real_receiver(tmp_path):
+    from collector_support import Process, free_port, parse_metric_names, parse_spans, rotel_agent, wait_until
+
+    grpc_port, http_port = free_port(), free_port()
+    rotel = Process(
+        [str(rotel_agent()), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+         "--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--exporter", "blackhole",
+         "--debug-log", "traces", "--debug-log", "metrics", "--debug-log-verbosity", "detailed",
+         "--pid-file", str(tmp_path / "rotel.pid")],
+        tmp_path / "rotel.log", env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+    try:
+        wait_until(lambda: "Starting Rotel" in rotel.output() or not rotel.alive(), timeout=20,
+                   what="rotel to start")
+        out = subprocess.run(
+            [str(ROOT / "scripts" / "demo.sh"), "--epochs", "2", "--timesteps", "4",
+             "--exporter", "none", "--otlp", f"http://127.0.0.1:{grpc_port}"],
+            capture_output=True, text=True, timeout=600, env=_env(), cwd="/")
+        assert out.returncode == 0, out.stderr[-3000:]
+        wait_until(lambda: "neural.spikes" in rotel.output(), timeout=30,
+                   what=f"demo metrics at rotel\n{rotel.output()[-2000:]}")
+        spans = {s.name: s for s in parse_spans(rotel.output())}
+        assert spans["spikeformer.convert sinabs"].attributes["spikeformer.model.type"] == "Sequential"
+        assert "spikeformer.calibrate" in spans and "spikeformer.export sinabs" in spans
+        assert {"spikeformer.conversions", "neural.spikes", "hw.status"} <= parse_metric_names(rotel.output())
+    finally:
+        rotel.stop()
