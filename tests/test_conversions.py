@@ -193,3 +193,19 @@ def test_spikingjelly_nir_export_real_outcome_is_recorded(instrument, otel):
     assert otel.value("spike_compiler.compilations", framework="spikingjelly") == 1
     assert otel.value("spike_compiler.compilation.errors", framework="spikingjelly") == (
         0 if failed is None else 1)
+
+
+def test_nirtorch_round_trip_called_directly(instrument, otel):
+    instrument()
+    import nirtorch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    graph = nirtorch.torch_to_nir(model, module_map={})
+    rebuilt = nirtorch.nir_to_torch(graph, node_map={})
+    assert type(rebuilt).__name__ == "GraphModule"
+    spans = {s.attributes["spikeformer.export.direction"]: s
+             for s in otel.spans("spikeformer.export nirtorch")}
+    assert spans["to_nir"].attributes["spikeformer.model.parameters"] == parameter_count(model)
+    assert spans["to_nir"].attributes["code.function.name"] == "nirtorch.torch_tracer.torch_to_nir"
+    assert spans["from_nir"].attributes["spikeformer.model.type"] == "NIRGraph"
+    assert otel.value("spike_compiler.compilations", framework="nirtorch", operation="export") == 2
