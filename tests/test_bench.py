@@ -246,6 +246,20 @@ def test_a_failing_case_is_an_error_row_and_the_rest_still_runs(workloads, otel,
     assert "FAILED digits_cnn spikingjelly: RuntimeError: converter exploded" in render_table(result)
 
 
+def test_one_shot_command_exits_1_when_a_case_failed(monkeypatch, capsys):
+    from opentelemetry_instrumentation_spikeformer.bench import command
+
+    def boom(_ann, _data, _steps):
+        raise ValueError("no")
+
+    monkeypatch.setitem(FRAMEWORKS, "sinabs", replace(FRAMEWORKS["sinabs"], convert=boom))
+    code = command.main(["--models", "digits_mlp", "--frameworks", "sinabs", "--timesteps", "4",
+                         "--epochs", "1", "--latency-samples", "2"])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAILED digits_mlp sinabs: ValueError: no" in out
+    assert "digits_mlp  torch (ANN)" in out
+
+
 def test_periodic_mode_exports_every_run_then_stops(workloads):
     exporter = ListExporter()
     # no timer of its own: every export here is one the runner flushed

@@ -327,6 +327,7 @@ LATENCY_BUCKETS_S = (
 )
 # Measured where the simulation ran: hardware_target is the torch device (cpu, cuda).
 _BENCH_ATTRS = (M_MODEL_NAME, M_FRAMEWORK, M_HARDWARE_TARGET, M_NETWORK, M_TIMESTEPS)
+_BENCH_SNN_ATTRS = (M_MODEL_NAME, M_FRAMEWORK, M_HARDWARE_TARGET, M_TIMESTEPS)  # SNN rows only
 
 BENCHMARK_ACCURACY = MetricSpec(
     "spikeformer.benchmark.accuracy", "gauge", "1", "spikeformer_benchmark_accuracy",
@@ -336,7 +337,7 @@ BENCHMARK_ACCURACY = MetricSpec(
 )
 BENCHMARK_ACCURACY_DROP = MetricSpec(
     "spikeformer.benchmark.accuracy_drop", "gauge", "1", "spikeformer_benchmark_accuracy_drop",
-    (M_MODEL_NAME, M_FRAMEWORK, M_HARDWARE_TARGET, M_TIMESTEPS), "",
+    _BENCH_SNN_ATTRS, "",
     "ANN accuracy minus SNN accuracy (negative when the SNN does better)",
 )
 BENCHMARK_LATENCY = MetricSpec(
@@ -357,12 +358,12 @@ BENCHMARK_ENERGY = MetricSpec(
 )
 BENCHMARK_SPARSITY = MetricSpec(
     "spikeformer.benchmark.sparsity", "gauge", "1", "spikeformer_benchmark_sparsity",
-    (M_MODEL_NAME, M_FRAMEWORK, M_HARDWARE_TARGET, M_TIMESTEPS), "",
+    _BENCH_SNN_ATTRS, "",
     "Fraction of possible spikes not fired over the test set (the seeds' spike compression ratio)",
 )
 BENCHMARK_RUNS = MetricSpec(
     "spikeformer.benchmark.runs", "counter", "{run}", "spikeformer_benchmark_runs_total",
-    (), "", "Completed benchmark runs (one-shot or periodic)",
+    (), "", "Finished benchmark runs, one-shot or periodic (failed cases: errors)",
 )
 BENCHMARK_ERRORS = MetricSpec(
     "spikeformer.benchmark.errors", "counter", "{error}", "spikeformer_benchmark_errors_total",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Callable
 
 from .runner import BenchResult, Row
@@ -69,9 +70,9 @@ def render_table(result: BenchResult) -> str:
 
 def _footnote(result: BenchResult) -> str:
     cfg = result.config
-    return (f"accuracy: {result.test_samples} test digits; drop: ANN - SNN in percentage points; "
-            f"latency: one sample, {cfg.latency_samples} timed; throughput: batches of "
-            f"{cfg.batch_size}; sparsity: fraction of possible spikes not fired; uJ: estimated "
-            "energy per inference under each target's energy table (an estimate, not a "
-            "measurement)")
-
+    return textwrap.fill(
+        f"accuracy: {result.test_samples} test digits; drop: ANN - SNN in percentage points; "
+        f"latency: one sample, {cfg.latency_samples} timed; throughput: batches of "
+        f"{cfg.batch_size}; sparsity: fraction of possible spikes not fired; uJ: estimated "
+        "energy per inference under each target's energy table (an estimate, not a "
+        "measurement)", width=100)
