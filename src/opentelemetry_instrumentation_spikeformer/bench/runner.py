@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from opentelemetry import trace
 
 from .. import digits, model_info, semconv
+from ..monitor import energy
 from ..version import __version__
 from . import measure
 from .instruments import BenchInstruments
@@ -83,8 +84,6 @@ class BenchResult:
 class _Run:
     def __init__(self, cfg: BenchConfig, tracer: Any, instruments: BenchInstruments,
                  workloads: Workloads, meter_provider: Any) -> None:
-        from ..monitor import energy
-
         self.cfg = cfg
         self.tracer = tracer
         self.instruments = instruments
@@ -93,7 +92,6 @@ class _Run:
         self.device = semconv.hardware_label(cfg.device)
         tables = energy.tables(cfg.energy_table)
         self.tables = {name: tables[name] for name in cfg.targets}
-        self.reestimate = energy.reestimate
         self.rows: list[Row] = []
         self.test_samples = 0
 
@@ -176,7 +174,7 @@ class _Run:
                 row.accuracy_drop = ann_row.accuracy - row.accuracy
                 row.sparsity = snapshot["sparsity"]
                 for target, table in self.tables.items():
-                    estimate = self.reestimate(snapshot, table)
+                    estimate = energy.reestimate(snapshot, table)
                     row.energy_mj[target] = estimate["snn_mj"]
                     ann_row.energy_mj.setdefault(target, estimate["ann_mj"])
                 span.set_attribute(semconv.BENCHMARK_ACCURACY.name, row.accuracy)
