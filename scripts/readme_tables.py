@@ -30,7 +30,7 @@ def env_table() -> str:
     for opt in config.OPTIONS:
         default = opt.default
         if isinstance(default, tuple):
-            default = ",".join(default)
+            default = ",".join(str(item) for item in default)
         if isinstance(default, bool):
             default = str(default).lower()
         rows.append(f"| `{opt.env}` | `{_cell(default)}` | {_cell(opt.doc)} |")

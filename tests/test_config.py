@@ -30,6 +30,11 @@ CASES = {
     "health_port": ("9000", 9000, "70000"),
     "log_format": (" JSON", "json", "xml"),
     "log_level": ("debug", "DEBUG", "loud"),
+    "bench_interval": ("21600", 21600.0, "-5"),
+    "bench_models": ("digits_cnn", ("digits_cnn",), None),
+    "bench_frameworks": ("sinabs,spikingjelly", ("sinabs", "spikingjelly"), None),
+    "bench_targets": ("loihi2, cmos45nm_int8", ("loihi2", "cmos45nm_int8"), None),
+    "bench_timesteps": ("32, 4,8,4", (4, 8, 32), "1,2,3,4,5,6,7,8,9"),
 }
 
 

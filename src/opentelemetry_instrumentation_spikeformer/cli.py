@@ -15,6 +15,9 @@ import sys
 EX_USAGE = 64
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("opentelemetry_instrumentation_spikeformer.bench.command:main",
+              "benchmark accuracy after conversion, latency, throughput, energy and sparsity "
+              "per model x framework x target (one-shot or periodic)"),
     "demo": ("opentelemetry_instrumentation_spikeformer.demo:main",
              "train, convert (sinabs, spikingjelly), run and compile a small SNN; show the telemetry"),
     "health": ("opentelemetry_instrumentation_spikeformer.health:command",

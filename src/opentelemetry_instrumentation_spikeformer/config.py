@@ -48,8 +48,27 @@ def _number(cast: Callable[[str], Any], minimum: float | None, what: str):
     return parse
 
 
+parse_positive_int = _number(int, 1, "an integer")
+
+
 def parse_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def parse_timesteps(text: str) -> tuple[int, ...]:
+    """Distinct positive timestep counts, sorted; at most ``MAX_SWEEP_TIMESTEPS``
+    (each becomes a metric attribute value)."""
+    from .semconv import MAX_SWEEP_TIMESTEPS
+
+    try:
+        values = sorted({int(item) for item in parse_list(text)})
+    except ValueError:
+        raise BadValue("expected a comma list of integers") from None
+    if not values or values[0] < 1:
+        raise BadValue("expected integers >= 1")
+    if len(values) > MAX_SWEEP_TIMESTEPS:
+        raise BadValue(f"expected at most {MAX_SWEEP_TIMESTEPS} values")
+    return tuple(values)
 
 
 def parse_port(text: str) -> int:
@@ -104,11 +123,11 @@ OPTIONS: tuple[Option, ...] = (
            "Measure peak RSS growth during compilations"),
     Option("spike_monitor", parse_bool, True,
            "Attach the spike/energy monitor to models returned by conversions"),
-    Option("monitor_sample_every", _number(int, 1, "an integer"), 1,
+    Option("monitor_sample_every", parse_positive_int, 1,
            "Monitor one forward pass in N"),
     Option("timestep_ms", _number(float, 1e-9, "a positive number"), 1.0,
            "Length of one SNN timestep in ms, for rates in Hz"),
-    Option("max_layers", _number(int, 1, "an integer"), 256,
+    Option("max_layers", parse_positive_int, 256,
            "Layers per model with their own label; the rest fold into one `other` layer"),
     Option("energy_hardware", str, "loihi2",
            "Energy table used for estimates when the target is not known"),
@@ -135,6 +154,18 @@ OPTIONS: tuple[Option, ...] = (
            "empty: leave logging alone"),
     Option("log_level", parse_level, "INFO",
            "Root logger level set when `log_format` is set"),
+    Option("bench_interval", _number(float, 0, "seconds"), 0.0,
+           "`spikeformer-otel bench`: seconds between runs (start to start); 0: one run, "
+           "print the table, exit"),
+    Option("bench_models", parse_list, ("digits_cnn", "digits_mlp"),
+           "Benchmark models (comma list: `digits_cnn`, `digits_mlp`)"),
+    Option("bench_frameworks", parse_list, ("sinabs", "spikingjelly"),
+           "Benchmark conversion frameworks (comma list: `sinabs`, `spikingjelly`)"),
+    Option("bench_targets", parse_list, ("cmos45nm", "loihi2"),
+           "Benchmark energy targets: names of energy tables (built-in or from `energy_table`)"),
+    Option("bench_timesteps", parse_timesteps, (4, 8, 16, 32),
+           "Benchmark timesteps sweep (comma list, at most 8 values: each is a metric "
+           "attribute value)"),
 )
 
 _BY_NAME = {opt.name: opt for opt in OPTIONS}

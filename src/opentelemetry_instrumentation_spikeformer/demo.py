@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from . import semconv
 from .samna_probe import real_samna_installed
+from .sdk_setup import add_export_arguments, build_providers
 
 
 
@@ -28,13 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--exporter", choices=("console", "prometheus", "none"), default="console",
                    help="console: summary of spans and metrics (default); prometheus: serve "
                         "/metrics on --host:--port until Ctrl-C or --serve seconds")
-    p.add_argument("--host", default="localhost")
-    p.add_argument("--port", type=int, default=9464)
     p.add_argument("--serve", type=float, default=None, metavar="SECONDS",
                    help="with --exporter prometheus: stop serving after this many seconds")
-    p.add_argument("--otlp", nargs="?", const="http://localhost:4317", default=None,
-                   metavar="ENDPOINT", help="also send traces, metrics and logs over OTLP/gRPC "
-                                            "(default endpoint http://localhost:4317)")
+    add_export_arguments(p)
     p.add_argument("--timesteps", type=int, default=16)
     p.add_argument("--epochs", type=int, default=10)
     return p
@@ -56,61 +53,20 @@ class Progress:
         return value
 
 
-def _providers(args):
-    """SDK providers: always an in-memory copy for the summary, plus what was asked for."""
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    resource = Resource.create({"service.name": "spikeformer-demo"})
-    spans = InMemorySpanExporter()
-    summary = InMemoryMetricReader()
-    readers = [summary]
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    url = None
-    if args.exporter == "prometheus":
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import start_http_server
-
-        start_http_server(args.port, addr=args.host)
-        readers.append(PrometheusMetricReader())
-        url = f"http://{args.host}:{args.port}/metrics"
-    if args.otlp:
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=args.otlp)))
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=args.otlp),
-                                                     export_interval_millis=5000))
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-    return tracer_provider, meter_provider, spans, summary, url
-
-
-def _quiet_libraries() -> None:
-    """Progress bars and notices from the libraries would garble the stage lines."""
-    import logging
-    import os
-
-    os.environ.setdefault("TQDM_DISABLE", "1")  # spikingjelly's calibration bar
-    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_libraries()
     from . import SpikeformerInstrumentor, digits
 
-    tracer_provider, meter_provider, span_store, summary, url = _providers(args)
+    digits.quiet_libraries()
+    sdk = build_providers("spikeformer-demo", otlp=args.otlp, prometheus=(
+        (args.host, args.port) if args.exporter == "prometheus" else None))
+    url = sdk.prometheus_url
     if url:
         print(f"Prometheus metrics: {url}")
     if args.otlp:
         print(f"OTLP export to {args.otlp}")
     instrumentor = SpikeformerInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    instrumentor.instrument(tracer_provider=sdk.tracer_provider, meter_provider=sdk.meter_provider)
     speck = real_samna_installed()
     progress = Progress(6)
     try:
@@ -137,15 +93,14 @@ def main(argv: list[str] | None = None) -> int:
                      lambda text: text)
         # Collect while still instrumented: the monitors and device adapters
         # report through observable instruments that stop with uninstrument().
-        tracer_provider.force_flush()
+        sdk.tracer_provider.force_flush()
         if args.exporter == "console":
             print()
-            print(render_summary(span_store.get_finished_spans(), summary.get_metrics_data()))
+            print(render_summary(sdk.spans.get_finished_spans(), sdk.summary.get_metrics_data()))
         elif args.exporter == "prometheus":
             _serve(url, args.serve)
     finally:
-        tracer_provider.shutdown()  # last OTLP export, monitors still attached
-        meter_provider.shutdown()
+        sdk.shutdown()  # last OTLP export while the monitors are still attached
         instrumentor.uninstrument()
     return 0
 

@@ -22,6 +22,15 @@ class DigitsData:
     y_test: Any
 
 
+def quiet_libraries() -> None:
+    """Progress bars and notices from the libraries would garble a command's output."""
+    import logging
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # spikingjelly's calibration bar
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+
+
 def load_digits(seed: int = 0, test_fraction: float = 0.25) -> DigitsData:
     """The 1797 digits from sklearn (shipped inside the package), scaled to [0, 1]."""
     import torch
@@ -48,6 +57,22 @@ def build_cnn(seed: int = 0):
         nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.ReLU(),
         nn.Flatten(), nn.Linear(16 * 4 * 4, CLASSES, bias=False),
     )
+
+
+def build_mlp(seed: int = 0):
+    """Flatten-Linear-ReLU-Linear-ReLU-Linear: a second, convolution-free shape."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 128, bias=False), nn.ReLU(),
+        nn.Linear(128, 64, bias=False), nn.ReLU(), nn.Linear(64, CLASSES, bias=False),
+    )
+
+
+# Model name (a bounded metric attribute value) -> builder.
+MODELS = {"digits_cnn": build_cnn, "digits_mlp": build_mlp}
 
 
 def train(model, data: DigitsData, epochs: int = 15, batch_size: int = 64, seed: int = 0,

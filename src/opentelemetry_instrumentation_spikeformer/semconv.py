@@ -21,6 +21,7 @@ SCOPE = "opentelemetry_instrumentation_spikeformer"
 OPERATION = "spikeformer.operation"  # conversion | compilation | export | deployment
 FRAMEWORK = "spikeformer.framework"
 MODEL_TYPE = "spikeformer.model.type"
+MODEL_NAME = "spikeformer.model.name"  # a configured, bounded name (benchmark runner)
 MODEL_PARAMETERS = "spikeformer.model.parameters"
 MODEL_LAYERS = "spikeformer.model.layers"
 MODEL_SIZE = "spikeformer.model.size"
@@ -50,6 +51,8 @@ M_ERROR_TYPE = "error.type"  # OTel semconv; Prometheus label error_type
 M_MODEL_NAME = "model_name"
 M_LAYER_NAME = "layer_name"
 M_NEURON_TYPE = "neuron_type"
+M_NETWORK = "network"  # ann | snn (benchmark runner)
+M_TIMESTEPS = "timesteps"  # benchmark sweep only: a configured set of at most MAX_SWEEP_TIMESTEPS
 
 # Values used when something is not known; bounded by construction.
 UNSPECIFIED = "none"
@@ -311,8 +314,69 @@ LOG_RECORDS = MetricSpec(
 )
 LOGGING_METRICS = (LOG_RECORDS,)
 
-# Benchmark runner metrics (bench/): appended by that feature.
-BENCHMARK_METRICS: tuple[MetricSpec, ...] = ()
+# --------------------------------------------------------------------------
+# Benchmark runner (bench/): accuracy after conversion, latency, throughput,
+# energy and sparsity per model x framework x target
+# --------------------------------------------------------------------------
+NETWORK_ANN, NETWORK_SNN = "ann", "snn"
+FRAMEWORK_TORCH = "torch"  # the framework value of the source ANN's rows
+# ``timesteps`` is a metric attribute only here, and only because the sweep is a
+# small configured set: the runner refuses more values than this.
+MAX_SWEEP_TIMESTEPS = 8
+# Per-sample latency, 1 us ... 10 s.
+LATENCY_BUCKETS_S = (
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 0.001, 0.0025, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+# Measured where the simulation ran: hardware_target is the torch device (cpu, cuda).
+_BENCH_ATTRS = (M_MODEL_NAME, M_FRAMEWORK, M_HARDWARE_TARGET, M_NETWORK, M_TIMESTEPS)
+_BENCH_SNN_ATTRS = (M_MODEL_NAME, M_FRAMEWORK, M_HARDWARE_TARGET, M_TIMESTEPS)  # SNN rows only
+
+BENCHMARK_ACCURACY = MetricSpec(
+    "spikeformer.benchmark.accuracy", "gauge", "1", "spikeformer_benchmark_accuracy",
+    _BENCH_ATTRS, "BENCHMARK_ACCURACY",
+    "Test-set accuracy of the ANN (network=ann) and of its conversion (network=snn): "
+    "model accuracy after conversion",
+)
+BENCHMARK_ACCURACY_DROP = MetricSpec(
+    "spikeformer.benchmark.accuracy_drop", "gauge", "1", "spikeformer_benchmark_accuracy_drop",
+    _BENCH_SNN_ATTRS, "",
+    "ANN accuracy minus SNN accuracy (negative when the SNN does better)",
+)
+BENCHMARK_LATENCY = MetricSpec(
+    "spikeformer.benchmark.latency", "histogram", "s", "spikeformer_benchmark_latency_seconds",
+    _BENCH_ATTRS, "BENCHMARK_LATENCY",
+    "Wall time of one single-sample inference (all timesteps for an SNN)",
+)
+BENCHMARK_THROUGHPUT = MetricSpec(
+    "spikeformer.benchmark.throughput", "gauge", "{sample}/s",
+    "spikeformer_benchmark_throughput_per_second", _BENCH_ATTRS, "BENCHMARK_THROUGHPUT",
+    "Samples per second over the test set in batches",
+)
+BENCHMARK_ENERGY = MetricSpec(
+    "spikeformer.benchmark.energy_per_inference", "gauge", "mJ",
+    "spikeformer_benchmark_energy_per_inference_mJ", _BENCH_ATTRS, "BENCHMARK_ENERGY",
+    "Estimated energy per inference under the energy table named by hardware_target "
+    "(same model as spike_compiler.energy_estimate)",
+)
+BENCHMARK_SPARSITY = MetricSpec(
+    "spikeformer.benchmark.sparsity", "gauge", "1", "spikeformer_benchmark_sparsity",
+    _BENCH_SNN_ATTRS, "",
+    "Fraction of possible spikes not fired over the test set (the seeds' spike compression ratio)",
+)
+BENCHMARK_RUNS = MetricSpec(
+    "spikeformer.benchmark.runs", "counter", "{run}", "spikeformer_benchmark_runs_total",
+    (), "", "Finished benchmark runs, one-shot or periodic (failed cases: errors)",
+)
+BENCHMARK_ERRORS = MetricSpec(
+    "spikeformer.benchmark.errors", "counter", "{error}", "spikeformer_benchmark_errors_total",
+    (M_MODEL_NAME, M_FRAMEWORK, M_ERROR_TYPE), "",
+    "Benchmark cases that failed (training, conversion or inference raised)",
+)
+BENCHMARK_METRICS: tuple[MetricSpec, ...] = (
+    BENCHMARK_ACCURACY, BENCHMARK_ACCURACY_DROP, BENCHMARK_LATENCY, BENCHMARK_THROUGHPUT,
+    BENCHMARK_ENERGY, BENCHMARK_SPARSITY, BENCHMARK_RUNS, BENCHMARK_ERRORS,
+)
 
 
 def all_metrics() -> tuple[MetricSpec, ...]:

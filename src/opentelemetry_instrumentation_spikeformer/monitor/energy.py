@@ -16,7 +16,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Mapping
 
 _LOG = logging.getLogger(__name__)
 
@@ -166,3 +166,17 @@ def estimate(table: EnergyTable, *, synops: float, encoding_macs: float,
         "table": {"synop_pj": table.synop_pj, "mac_pj": table.mac_pj,
                   "neuron_pj": table.neuron_pj, "source": table.source},
     }
+
+
+def reestimate(snapshot: Mapping[str, Any], table: EnergyTable) -> dict[str, Any]:
+    """The estimate of a ``SpikeMonitor.read()`` snapshot under another table:
+    the same counts priced per operation by ``table`` (one run, several targets)."""
+    est, inferences = snapshot["energy"], snapshot["inferences"]
+    return estimate(
+        table,
+        synops=snapshot["totals"]["synops"],
+        encoding_macs=(est["encoding_macs_per_inference"] or 0.0) * inferences,
+        neuron_updates=snapshot["totals"]["neuron_steps"],
+        inferences=inferences,
+        ann_macs=est["ann_macs"],
+    )
