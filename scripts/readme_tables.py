@@ -33,7 +33,8 @@ def env_table() -> str:
             default = ",".join(str(item) for item in default)
         if isinstance(default, bool):
             default = str(default).lower()
-        rows.append(f"| `{opt.env}` | `{_cell(default)}` | {_cell(opt.doc)} |")
+        shown = f"`{_cell(default)}`" if default != "" else "*(empty)*"
+        rows.append(f"| `{opt.env}` | {shown} | {_cell(opt.doc)} |")
     return "\n".join(rows)
 
 
