@@ -113,7 +113,8 @@ class Endpoint:
         return out
 
 
-def _host_port(url: str, default_port: int) -> tuple[str, int]:
+def host_port(url: str, default_port: int) -> tuple[str, int]:
+    """``http://host:port`` (or ``host:port``) -> (host, port), with a default port."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
     return parts.hostname or "localhost", parts.port or default_port
 
@@ -137,7 +138,7 @@ def exporter_endpoints(environ: Mapping[str, str]) -> list[Endpoint]:
                 url = (environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
                        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
                        or f"http://localhost:{_OTLP_PORTS[protocol]}")
-                add(f"otlp-{protocol}/{signal}", *_host_port(url, _OTLP_PORTS[protocol]))
+                add(f"otlp-{protocol}/{signal}", *host_port(url, _OTLP_PORTS[protocol]))
             elif name == "prometheus" and signal == "metrics":
                 host = environ.get("OTEL_EXPORTER_PROMETHEUS_HOST") or "localhost"
                 port = int(environ.get("OTEL_EXPORTER_PROMETHEUS_PORT") or 9464)

@@ -7,10 +7,14 @@ export the same way and take the same flags.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_OTLP = "http://localhost:4317"
+# Seconds an OTLP export may take: short, so that a missing collector delays a
+# command's exit by seconds, not by the SDK's default retries.
+OTLP_TIMEOUT_S = 5
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,15 +69,34 @@ def build_providers(service_name: str, *, prometheus: tuple[str, int] | None = N
         from prometheus_client import start_http_server
 
         host, port = prometheus
-        start_http_server(port, addr=host)
+        try:
+            start_http_server(port, addr=host)
+        except OSError as exc:
+            raise SystemExit(f"spikeformer-otel: cannot serve Prometheus metrics on "
+                             f"{host}:{port}: {exc.strerror or exc}") from None
         all_readers.append(PrometheusMetricReader())
         url = f"http://{host}:{port}/metrics"
     if otlp:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp)))
+        warn_if_unreachable(otlp)
+        tracer_provider.add_span_processor(BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=otlp, timeout=OTLP_TIMEOUT_S)))
         all_readers.append(PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=otlp), export_interval_millis=otlp_interval_s * 1000))
+            OTLPMetricExporter(endpoint=otlp, timeout=OTLP_TIMEOUT_S),
+            export_interval_millis=otlp_interval_s * 1000))
     meter_provider = MeterProvider(resource=resource, metric_readers=all_readers)
     return Providers(tracer_provider, meter_provider, spans, summary, url, all_readers)
+
+
+def warn_if_unreachable(otlp: str) -> bool:
+    """One line on stderr when nothing listens at the OTLP endpoint; True if reachable."""
+    from .health import Endpoint, check_endpoint, host_port
+
+    endpoint = check_endpoint(Endpoint(*host_port(otlp, 4317)))
+    if not endpoint.reachable:
+        print(f"spikeformer-otel: OTLP endpoint {endpoint.host}:{endpoint.port} unreachable "
+              f"({endpoint.error}); traces and metrics will not arrive: is the collector "
+              f"running?", file=sys.stderr)
+    return bool(endpoint.reachable)
