@@ -149,6 +149,11 @@ def test_metrics_have_the_expected_names_and_attributes(instrumented_run):
     assert len(points[semconv.BENCHMARK_THROUGHPUT.name]) == 5
     assert [p.value for p in points[semconv.BENCHMARK_RUNS.name]] == [1]
     assert points[semconv.BENCHMARK_ERRORS.name] == []
+    # one instrumentation scope for the whole plugin, bench included
+    scopes = {sm.scope.name for rm in tel.reader.get_metrics_data().resource_metrics
+              for sm in rm.scope_metrics}
+    assert scopes == {semconv.SCOPE}
+    assert {s.instrumentation_scope.name for s in tel.spans()} == {semconv.SCOPE}
 
 
 def test_a_run_is_one_trace_with_a_span_per_stage(instrumented_run):

@@ -15,7 +15,6 @@ from opentelemetry import metrics
 from .. import semconv
 from ..version import __version__
 
-SCOPE = "opentelemetry_instrumentation_spikeformer.bench"
 
 # gauge spec -> the row's value (None: not recorded for that row)
 _GAUGES: tuple[tuple[semconv.MetricSpec, Callable[[Any], float | None]], ...] = (
@@ -38,7 +37,7 @@ def _create(meter: Any, spec: semconv.MetricSpec) -> Any:
 
 class BenchInstruments:
     def __init__(self, meter_provider: Any = None) -> None:
-        meter = metrics.get_meter(SCOPE, __version__, meter_provider)
+        meter = metrics.get_meter(semconv.SCOPE, __version__, meter_provider)
         self._by_spec = {spec: _create(meter, spec) for spec in semconv.BENCHMARK_METRICS}
 
     def record(self, row: Any) -> None:

@@ -226,7 +226,7 @@ def run_benchmark(config: BenchConfig | None = None, *, tracer_provider: Any = N
     settings); records the metrics and returns the rows. Providers default to
     the global ones."""
     cfg = (config or BenchConfig.from_settings()).resolved()
-    tracer = trace.get_tracer(__name__, __version__, tracer_provider)
+    tracer = trace.get_tracer(semconv.SCOPE, __version__, tracer_provider)
     instruments = BenchInstruments(meter_provider)
     runner = _Run(cfg, tracer, instruments, workloads or Workloads(cfg.cache_dir), meter_provider)
     start = time.perf_counter()
