@@ -17,8 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from opentelemetry_instrumentation_spikeformer import config, semconv  # noqa: E402
-from opentelemetry_instrumentation_spikeformer.targets import BUILTIN_TARGETS, OP  # noqa: E402
+from opentelemetry_instrumentation_spikeformer import frameworks  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.core import settings  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.core.metrics import all_metrics  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.core.targets import OP  # noqa: E402
 
 
 def _cell(text: object) -> str:
@@ -27,7 +29,7 @@ def _cell(text: object) -> str:
 
 def env_table() -> str:
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    for opt in config.OPTIONS:
+    for opt in settings.OPTIONS:
         default = opt.default
         if isinstance(default, tuple):
             default = ",".join(str(item) for item in default)
@@ -39,20 +41,21 @@ def env_table() -> str:
 
 
 def metrics_table() -> str:
-    rows = ["| OTel name | Prometheus name | Kind | Unit | Attributes | Seed name |",
+    rows = ["| OTel name | Prometheus name | Kind | Unit | Attributes | Name in the design |",
             "|---|---|---|---|---|---|"]
-    for spec in semconv.all_metrics():
+    for spec in all_metrics():
         attrs = ", ".join(f"`{a}`" for a in spec.attributes) or "-"
-        seed = f"`{spec.seed}`" if spec.seed else "-"
-        rows.append(f"| `{spec.name}` | `{spec.prometheus}` | {spec.kind} | `{_cell(spec.unit)}` "
-                    f"| {attrs} | {_cell(seed)} |")
+        design = f"`{spec.design}`" if spec.design else "-"
+        kind = spec.kind.replace("_", " ")
+        rows.append(f"| `{spec.name}` | `{spec.prometheus}` | {kind} | `{_cell(spec.unit)}` "
+                    f"| {attrs} | {_cell(design)} |")
     return "\n".join(rows)
 
 
 def targets_table() -> str:
     rows = ["| Module | Callable | Role / operation | Framework | Model from | Hardware target from |",
             "|---|---|---|---|---|---|"]
-    for t in BUILTIN_TARGETS:
+    for t in (t for fw in frameworks.all_frameworks() for t in fw.targets):
         module = f"`{t.module}`" + "".join(f"<br>`{a}`" for a in t.aliases)
         role = t.operation if t.role == OP else f"child span: {t.role}"
         if t.subclasses:

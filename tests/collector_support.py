@@ -24,7 +24,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from opentelemetry_instrumentation_spikeformer import semconv
+from opentelemetry_instrumentation_spikeformer.core import metrics as core_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 COLLECTOR = REPO / "collector"
@@ -53,7 +53,7 @@ def load_yaml(path: Path):
 def emitted_metric_names() -> frozenset[str]:
     """Every Prometheus series name the plugin can produce (semconv contract)."""
     names = set(EXPORTER_SERIES)
-    for spec in semconv.all_metrics():
+    for spec in core_metrics.all_metrics():
         names.add(spec.prometheus)
         if spec.kind == "histogram":
             names.update(spec.prometheus + s for s in ("_bucket", "_sum", "_count"))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -12,6 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+from opentelemetry_instrumentation_spikeformer.devices.instrumentor import (
+    SpikeformerDevicesInstrumentor,
+)
 
 # The PyPI samna is a stub that runs pip on import: make that pip fail at once.
 os.environ.setdefault("PIP_NO_INDEX", "1")
@@ -62,10 +68,7 @@ def otel():
     tel.shutdown()
 
 
-@pytest.fixture
-def instrument(otel):
-    """Instrument with in-memory providers; extra kwargs via the returned callable."""
-    instrumentor = SpikeformerInstrumentor()
+def _instrumenting(instrumentor, otel):
 
     def apply(**kwargs):
         if instrumentor.is_instrumented_by_opentelemetry:
@@ -77,3 +80,29 @@ def instrument(otel):
     yield apply
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
+
+
+@pytest.fixture
+def instrument(otel):
+    """Instrument with in-memory providers; extra kwargs via the returned callable."""
+    yield from _instrumenting(SpikeformerInstrumentor(), otel)
+
+
+@pytest.fixture
+def instrument_devices(otel):
+    """The devices instrumentor, like ``instrument``."""
+    yield from _instrumenting(SpikeformerDevicesInstrumentor(), otel)
+
+
+KITS = ("spikeformer", "spike_transformer_compiler")
+
+
+@pytest.fixture
+def kits(tmp_path, monkeypatch):
+    """The Spikeformer kits of the observability design (not on PyPI): small
+    packages with their API, importable for the duration of a test."""
+    shutil.copytree(Path(__file__).parent / "kits", tmp_path / "kits")
+    monkeypatch.syspath_prepend(str(tmp_path / "kits"))
+    yield
+    for name in [m for m in sys.modules if m.split(".")[0] in KITS]:
+        del sys.modules[name]

@@ -21,21 +21,23 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 
-from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor, semconv
-from opentelemetry_instrumentation_spikeformer.bench import (
+from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+from opentelemetry_instrumentation_spikeformer.core import attributes
+from opentelemetry_instrumentation_spikeformer.tools.bench import metrics as bench_metrics
+from opentelemetry_instrumentation_spikeformer.tools.bench import (
     FRAMEWORKS,
     BenchConfig,
     Workloads,
     run_benchmark,
     run_periodic,
 )
-from opentelemetry_instrumentation_spikeformer.bench.plot import write_plot
-from opentelemetry_instrumentation_spikeformer.bench.report import render_table
+from opentelemetry_instrumentation_spikeformer.tools.bench.plot import write_plot
+from opentelemetry_instrumentation_spikeformer.tools.bench.report import render_table
 
 CHANCE = 0.1  # ten digit classes
 SMALL = dict(models=("digits_cnn",), targets=("cmos45nm", "loihi2"), latency_samples=10,
              min_throughput_s=0.02)
-BENCH_NAMES = {spec.name for spec in semconv.BENCHMARK_METRICS}
+BENCH_NAMES = {spec.name for spec in bench_metrics.BENCHMARK_METRICS}
 
 
 @pytest.fixture(scope="session")
@@ -121,12 +123,12 @@ def test_energy_per_target_prices_the_same_counts(instrumented_run):
 def test_metrics_have_the_expected_names_and_attributes(instrumented_run):
     result, tel = instrumented_run
     points = _bench_points(tel)
-    specs = {spec.name: spec for spec in semconv.BENCHMARK_METRICS}
+    specs = {spec.name: spec for spec in bench_metrics.BENCHMARK_METRICS}
     for name, found in points.items():
         for point in found:
             assert set(point.attributes) <= set(specs[name].attributes), (name, point.attributes)
     accuracy = {(p.attributes["framework"], p.attributes["network"],
-                 p.attributes.get("timesteps")): p for p in points[semconv.BENCHMARK_ACCURACY.name]}
+                 p.attributes.get("timesteps")): p for p in points[bench_metrics.BENCHMARK_ACCURACY.name]}
     assert set(accuracy) == {("torch", "ann", None), ("sinabs", "snn", 4), ("sinabs", "snn", 8),
                              ("spikingjelly", "snn", 4), ("spikingjelly", "snn", 8)}
     for row in result.rows:
@@ -136,24 +138,24 @@ def test_metrics_have_the_expected_names_and_attributes(instrumented_run):
         assert point.attributes["hardware_target"] == "cpu"  # where the simulation ran
     energy = {(p.attributes["framework"], p.attributes.get("timesteps"),
                p.attributes["hardware_target"]): p.value
-              for p in points[semconv.BENCHMARK_ENERGY.name]}
+              for p in points[bench_metrics.BENCHMARK_ENERGY.name]}
     assert len(energy) == 5 * 2
     assert energy[("sinabs", 8, "loihi2")] == pytest.approx(
         next(r for r in result.rows if r.framework == "sinabs" and r.timesteps == 8)
         .energy_mj["loihi2"])
-    latency = points[semconv.BENCHMARK_LATENCY.name]
+    latency = points[bench_metrics.BENCHMARK_LATENCY.name]
     assert len(latency) == 5 and all(p.count == SMALL["latency_samples"] for p in latency)
-    assert tuple(latency[0].explicit_bounds) == semconv.LATENCY_BUCKETS_S
-    for name in (semconv.BENCHMARK_ACCURACY_DROP.name, semconv.BENCHMARK_SPARSITY.name):
+    assert tuple(latency[0].explicit_bounds) == bench_metrics.LATENCY_BUCKETS_S
+    for name in (bench_metrics.BENCHMARK_ACCURACY_DROP.name, bench_metrics.BENCHMARK_SPARSITY.name):
         assert len(points[name]) == 4 and all("network" not in p.attributes for p in points[name])
-    assert len(points[semconv.BENCHMARK_THROUGHPUT.name]) == 5
-    assert [p.value for p in points[semconv.BENCHMARK_RUNS.name]] == [1]
-    assert points[semconv.BENCHMARK_ERRORS.name] == []
+    assert len(points[bench_metrics.BENCHMARK_THROUGHPUT.name]) == 5
+    assert [p.value for p in points[bench_metrics.BENCHMARK_RUNS.name]] == [1]
+    assert points[bench_metrics.BENCHMARK_ERRORS.name] == []
     # one instrumentation scope for the whole plugin, bench included
     scopes = {sm.scope.name for rm in tel.reader.get_metrics_data().resource_metrics
               for sm in rm.scope_metrics}
-    assert scopes == {semconv.SCOPE}
-    assert {s.instrumentation_scope.name for s in tel.spans()} == {semconv.SCOPE}
+    assert scopes == {attributes.SCOPE}
+    assert {s.instrumentation_scope.name for s in tel.spans()} == {attributes.SCOPE}
 
 
 def test_a_run_is_one_trace_with_a_span_per_stage(instrumented_run):
@@ -171,8 +173,8 @@ def test_a_run_is_one_trace_with_a_span_per_stage(instrumented_run):
                                         "spikeformer.convert spikingjelly"}
     assert all(s.parent.span_id in converts for s in nested)
     evaluate = [s for s in tel.spans("spikeformer.benchmark.evaluate")
-                if s.attributes.get(semconv.FRAMEWORK) == "sinabs"]
-    assert sorted(s.attributes[semconv.TIMESTEPS] for s in evaluate) == [4, 8]
+                if s.attributes.get(attributes.FRAMEWORK) == "sinabs"]
+    assert sorted(s.attributes[attributes.TIMESTEPS] for s in evaluate) == [4, 8]
 
 
 @pytest.mark.parametrize("instrumented", [True, False])
@@ -212,7 +214,7 @@ def test_one_monitor_per_model(instrumented, workloads, otel, monkeypatch):
 def test_reestimate_equals_a_monitor_on_that_table(workloads):
     import copy
 
-    from opentelemetry_instrumentation_spikeformer import digits
+    from opentelemetry_instrumentation_spikeformer.tools import digits
     from opentelemetry_instrumentation_spikeformer.monitor import energy, monitor_model
 
     ann, _ = workloads.ann("digits_cnn", 0, 15)
@@ -242,7 +244,7 @@ def test_a_failing_case_is_an_error_row_and_the_rest_still_runs(workloads, otel,
     (failed,) = result.errors
     assert (failed.framework, failed.error) == ("spikingjelly", "RuntimeError: converter exploded")
     assert [r.framework for r in result.rows if not r.error] == ["torch", "sinabs"]
-    assert otel.value(semconv.BENCHMARK_ERRORS.name, framework="spikingjelly",
+    assert otel.value(bench_metrics.BENCHMARK_ERRORS.name, framework="spikingjelly",
                       **{"error.type": "RuntimeError"}) == 1
     (warning,) = [r for r in caplog.records if "converter exploded" in r.getMessage()]
     assert "\n" not in warning.getMessage()
@@ -252,7 +254,7 @@ def test_a_failing_case_is_an_error_row_and_the_rest_still_runs(workloads, otel,
 
 
 def test_one_shot_command_exits_1_when_a_case_failed(monkeypatch, capsys):
-    from opentelemetry_instrumentation_spikeformer.bench import command
+    from opentelemetry_instrumentation_spikeformer.tools.bench import command
 
     def boom(_ann, _data, _steps):
         raise ValueError("no")
@@ -290,8 +292,8 @@ def test_periodic_mode_exports_every_run_then_stops(workloads):
     for data in exports:
         metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics
                    for m in sm.metrics}
-        assert semconv.BENCHMARK_ACCURACY.name in metrics
-        runs_seen.append(metrics[semconv.BENCHMARK_RUNS.name].data.data_points[0].value)
+        assert bench_metrics.BENCHMARK_ACCURACY.name in metrics
+        runs_seen.append(metrics[bench_metrics.BENCHMARK_RUNS.name].data.data_points[0].value)
     assert len(exports) == count and runs_seen == list(range(1, count + 1))
     provider.shutdown()
 
@@ -360,8 +362,8 @@ def _no_cuda() -> bool:
 
 
 def test_the_bench_package_imports_no_torch():
-    code = ("import sys\nimport opentelemetry_instrumentation_spikeformer.bench\n"
-            "import opentelemetry_instrumentation_spikeformer.bench.command\n"
+    code = ("import sys\nimport opentelemetry_instrumentation_spikeformer.tools.bench\n"
+            "import opentelemetry_instrumentation_spikeformer.tools.bench.command\n"
             "print(sorted(m for m in ('torch', 'sinabs', 'spikingjelly', 'sklearn', 'matplotlib')"
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

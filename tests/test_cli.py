@@ -68,7 +68,7 @@ def test_help_is_torch_free_and_lists_health():
     done, _ = _run("--help")
     assert done.returncode == 0 and "health" in done.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys; from opentelemetry_instrumentation_spikeformer.cli "
+        [sys.executable, "-c", "import sys; from opentelemetry_instrumentation_spikeformer.tools.cli "
          "import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
          "print(sorted(m for m in ('torch', 'samna', 'pynvml', 'spinnman', 'psutil') "
          "if m in sys.modules))"],
@@ -118,7 +118,8 @@ def test_summary_flag_and_usage_errors():
 
 
 def test_a_check_that_crashes_exits_3(monkeypatch, capsys):
-    from opentelemetry_instrumentation_spikeformer import cli, health
+    from opentelemetry_instrumentation_spikeformer.devices import health
+    from opentelemetry_instrumentation_spikeformer.tools import cli
 
     def broken(self):
         raise RuntimeError("registry exploded")

@@ -221,7 +221,7 @@ def test_compose_images_are_pinned():
     assert re.fullmatch(r"jaegertracing/jaeger:2\.\d+\.\d+", compose()["services"]["jaeger"]["image"])
 
 
-def test_compose_ports_match_the_seeds_and_the_collector_config():
+def test_compose_ports_match_the_design_and_the_collector_config():
     services = compose()["services"]
     assert published(services["grafana"]) == {3000: 3000}
     assert published(services["prometheus"]) == {9090: 9090}
@@ -314,7 +314,7 @@ def test_every_rule_and_dashboard_metric_is_emitted():
     assert len(rule_exprs()) == 6 and len(all_dashboard_exprs()) > 20
     unknown = {where: sorted(metric_names(expr) - allowed) for where, expr in used.items()
                if metric_names(expr) - allowed}
-    assert not unknown, f"metrics not in semconv.all_metrics(): {unknown}"
+    assert not unknown, f"metrics not in core_metrics.all_metrics(): {unknown}"
     for where, expr in used.items():
         assert metric_names(expr), f"{where}: no metric name found in {expr!r}"
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from opentelemetry_instrumentation_spikeformer import config
+from opentelemetry_instrumentation_spikeformer.core import settings as config
 
 # option name -> (good raw value, parsed value, bad raw value or None when any text is valid)
 CASES = {

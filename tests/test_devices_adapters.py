@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from device_helpers import enabled, make_rapl_zone, view
 
-from opentelemetry_instrumentation_spikeformer import semconv
-from opentelemetry_instrumentation_spikeformer.config import load_settings
+from opentelemetry_instrumentation_spikeformer.devices import metrics as device_metrics
+from opentelemetry_instrumentation_spikeformer.core.settings import load_settings
 from opentelemetry_instrumentation_spikeformer.devices.base import FAILED, OK, Unavailable
 from opentelemetry_instrumentation_spikeformer.devices.host import HostAdapter
 from opentelemetry_instrumentation_spikeformer.devices.loihi import LoihiAdapter
@@ -323,4 +323,4 @@ def test_every_builtin_required_reports_state_without_raising():
         if v.status == "down":
             [snap] = v.snapshots
             assert snap.device.id == name and snap.error and "\n" not in snap.error
-            assert snap.device.attributes()[semconv.HW_TYPE] == v.snapshots[0].device.type
+            assert snap.device.attributes()[device_metrics.HW_TYPE] == v.snapshots[0].device.type

@@ -9,7 +9,7 @@ import time
 import pytest
 from device_helpers import Empty, Flaky, Hang, Steady, enabled, view, wait_for
 
-from opentelemetry_instrumentation_spikeformer import semconv
+from opentelemetry_instrumentation_spikeformer.devices import metrics as device_metrics
 from opentelemetry_instrumentation_spikeformer.devices.host import HostAdapter
 from opentelemetry_instrumentation_spikeformer.devices.instruments import register
 from opentelemetry_instrumentation_spikeformer.devices.poller import Poller
@@ -58,14 +58,14 @@ def test_hanging_adapter_never_blocks_collection(otel, polled):
         elapsed, data = _collect_timed(otel)
         assert elapsed < 0.1, f"collection took {elapsed * 1000:.0f} ms with a hung adapter"
 
-        power = {p.attributes[semconv.HW_ID]: p.value for p in _points(data, "hw.power")}
+        power = {p.attributes[device_metrics.HW_ID]: p.value for p in _points(data, "hw.power")}
         assert power == {"steady0": 12.5}  # the hung board reports no power, not 0
         assert [p.value for p in _points(data, "system.memory.utilization")][0] > 0
-        status = {(p.attributes[semconv.HW_ID], p.attributes[semconv.HW_STATE]): p.value
+        status = {(p.attributes[device_metrics.HW_ID], p.attributes[device_metrics.HW_STATE]): p.value
                   for p in _points(data, "hw.status")}
         assert status[("hang0", "failed")] == 1 and status[("hang0", "ok")] == 0
         assert status[("steady0", "ok")] == 1 and status[("host", "failed")] == 0
-        errors = [p for p in _points(data, "hw.errors") if p.attributes[semconv.HW_ID] == "hang0"]
+        errors = [p for p in _points(data, "hw.errors") if p.attributes[device_metrics.HW_ID] == "hang0"]
         # One timed-out probe: the hung one is not re-triggered while it runs.
         assert [(p.attributes["error.type"], p.value) for p in errors] == [("timeout", 1)]
     finally:
@@ -80,9 +80,9 @@ def test_every_spec_is_an_instrument_with_its_unit(otel, polled):
     data = otel.reader.get_metrics_data()
     seen = {m.name: m.unit for rm in data.resource_metrics for sm in rm.scope_metrics
             for m in sm.metrics}
-    for spec in (semconv.HW_POWER, semconv.HW_ENERGY, semconv.HW_STATUS, semconv.HW_ERRORS,
-                 semconv.HW_UTILIZATION, semconv.HW_MEMORY_USAGE, semconv.HW_MEMORY_LIMIT,
-                 semconv.HW_TEMPERATURE):
+    for spec in (device_metrics.HW_POWER, device_metrics.HW_ENERGY, device_metrics.HW_STATUS, device_metrics.HW_ERRORS,
+                 device_metrics.HW_UTILIZATION, device_metrics.HW_MEMORY_USAGE, device_metrics.HW_MEMORY_LIMIT,
+                 device_metrics.HW_TEMPERATURE):
         assert seen.get(spec.name) == spec.unit, spec.name
     point = _points(data, "hw.power")[0]
     assert dict(point.attributes) == {"hw.id": "steady0", "hw.type": "gpu", "hw.name": "Steady GPU"}
@@ -143,8 +143,8 @@ def test_feature_disabled_starts_nothing(otel, instrument):
     assert not [name for name in started if name.startswith("spikeformer-device")]
 
 
-def test_feature_through_the_instrumentor(otel, instrument):
-    instrumentor = instrument(device_adapters="host", device_poll_interval=0.05)
+def test_feature_through_the_instrumentor(otel, instrument_devices):
+    instrumentor = instrument_devices(device_adapters="host", device_poll_interval=0.05)
     assert wait_for(lambda: otel.points("system.memory.utilization"))
     rss = otel.value("process.memory.usage")
     assert rss > 1_000_000
@@ -175,5 +175,5 @@ def test_prometheus_names_match_the_semconv_table():
     finally:
         poller.stop()
         provider.shutdown()
-    missing = [s.prometheus for s in semconv.HARDWARE_METRICS if s.prometheus not in names]
+    missing = [s.prometheus for s in device_metrics.HARDWARE_METRICS if s.prometheus not in names]
     assert missing == []

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from opentelemetry_instrumentation_spikeformer.config import load_settings
+from opentelemetry_instrumentation_spikeformer.core.settings import load_settings
 from opentelemetry_instrumentation_spikeformer.devices import registry
 from opentelemetry_instrumentation_spikeformer.devices.poller import Poller
 
@@ -22,7 +22,7 @@ ADAPTER_MODULE = textwrap.dedent('''
         hw_type, kinds = "neuromorphic", ("acme",)
 
         def discover(self):
-            return [Device("acme0", self.hw_type, "Acme NPU", "acme", "Acme")]
+            return [Device("acme0", self.hw_type, "Acme NPU", "acme")]
 
         def read(self, device):
             return Snapshot(device, OK, power_w=4.25, core_utilization=0.75)
@@ -71,7 +71,7 @@ def test_entry_point_adapter_in_a_fresh_process_via_the_cli(acme_dist):
            "OTEL_PYTHON_SPIKEFORMER_DEVICE_ADAPTERS": "acme",
            "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
            "OTEL_LOGS_EXPORTER": "none"}
-    done = subprocess.run([sys.executable, "-m", "opentelemetry_instrumentation_spikeformer.cli",
+    done = subprocess.run([sys.executable, "-m", "opentelemetry_instrumentation_spikeformer.tools.cli",
                            "health"], env=env, capture_output=True, text=True, timeout=60)
     body = json.loads(done.stdout)
     assert body["hardware"]["acme"]["devices"][0]["power_w"] == 4.25

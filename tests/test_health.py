@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from device_helpers import Empty, Flaky, Steady, enabled, free_port, wait_for
 
-from opentelemetry_instrumentation_spikeformer.config import load_settings
+from opentelemetry_instrumentation_spikeformer.core.settings import load_settings
 from opentelemetry_instrumentation_spikeformer.devices.host import HostAdapter
 from opentelemetry_instrumentation_spikeformer.devices.loihi import LoihiAdapter
 from opentelemetry_instrumentation_spikeformer.devices.poller import Poller
-from opentelemetry_instrumentation_spikeformer.health import (
+from opentelemetry_instrumentation_spikeformer.devices.health import (
     HealthChecker, exporter_endpoints,
 )
-from opentelemetry_instrumentation_spikeformer.health_server import HealthServer
+from opentelemetry_instrumentation_spikeformer.devices.health_server import HealthServer
 
 NO_EXPORTERS = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
                 "OTEL_LOGS_EXPORTER": "none"}
@@ -69,7 +69,7 @@ def test_optional_device_down_is_degraded_required_is_unhealthy(otel):
     poller.stop()
 
 
-def test_check_hardware_attributes_as_in_the_seeds(otel):
+def test_check_hardware_attributes_as_in_the_design(otel):
     checker, poller = _checker(otel, Steady(), LoihiAdapter(), Empty(), required=("loihi",))
     hw = checker.check_hardware()
     assert hw.steady == "up"
@@ -158,14 +158,12 @@ def test_http_endpoints_over_loopback(otel):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
 
 
-def test_health_server_feature_through_the_instrumentor(instrument):
-    instrumentor = instrument(health_server=True, health_port=0, device_adapters="host",
-                              device_poll_interval=0.05)
-    [server] = [s for s in instrumentor._stops if isinstance(s, HealthServer)]
-    assert server.host == "127.0.0.1"
-    from opentelemetry_instrumentation_spikeformer.devices import feature
-
-    assert wait_for(lambda: feature.active_poller().views()[0].status == "up")
+def test_health_server_feature_through_the_instrumentor(instrument_devices):
+    instrumentor = instrument_devices(health_server=True, health_port=0, device_adapters="host",
+                                      device_poll_interval=0.05)
+    server = instrumentor._server
+    assert isinstance(server, HealthServer) and server.host == "127.0.0.1"
+    assert wait_for(lambda: instrumentor.poller.views()[0].status == "up")
     code, body = _get(f"{server.url}/health/detailed")
     assert code == 200 and body["hardware"]["host"]["status"] == "up"
     assert body["telemetry"]["meter_provider"] == "MeterProvider"

@@ -16,8 +16,10 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from models import INPUT_SHAPE, tiny_cnn
 from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
-from opentelemetry_instrumentation_spikeformer.patching import SpikeformerWrapper, _current, _subclasses
-from opentelemetry_instrumentation_spikeformer.targets import BUILTIN_TARGETS
+from opentelemetry_instrumentation_spikeformer.core.patching import SpikeformerWrapper, _current, _subclasses
+from opentelemetry_instrumentation_spikeformer.frameworks import all_frameworks
+
+BUILTIN_TARGETS = tuple(t for fw in all_frameworks() for t in fw.targets)
 
 HERE = Path(__file__).parent
 

@@ -44,7 +44,7 @@ def test_launcher_prints_our_spans_and_metrics():
 def test_launcher_switches_on_a_seed_kit_found_only_on_pythonpath(tmp_path):
     import shutil
 
-    shutil.copytree(HERE / "seed_kits", tmp_path / "kits")
+    shutil.copytree(HERE / "kits", tmp_path / "kits")
     out = _launch("--seed-kit", pythonpath=[tmp_path / "kits"])
     assert '"name": "spikeformer.compile spike_transformer_compiler"' in out
     assert '"target_hardware": "loihi3"' in out

@@ -101,7 +101,7 @@ def parse_debug_log(text: str) -> tuple[list[dict], list[dict]]:
     return logs, spans
 
 
-def _run_script(receiver, service: str, protocol: str, env_extra: dict, *args) -> list[dict]:
+def _run_script(receiver, service: str, protocol: str, env_extra: dict) -> list[dict]:
     """Run tests/scripts/log_events.py under the launcher; its JSON stderr lines."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     endpoint = receiver["grpc" if protocol == "grpc" else "http"]
@@ -112,7 +112,7 @@ def _run_script(receiver, service: str, protocol: str, env_extra: dict, *args) -
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **env_extra,
     })
     cmd = [str(BIN / "opentelemetry-instrument"), sys.executable,
-           str(HERE / "scripts" / "log_events.py"), *args]
+           str(HERE / "scripts" / "log_events.py")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0 and "done" in done.stdout, done.stderr[-3000:]
     return [json.loads(x) for x in done.stderr.splitlines() if x.startswith("{")]
@@ -133,21 +133,24 @@ def _by_event(records: list[dict], event: str) -> list[dict]:
     return [r for r in records if r["attrs"].get("event_type") == f"Str({event})"]
 
 
+# The script calls setup_logging() (JSON console, level INFO) in each route; what
+# differs is which OTel handler exports, and there must be exactly one.
 ROUTES = {
-    # The SDK's own handler on root (OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED)
-    # plus our JSON console from OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT: no second bridge.
-    "sdk-handler": ("grpc", {"OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
-                             "OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT": "json"}, ()),
-    # Only setup_logging() in the script: our bridge does the exporting.
-    "setup-logging": ("http/protobuf", {}, ("--setup-logging",)),
+    # The SDK's own (deprecated) handler on root: instrumentation-logging steps
+    # aside, and so does setup_logging.
+    "sdk-handler": ("grpc", {"OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true"}),
+    # The launcher ran opentelemetry-instrumentation-logging: its handler exports.
+    "instrumentation-logging": ("http/protobuf", {}),
+    # The launcher skipped it: setup_logging instruments logging itself.
+    "setup-logging-bridge": ("grpc", {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "logging"}),
 }
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_event_records_arrive_once_with_attributes_and_trace_id(receiver, route):
-    protocol, env_extra, args = ROUTES[route]
+    protocol, env_extra = ROUTES[route]
     service = f"logs-{route}"
-    lines = _run_script(receiver, service, protocol, env_extra, *args)
+    lines = _run_script(receiver, service, protocol, env_extra)
     logs, spans = _received(receiver, service, expected_logs=5)
 
     events = [r for r in logs if "event_type" in r["attrs"]]

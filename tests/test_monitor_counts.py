@@ -249,28 +249,10 @@ def test_snntorch_leaky():
     monitor.detach()
 
 
-# -- the seed kit's neuron (spikeformer.neurons.LifNeuron: (B, T, ...) in and out) ----
-class LifNeuron(nn.Module):
-    """Same interface as the Spikeformer kit's LifNeuron (not on PyPI)."""
+# -- the Spikeformer kit's neuron (spikeformer.neurons.LifNeuron: (B, T, ...) in and out) --
+def test_seed_kit_lif_neuron(kits):
+    from spikeformer.neurons import LifNeuron
 
-    def __init__(self, threshold=1.0, tau_mem=20.0):
-        super().__init__()
-        self.threshold = threshold
-        self.alpha = float(torch.exp(torch.tensor(-1.0 / tau_mem)))
-        self.register_buffer("membrane_potential", None)
-
-    def forward(self, x):
-        self.membrane_potential = torch.zeros_like(x[:, 0])
-        spikes = []
-        for t in range(x.shape[1]):
-            self.membrane_potential = self.alpha * self.membrane_potential + x[:, t]
-            spike = (self.membrane_potential >= self.threshold).float()
-            self.membrane_potential = self.membrane_potential - spike * self.threshold
-            spikes.append(spike)
-        return torch.stack(spikes, dim=1)
-
-
-def test_seed_kit_lif_neuron():
     torch.manual_seed(5)
     net = nn.Sequential(nn.Linear(4, 6), LifNeuron(), nn.Linear(6, 2), LifNeuron())
     recorder = OutputRecorder(net, lambda m: isinstance(m, LifNeuron))

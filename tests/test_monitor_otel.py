@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 sinabs = pytest.importorskip("sinabs")
 nn = torch.nn
 
-from opentelemetry_instrumentation_spikeformer import semconv  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.monitor import metrics as monitor_metrics  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.monitor.spike_monitor import monitors_of  # noqa: E402
 
@@ -31,7 +31,7 @@ def spike_input(seed=1):
 
 def monitor_points(otel):
     """Every monitor metric of one fresh collection, by name."""
-    names = {spec.name for spec in semconv.MONITOR_METRICS}
+    names = {spec.name for spec in monitor_metrics.MONITOR_METRICS}
     data = otel.reader.get_metrics_data()
     found: dict[str, list] = {}
     for rm in data.resource_metrics if data else ():
@@ -106,7 +106,7 @@ def test_energy_attributes_are_bounded(otel):
         with torch.no_grad():
             snn(spike_input())
         points = monitor_points(otel)
-    for name, spec_attrs in ((s.name, set(s.attributes)) for s in semconv.MONITOR_METRICS):
+    for name, spec_attrs in ((s.name, set(s.attributes)) for s in monitor_metrics.MONITOR_METRICS):
         for point in points.get(name, ()):
             assert set(point.attributes) == spec_attrs, name
     assert monitor.read()["hardware"] == "loihi2"  # the energy_hardware default
@@ -128,7 +128,7 @@ def test_auto_attach_on_sinabs_conversion_and_uninstrument(instrument, otel):
     assert not monitor.attached and not monitors_of(snn)
     with torch.no_grad():
         snn(spike_input(2))
-    for spec in semconv.MONITOR_METRICS:
+    for spec in monitor_metrics.MONITOR_METRICS:
         if spec.kind != "histogram":  # a cumulative histogram keeps its old buckets
             assert otel.points(spec.name) == [], spec.name
     assert sum(p.count for p in monitor_points(otel)["membrane_potential"]) == recorded
@@ -168,7 +168,7 @@ def test_monitor_package_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import opentelemetry_instrumentation_spikeformer.monitor.feature, "
+    code = ("import sys; import opentelemetry_instrumentation_spikeformer.monitor.auto_attach, "
             "opentelemetry_instrumentation_spikeformer.monitor.instruments; "
             "bad = [m for m in ('torch', 'sinabs', 'spikingjelly', 'snntorch') if m in sys.modules]; "
             "sys.exit(str(bad) if bad else 0)")

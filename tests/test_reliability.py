@@ -116,7 +116,7 @@ def test_same_return_object_when_telemetry_fails(broken):
     assert type(net).__name__ == "Network"
     # nothing of ours is left attached to the caller's context
     assert not trace.get_current_span().get_span_context().is_valid
-    from opentelemetry_instrumentation_spikeformer.telemetry import _CURRENT_OP
+    from opentelemetry_instrumentation_spikeformer.core.telemetry import _CURRENT_OP
     assert _CURRENT_OP.get() is None
 
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from opentelemetry_instrumentation_spikeformer.sdk_setup import build_providers, warn_if_unreachable
+from opentelemetry_instrumentation_spikeformer.tools.sdk_setup import build_providers, warn_if_unreachable
 
 
 def test_busy_prometheus_port_is_one_line_error():

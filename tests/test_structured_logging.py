@@ -14,7 +14,8 @@ import pytest
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
-from opentelemetry_instrumentation_spikeformer import semconv
+from opentelemetry_instrumentation_spikeformer import structured_logging
+from opentelemetry_instrumentation_spikeformer.core import attributes
 from opentelemetry_instrumentation_spikeformer.structured_logging import (
     NeuromorphicLogger,
     setup_logging,
@@ -158,7 +159,7 @@ def test_include_metrics_counts_records_by_level_and_event_type(configure, otel)
     log.debug("below the level", extra={"event_type": "conversion_end"})
     NeuromorphicLogger(log).log_hardware_error("loihi2", TimeoutError("probe timed out"))
 
-    metric = semconv.LOG_RECORDS.name
+    metric = structured_logging.LOG_RECORDS.name
     assert otel.value(metric, level="INFO", event_type="conversion_end") == 2
     assert otel.value(metric, level="WARNING", event_type="none") == 1
     assert otel.value(metric, level="INFO", event_type="other") == 1
@@ -171,7 +172,7 @@ def test_include_metrics_counts_records_by_level_and_event_type(configure, otel)
 def test_without_include_metrics_nothing_is_counted(configure, otel):
     configure(include_metrics=False, meter_provider=otel.meter_provider)
     logging.getLogger(NAME).warning("x", extra={"event_type": "hardware_error"})
-    assert otel.points(semconv.LOG_RECORDS.name) == []
+    assert otel.points(structured_logging.LOG_RECORDS.name) == []
 
 
 def test_otel_bridge_sends_the_same_records_with_extra_and_trace_context(
@@ -194,50 +195,49 @@ def test_otel_bridge_sends_the_same_records_with_extra_and_trace_context(
     assert line["trace_id"] == format(ctx.trace_id, "032x")
 
 
-def test_no_bridge_when_an_otel_handler_is_already_on_the_path(configure, otel_logs):
-    provider, exporter = otel_logs
-    parent = logging.getLogger(NAME.rsplit(".", 1)[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        sdk_handler = LoggingHandler(logger_provider=provider)
-    parent.addHandler(sdk_handler)
-    try:
-        configure(otel_bridge=True, logger_provider=provider)
-        assert not any("OTelBridge" in type(h).__name__ for h in logging.getLogger(NAME).handlers)
-        logging.getLogger(NAME).warning("once")
-        assert [r.log_record.body for r in exporter.get_finished_logs()] == ["once"]
-    finally:
-        parent.removeHandler(sdk_handler)
+def test_bridge_for_an_explicit_provider_is_instrumentation_loggings_handler(configure,
+                                                                            otel_logs):
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler as Bridge
 
-
-def test_bridge_steps_aside_for_an_otel_handler_attached_later(configure, otel_logs):
-    """The launcher may load opentelemetry-instrumentation-logging after us: its
-    root handler then exports, ours must not export the same record again."""
     provider, exporter = otel_logs
     configure(otel_bridge=True, logger_provider=provider)
-    log = logging.getLogger(NAME)
-    log.warning("before")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        late = LoggingHandler(logger_provider=provider)
-    logging.getLogger().addHandler(late)
+    bridges = [h for h in logging.getLogger(NAME).handlers if isinstance(h, Bridge)]
+    assert len(bridges) == 1
+    logging.getLogger(NAME).warning("once")
+    assert [r.log_record.body for r in exporter.get_finished_logs()] == ["once"]
+    configure(otel_bridge=True, logger_provider=provider)  # again: replaced, not added
+    assert len([h for h in logging.getLogger(NAME).handlers if isinstance(h, Bridge)]) == 1
+
+
+def test_bridge_without_provider_instruments_logging_and_teardown_undoes_it(otel_logs):
+    """No explicit provider: opentelemetry-instrumentation-logging's instrumentor
+    puts its handler on the root logger (the global provider); teardown removes it."""
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler as Bridge
+
+    root = logging.getLogger()
+    assert not LoggingInstrumentor().is_instrumented_by_opentelemetry
+    before = list(root.handlers)
+    setup_logging(format="none", include_metrics=False, otel_bridge=True)
     try:
-        log.warning("after")
+        assert LoggingInstrumentor().is_instrumented_by_opentelemetry
+        added = [h for h in root.handlers if h not in before]
+        assert [type(h) for h in added] == [Bridge]
     finally:
-        logging.getLogger().removeHandler(late)
-    assert [r.log_record.body for r in exporter.get_finished_logs()] == ["before", "after"]
+        teardown_logging()
+    assert not LoggingInstrumentor().is_instrumented_by_opentelemetry
+    assert root.handlers == before
 
 
-def test_bridge_off_or_without_provider_attaches_nothing(configure, otel_logs):
+def test_bridge_off_attaches_nothing(configure, otel_logs):
     provider, exporter = otel_logs
     configure(otel_bridge=False, logger_provider=provider)
-    configure(logger=NAME + ".child", otel_bridge=True)  # no global SDK provider here
-    logging.getLogger(NAME + ".child").warning("not exported")
+    logging.getLogger(NAME).warning("not exported")
     assert exporter.get_finished_logs() == ()
 
 
 def test_neuromorphic_logger_events_and_caller_location(configure):
-    out = configure(logger=semconv.EVENTS_LOGGER, level=logging.DEBUG)
+    out = configure(logger=attributes.EVENTS_LOGGER, level=logging.DEBUG)
     events = NeuromorphicLogger()
     line = _here() + 1
     events.log_conversion_start({"id": "spk-1", "type": "Spikeformer", "parameter_count": 2_500_000},
@@ -246,7 +246,7 @@ def test_neuromorphic_logger_events_and_caller_location(configure):
                               error=ValueError("bad threshold"))
     events.log_spike_activity("encoder.0", 120, 8)
     start, error, spikes = _lines(out)
-    assert start["logger"] == semconv.EVENTS_LOGGER
+    assert start["logger"] == attributes.EVENTS_LOGGER
     assert (start["function"], start["line"]) == (
         "test_neuromorphic_logger_events_and_caller_location", line)
     assert start["event_type"] == "conversion_start" and start["model_id"] == "spk-1"
@@ -259,7 +259,7 @@ def test_neuromorphic_logger_events_and_caller_location(configure):
 
 
 def _events(out: io.StringIO) -> list[dict]:
-    return [e for e in _lines(out) if e["logger"] == semconv.EVENTS_LOGGER]
+    return [e for e in _lines(out) if e["logger"] == attributes.EVENTS_LOGGER]
 
 
 def test_instrumented_sinabs_conversion_logs_start_and_end_in_its_span(
@@ -268,7 +268,7 @@ def test_instrumented_sinabs_conversion_logs_start_and_end_in_its_span(
     from models import INPUT_SHAPE, tiny_cnn
 
     instrument()
-    out = configure(logger=semconv.EVENTS_LOGGER, meter_provider=otel.meter_provider)
+    out = configure(logger=attributes.EVENTS_LOGGER, meter_provider=otel.meter_provider)
     sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
 
     start, end = _events(out)
@@ -283,7 +283,7 @@ def test_instrumented_sinabs_conversion_logs_start_and_end_in_its_span(
     assert start["event_type"] == "conversion_start"
     assert end["event_type"] == "conversion_end"
     assert end["success"] is True and 0 < end["duration_s"] < 60
-    assert otel.value(semconv.LOG_RECORDS.name, event_type="conversion_end") == 1
+    assert otel.value(structured_logging.LOG_RECORDS.name, event_type="conversion_end") == 1
 
 
 def test_failing_sinabs_conversion_logs_an_error_event(configure, instrument, otel):
@@ -291,7 +291,7 @@ def test_failing_sinabs_conversion_logs_an_error_event(configure, instrument, ot
     from models import tiny_cnn
 
     instrument()
-    out = configure(logger=semconv.EVENTS_LOGGER, meter_provider=otel.meter_provider)
+    out = configure(logger=attributes.EVENTS_LOGGER, meter_provider=otel.meter_provider)
     with pytest.raises(RuntimeError, match="channels"):
         sinabs.from_model(tiny_cnn(), input_shape=(3, 14, 14), batch_size=1)  # wants 2
 
@@ -302,7 +302,7 @@ def test_failing_sinabs_conversion_logs_an_error_event(configure, instrument, ot
     assert error["error_type"] == "RuntimeError" and "channels" in error["error_message"]
     assert error["success"] is False
     assert error["trace_id"] == format(span.context.trace_id, "032x")
-    assert otel.value(semconv.LOG_RECORDS.name, level="ERROR",
+    assert otel.value(structured_logging.LOG_RECORDS.name, level="ERROR",
                       event_type="conversion_error") == 1
 
 
@@ -313,7 +313,7 @@ def test_nir_export_event_names_its_operation(configure, instrument):
 
     instrument()
     snn = sinabs.from_model(nir_cnn(), input_shape=INPUT_SHAPE, batch_size=1).spiking_model
-    out = configure(logger=semconv.EVENTS_LOGGER)
+    out = configure(logger=attributes.EVENTS_LOGGER)
     sinabs.to_nir(snn, torch.rand(1, *INPUT_SHAPE))
     start, end = _events(out)
     assert (start["event_type"], end["event_type"]) == ("compilation_start", "compilation_end")
@@ -328,14 +328,14 @@ def test_compile_event_names_the_operation_like_the_span(configure, instrument, 
     from pathlib import Path
 
     torch = pytest.importorskip("torch")
-    shutil.copytree(Path(__file__).parent / "seed_kits" / "spike_transformer_compiler",
+    shutil.copytree(Path(__file__).parent / "kits" / "spike_transformer_compiler",
                     tmp_path / "spike_transformer_compiler")
     monkeypatch.syspath_prepend(str(tmp_path))
     instrument()
     try:
         import spike_transformer_compiler
 
-        out = configure(logger=semconv.EVENTS_LOGGER)
+        out = configure(logger=attributes.EVENTS_LOGGER)
         spike_transformer_compiler.SpikeCompiler(target="loihi3").compile(
             torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.ReLU()), (1, 4))
     finally:
@@ -348,18 +348,27 @@ def test_compile_event_names_the_operation_like_the_span(configure, instrument, 
     assert end["target_hardware"] == "loihi3"
 
 
-def test_log_format_setting_configures_root_until_uninstrument(instrument, capsys):
+def test_instrumentor_leaves_logging_alone_and_setup_logging_reads_the_env(
+        instrument, monkeypatch, capsys):
     sinabs = pytest.importorskip("sinabs")
     from models import INPUT_SHAPE, tiny_cnn
 
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
-    instrumentor = instrument(log_format="json", log_level="info")
-    assert root.level == logging.INFO
+    monkeypatch.setenv("OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT", "json")
+    monkeypatch.setenv("OTEL_PYTHON_SPIKEFORMER_LOG_LEVEL", "info")
+    instrument()
+    assert (root.level, root.handlers) == (level, handlers)  # the instrumentor only patches
     sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
-    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
-    assert [e["event_type"] for e in lines if e["logger"] == semconv.EVENTS_LOGGER] == [
-        "conversion_start", "conversion_end"]
-    instrumentor.uninstrument()
-    assert root.level == level and root.handlers == handlers
-
+    assert capsys.readouterr().err == ""  # nothing configured: nothing printed
+    setup_logging(include_metrics=False, otel_bridge=False)  # format and level from the env
+    try:
+        assert root.level == logging.INFO
+        sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
+        lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()
+                 if x.startswith("{")]
+        assert [e["event_type"] for e in lines if e["logger"] == attributes.EVENTS_LOGGER] == [
+            "conversion_start", "conversion_end"]
+    finally:
+        teardown_logging()
+    assert (root.level, root.handlers) == (level, handlers)

@@ -11,12 +11,16 @@ import logging
 
 import pytest
 
-from opentelemetry_instrumentation_spikeformer import semconv
-from opentelemetry_instrumentation_spikeformer.targets import (
-    BUILTIN_TARGETS, OP, Source, Target, parse_extra_targets,
+from opentelemetry_instrumentation_spikeformer.core import attributes
+from opentelemetry_instrumentation_spikeformer.core.hardware import hardware_label
+from opentelemetry_instrumentation_spikeformer.core.targets import (
+    OP, Source, Target, parse_extra_targets,
 )
+from opentelemetry_instrumentation_spikeformer.frameworks import all_frameworks
 
-# Rows for packages that are not installable here (the seed kits, tested with a
+BUILTIN_TARGETS = tuple(t for fw in all_frameworks() for t in fw.targets)
+
+# Rows for packages that are not installable here (the Spikeformer kits, tested with a
 # package the tests create) and rows whose module imports samna (checked by
 # parsing the source instead).
 _SEED_KITS = ("spikeformer", "spike_transformer_compiler")
@@ -71,14 +75,14 @@ def test_dynapcnn_rows_match_sinabs_source(qualname):
     if method == "make_config":
         defaults = dict(zip([a.arg for a in defs[-1].args.args][::-1],
                             [ast.literal_eval(d) for d in defs[-1].args.defaults][::-1]))
-        assert semconv.hardware_label(defaults["device"]) == "speck2fdevkit"
+        assert hardware_label(defaults["device"]) == "speck2fdevkit"
 
 
 def test_every_op_row_has_known_operation_and_span_name():
     for row in BUILTIN_TARGETS:
         if row.role == OP:
-            assert row.operation in semconv.OPERATIONS
-            assert row.span_name == f"spikeformer.{semconv.SPAN_VERB[row.operation]} {row.framework}"
+            assert row.operation in attributes.OPERATIONS
+            assert row.span_name == f"spikeformer.{attributes.SPAN_VERB[row.operation]} {row.framework}"
 
 
 def test_extra_targets_parse_and_warn_on_malformed(caplog):
@@ -99,11 +103,11 @@ def test_extra_targets_parse_and_warn_on_malformed(caplog):
     (None, "none"), ("my-custom-board:7", "other"), ("", "none"), ("SpiNNaker2", "spinnaker2"),
 ])
 def test_hardware_label_is_bounded(value, expected):
-    assert semconv.hardware_label(value) == expected
+    assert hardware_label(value) == expected
 
 
 def test_model_size_classes():
-    assert [semconv.model_size_class(n) for n in (None, 10, 500_000, 5_000_000, 50_000_000,
+    assert [attributes.model_size_class(n) for n in (None, 10, 500_000, 5_000_000, 50_000_000,
                                                   2_000_000_000)] == [
         "none", "tiny", "small", "medium", "large", "xlarge"]
 

@@ -1,5 +1,6 @@
-"""Structured logs that join up with traces: the seeds' ``setup_logging``,
-``StructuredFormatter`` and ``NeuromorphicLogger``, done the OTel way.
+"""Structured logs that join up with traces: ``setup_logging``,
+``StructuredFormatter`` and ``NeuromorphicLogger``, with the API of the
+observability design, done the OTel way.
 
 ``setup_logging()`` gives one logger (root by default) up to three handlers,
 all marked as ours so that a second call replaces them instead of adding more:
@@ -8,28 +9,31 @@ all marked as ours so that a second call replaces them instead of adding more:
   trace id (``TextFormatter``);
 - with ``include_metrics``, a handler that counts records in the
   ``spikeformer.log.records`` counter by level and bounded ``event_type``;
-- with ``otel_bridge``, an OpenTelemetry ``LoggingHandler`` that sends the
-  same records (``extra`` fields as attributes, trace context attached) to the
-  global ``LoggerProvider``, unless an OTel handler is already on the path.
+- with ``otel_bridge``, the OpenTelemetry logs bridge of
+  ``opentelemetry-instrumentation-logging``: its ``LoggingInstrumentor``
+  installs its handler on the root logger (nothing to do when the launcher
+  already did), or, for an explicit ``logger_provider``, its ``LoggingHandler``
+  on this logger.
 
+The plugin never configures logging by itself: call ``setup_logging()``.
 Nothing here imports torch or an SNN library.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-import warnings
 from datetime import datetime, timezone
 from typing import IO, Any, Mapping
 
-from opentelemetry import metrics, trace
-from opentelemetry._logs import NoOpLoggerProvider, get_logger_provider
+from opentelemetry import trace
 
-from . import semconv
-from .version import __version__
+from .core import attributes as a
+from .core.hardware import hardware_label
+from .core.metrics import MetricSpec
+from .core.scope import get_meter
+from .core.settings import load_settings
 
 __all__ = [
     "NeuromorphicLogger",
@@ -51,7 +55,16 @@ _OTEL_INJECTED = frozenset({"otelSpanID", "otelTraceID", "otelTraceSampled", "ot
 _BASE_KEYS = ("timestamp", "level", "logger", "message", "module", "function", "line",
               "trace_id", "span_id", "exception", "stack")
 _LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
-_KNOWN_EVENTS = frozenset(semconv.EVENT_TYPES)
+_KNOWN_EVENTS = frozenset(a.EVENT_TYPES)
+M_LOG_LEVEL = "level"
+
+LOG_RECORDS = MetricSpec(
+    "spikeformer.log.records", "counter", "{record}", "spikeformer_log_records_total",
+    (M_LOG_LEVEL, a.EVENT_TYPE),
+    "Log records seen by setup_logging(include_metrics=True), by level and event_type "
+    "(unknown event types count as other, records without one as none)",
+)
+LOGGING_METRICS = (LOG_RECORDS,)
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -138,97 +151,54 @@ class _ConsoleHandler(logging.StreamHandler):
 
 
 class _CountingHandler(logging.Handler):
-    """Counts records by level and bounded event_type (see semconv.LOG_RECORDS)."""
+    """Counts records by level and bounded event_type (``LOG_RECORDS``)."""
 
     def __init__(self, counter) -> None:
         super().__init__(logging.NOTSET)
         self._counter = counter
 
     def emit(self, record: logging.LogRecord) -> None:
-        event = getattr(record, semconv.EVENT_TYPE, None)
+        event = getattr(record, a.EVENT_TYPE, None)
         if event is None:
-            event = semconv.UNSPECIFIED
+            event = a.UNSPECIFIED
         elif event not in _KNOWN_EVENTS:
-            event = semconv.OTHER
-        level = record.levelname if record.levelname in _LEVELS else semconv.OTHER
+            event = a.OTHER
+        level = record.levelname if record.levelname in _LEVELS else a.OTHER
         try:
-            self._counter.add(1, {semconv.M_LOG_LEVEL: level, semconv.M_EVENT_TYPE: event})
+            self._counter.add(1, {M_LOG_LEVEL: level, a.EVENT_TYPE: event})
         except Exception:
             self.handleError(record)
 
 
-def _is_otel_handler(handler: logging.Handler) -> bool:
-    """An OpenTelemetry ``LoggingHandler`` (the SDK's or the one of
-    opentelemetry-instrumentation-logging), without importing either."""
-    return any(cls.__name__ == "LoggingHandler" and cls.__module__.startswith("opentelemetry.")
-               for cls in type(handler).__mro__)
-
-
-def _handlers_on_path(logger: logging.Logger):
-    """Handlers a record logged on ``logger`` reaches, in the order logging calls them."""
-    current: logging.Logger | None = logger
-    while current is not None:
-        yield from current.handlers
-        if not current.propagate:
-            return
-        current = current.parent
-
-
-@functools.lru_cache(maxsize=None)
-def _bridge_class():
-    """Our OTel bridge: prefers opentelemetry-instrumentation-logging's handler
-    (the SDK's is deprecated); ``None`` when neither is installed."""
+def _instrumentation_logging():
+    """opentelemetry-instrumentation-logging's (instrumentor, handler class), or None."""
     try:
+        from opentelemetry.instrumentation.logging import LoggingInstrumentor
         from opentelemetry.instrumentation.logging.handler import LoggingHandler
     except ImportError:
-        try:
-            from opentelemetry.sdk._logs import LoggingHandler
-        except ImportError:
-            return None
-
-    class _OTelBridge(LoggingHandler):
-        """Sends records to OTel unless another OTel handler also gets them:
-        checked per record, because the SDK or opentelemetry-instrumentation-
-        logging may attach theirs after us (the launcher's load order)."""
-
-        def emit(self, record: logging.LogRecord) -> None:
-            first_bridge = None
-            for handler in _handlers_on_path(logging.getLogger(record.name)):
-                if isinstance(handler, _OTelBridge):
-                    first_bridge = first_bridge or handler
-                elif _is_otel_handler(handler) and record.levelno >= handler.level:
-                    return  # that one exports this record
-            if first_bridge is self:
-                super().emit(record)
-
-    return _OTelBridge
-
-
-def _sdk_logger_provider(provider):
-    """``provider``, else the global one if an SDK set it; ``None`` if none is set."""
-    if provider is None:
-        provider = get_logger_provider()
-        if isinstance(provider, NoOpLoggerProvider) or type(provider).__name__ == (
-                "ProxyLoggerProvider"):
-            return None
-    return provider
-
-
-def _make_bridge(logger: logging.Logger, logger_provider) -> logging.Handler | None:
-    provider = _sdk_logger_provider(logger_provider)
-    if provider is None:
         return None
-    cls = _bridge_class()
-    if any(_is_otel_handler(h) and not (cls and isinstance(h, cls))
-           for h in _handlers_on_path(logger)):
-        return None  # the SDK's or instrumentation-logging's handler already exports
-    if cls is None:
-        _LOG.warning("spikeformer: no OTel LoggingHandler available (install "
-                     "opentelemetry-sdk); logs are not sent over OTLP")
+    return LoggingInstrumentor, LoggingHandler
+
+
+_bridged_root = False  # setup_logging instrumented logging itself (undo on teardown)
+
+
+def _bridge(target: logging.Logger, logger_provider: Any) -> logging.Handler | None:
+    """Connect ``target`` to the OTel logs pipeline; a handler to add, or None."""
+    global _bridged_root
+    found = _instrumentation_logging()
+    if found is None:
+        _LOG.warning("spikeformer: opentelemetry-instrumentation-logging is not installed "
+                     "(pip install 'opentelemetry-instrumentation-spikeformer[sdk]'); logs "
+                     "are not sent over OTLP")
         return None
-    with warnings.catch_warnings():  # the SDK's handler warns that it is deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return cls(level=logging.NOTSET, logger_provider=provider)
+    instrumentor, handler_class = found
+    if logger_provider is not None:
+        return handler_class(logger_provider=logger_provider)
+    if not instrumentor().is_instrumented_by_opentelemetry:
+        instrumentor().instrument()  # its handler, on the root logger, global provider
+        _bridged_root = True
+    return None
 
 
 _OURS = "_spikeformer_handler"
@@ -241,7 +211,12 @@ def _resolve(logger: logging.Logger | str | None) -> logging.Logger:
 
 def teardown_logging(logger: logging.Logger | str | None = None) -> None:
     """Remove what ``setup_logging`` added to ``logger`` and restore its level."""
+    global _bridged_root
     target = _resolve(logger)
+    found = _instrumentation_logging()
+    if _bridged_root and found is not None and target is logging.getLogger():
+        found[0]().uninstrument()
+        _bridged_root = False
     for handler in [h for h in target.handlers if getattr(h, _OURS, False)]:
         target.removeHandler(handler)
         if not isinstance(handler, _ConsoleHandler):  # never close the user's stream
@@ -251,8 +226,8 @@ def teardown_logging(logger: logging.Logger | str | None = None) -> None:
 
 
 def setup_logging(
-    level: int | str = logging.INFO,
-    format: str = "json",  # noqa: A002 - the seeds' keyword
+    level: int | str | None = None,
+    format: str | None = None,  # noqa: A002 - the design's keyword
     include_metrics: bool = True,
     logger: logging.Logger | str | None = None,
     stream: IO[str] | None = None,
@@ -263,13 +238,19 @@ def setup_logging(
 ) -> logging.Logger:
     """Configure ``logger`` (root by default) for structured logs; returns it.
 
-    ``format``: ``"json"`` (one object per line), ``"text"``, or ``"none"``
-    (no console handler). ``include_metrics``: count records in
-    ``spikeformer.log.records`` (by level and event_type) on ``meter_provider``
-    or the global one. ``otel_bridge``: when a LoggerProvider is set (or
-    given) and no OTel ``LoggingHandler`` is on the logger's path yet, attach
-    one so the same records go over OTLP. Calling again replaces our handlers.
+    ``level`` and ``format`` default to ``OTEL_PYTHON_SPIKEFORMER_LOG_LEVEL`` /
+    ``_LOG_FORMAT`` (``INFO``, ``json``). ``format``: ``"json"`` (one object
+    per line), ``"text"``, or ``"none"`` (no console handler).
+    ``include_metrics``: count records in ``spikeformer.log.records`` (by level
+    and event_type) on ``meter_provider`` or the global one. ``otel_bridge``:
+    send the same records over OTLP through opentelemetry-instrumentation-logging
+    (to ``logger_provider`` when given, else the global one). Calling again
+    replaces our handlers.
     """
+    if level is None or format is None:
+        settings = load_settings()
+        level = settings.log_level if level is None else level
+        format = settings.log_format if format is None else format
     if format not in _FORMATTERS:
         raise ValueError(f"format must be one of {sorted(_FORMATTERS)}, not {format!r}")
     if isinstance(level, str) and not isinstance(logging.getLevelName(level.upper()), int):
@@ -287,12 +268,9 @@ def setup_logging(
         console.setFormatter(formatter())
         handlers.append(console)
     if include_metrics:
-        meter = metrics.get_meter(semconv.SCOPE, __version__, meter_provider)
-        spec = semconv.LOG_RECORDS
-        handlers.append(_CountingHandler(
-            meter.create_counter(spec.name, unit=spec.unit, description=spec.description)))
+        handlers.append(_CountingHandler(LOG_RECORDS.create(get_meter(meter_provider))))
     if otel_bridge:
-        bridge = _make_bridge(target, logger_provider)
+        bridge = _bridge(target, logger_provider)
         if bridge is not None:
             handlers.append(bridge)
     for handler in handlers:
@@ -302,20 +280,20 @@ def setup_logging(
 
 
 class NeuromorphicLogger:
-    """The seeds' event logger, emitting the same event shapes as the
+    """The design's event logger, emitting the same event shapes as the
     instrumentation's own events (logger ``spikeformer.events``), for events
     only your code knows about. Module, function and line are the caller's."""
 
     def __init__(self, logger: logging.Logger | str | None = None) -> None:
-        self.logger = _resolve(logger or semconv.EVENTS_LOGGER)
+        self.logger = _resolve(logger or a.EVENTS_LOGGER)
 
     @staticmethod
     def _model_fields(model_info: Mapping[str, Any] | None) -> dict[str, Any]:
         info = model_info or {}
         params = info.get("parameter_count")
         fields = {"model_id": info.get("id"),
-                  semconv.M_MODEL_TYPE: info.get("type") or semconv.UNSPECIFIED,
-                  semconv.M_MODEL_SIZE: semconv.model_size_class(
+                  a.M_MODEL_TYPE: info.get("type") or a.UNSPECIFIED,
+                  a.M_MODEL_SIZE: a.model_size_class(
                       params if isinstance(params, int) else None)}
         if isinstance(params, int):
             fields["model_parameters"] = params
@@ -325,24 +303,24 @@ class NeuromorphicLogger:
                              hardware_target: Any = None) -> None:
         """``model_info``: ``id``, ``type``, ``parameter_count`` (all optional)."""
         self.logger.info("Starting model conversion", stacklevel=2, extra={
-            semconv.EVENT_TYPE: "conversion_start", **self._model_fields(model_info),
-            semconv.M_HARDWARE_TARGET: semconv.hardware_label(hardware_target)})
+            a.EVENT_TYPE: "conversion_start", **self._model_fields(model_info),
+            a.M_HARDWARE_TARGET: hardware_label(hardware_target)})
 
     def log_conversion_end(self, model_info: Mapping[str, Any] | None,
                            hardware_target: Any = None, duration_s: float | None = None,
                            error: BaseException | None = None) -> None:
         """``conversion_end``, or ``conversion_error`` at ERROR when ``error`` is given."""
         fields = {**self._model_fields(model_info),
-                  semconv.M_HARDWARE_TARGET: semconv.hardware_label(hardware_target),
+                  a.M_HARDWARE_TARGET: hardware_label(hardware_target),
                   "success": error is None}
         if duration_s is not None:
             fields["duration_s"] = duration_s
         if error is None:
             self.logger.info("Model conversion finished", stacklevel=2,
-                             extra={semconv.EVENT_TYPE: "conversion_end", **fields})
+                             extra={a.EVENT_TYPE: "conversion_end", **fields})
             return
         self.logger.error("Model conversion failed: %s", type(error).__name__, stacklevel=2,
-                          extra={semconv.EVENT_TYPE: "conversion_error", **fields,
+                          extra={a.EVENT_TYPE: "conversion_error", **fields,
                                  "error_type": type(error).__qualname__,
                                  "error_message": str(error)[:500]})
 
@@ -350,23 +328,14 @@ class NeuromorphicLogger:
                            timestep: int | float) -> None:
         """DEBUG: spikes of one layer over ``timestep`` timesteps."""
         self.logger.debug("Spike activity recorded", stacklevel=2, extra={
-            semconv.EVENT_TYPE: "spike_activity", "layer_name": layer_name,
+            a.EVENT_TYPE: "spike_activity", "layer_name": layer_name,
             "spike_count": spike_count, "timestep": timestep,
             "spike_rate": spike_count / timestep if timestep > 0 else 0.0})
 
     def log_hardware_error(self, hardware_type: str, error_details: Any) -> None:
         """ERROR ``hardware_error`` (counted in spikeformer.log.records for alerts)."""
-        fields = {semconv.EVENT_TYPE: "hardware_error", "hardware_type": hardware_type,
+        fields = {a.EVENT_TYPE: "hardware_error", "hardware_type": hardware_type,
                   "error_message": str(error_details)[:500], "requires_attention": True}
         if isinstance(error_details, BaseException):
             fields["error_type"] = type(error_details).__qualname__
         self.logger.error("Hardware error encountered", stacklevel=2, extra=fields)
-
-
-def start(ctx) -> Any:
-    """Feature hook (``OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT``): configure the root
-    logger at instrumentation time; undone by uninstrument."""
-    settings = ctx.settings
-    root = setup_logging(level=settings.log_level, format=settings.log_format,
-                         meter_provider=ctx.meter_provider)
-    return lambda: teardown_logging(root)

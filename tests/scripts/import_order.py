@@ -6,7 +6,7 @@ import sys
 from conftest import Telemetry
 from models import INPUT_SHAPE, tiny_cnn
 from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
-from opentelemetry_instrumentation_spikeformer.patching import SpikeformerWrapper
+from opentelemetry_instrumentation_spikeformer.core.patching import SpikeformerWrapper
 
 scenario = sys.argv[1]
 tel = Telemetry()

@@ -1,6 +1,5 @@
-"""A user script for the OTLP logs test: one sinabs conversion that works, one
-that fails, one hardware error. ``--setup-logging`` calls setup_logging() in
-code (the seeds' way) instead of relying on OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT."""
+"""A user script for the OTLP logs test: setup_logging() (JSON on stderr, level
+INFO), one sinabs conversion that works, one that fails, one hardware error."""
 
 import sys
 
@@ -14,8 +13,7 @@ from opentelemetry_instrumentation_spikeformer.structured_logging import (  # no
     setup_logging,
 )
 
-if "--setup-logging" in sys.argv:
-    setup_logging(format="json")
+setup_logging(format="json")
 sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
 try:
     sinabs.from_model(tiny_cnn(), input_shape=(3, *INPUT_SHAPE[1:]), batch_size=1)

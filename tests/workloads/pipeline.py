@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from opentelemetry_instrumentation_spikeformer.samna_probe import real_samna_installed
+from opentelemetry_instrumentation_spikeformer.devices.samna_probe import real_samna_installed
 
 
 def build_cnn():

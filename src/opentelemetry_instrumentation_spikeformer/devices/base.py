@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
-from .. import semconv
+from . import metrics as specs
 
 # hw.state values, as the hardware semantic conventions use them.
 OK, DEGRADED, FAILED = "ok", "degraded", "failed"
@@ -43,23 +43,22 @@ class Device:
     type: str  # hw.type: "gpu", "cpu", "host", "neuromorphic"
     name: str  # hw.name: model ("NVIDIA H100 80GB HBM3", "Loihi 2")
     kind: str = ""  # health key, ``check_hardware().<kind>`` ("gpu", "loihi3", ...)
-    vendor: str = ""
 
     def attributes(self) -> dict[str, str]:
-        return {semconv.HW_ID: self.id, semconv.HW_TYPE: self.type, semconv.HW_NAME: self.name}
+        return dict(zip(specs.HW_ATTRS, (self.id, self.type, self.name)))
 
 
 # Snapshot field that feeds each metric; other metrics read ``Snapshot.extra``
 # under their metric name (e.g. the host adapter's "system.memory.utilization").
 FIELD_FOR_METRIC = {
-    semconv.HW_POWER.name: "power_w",
-    semconv.HW_ENERGY.name: "energy_j",
-    semconv.HW_UTILIZATION.name: "utilization",
-    semconv.HW_MEMORY_USAGE.name: "memory_used_bytes",
-    semconv.HW_MEMORY_LIMIT.name: "memory_limit_bytes",
-    semconv.HW_TEMPERATURE.name: "temperature_c",
-    semconv.NEUROMORPHIC_CORE_UTILIZATION.name: "core_utilization",
-    semconv.NEUROMORPHIC_SYNAPSE_UPDATES.name: "synapse_updates",
+    specs.HW_POWER.name: "power_w",
+    specs.HW_ENERGY.name: "energy_j",
+    specs.HW_UTILIZATION.name: "utilization",
+    specs.HW_MEMORY_USAGE.name: "memory_used_bytes",
+    specs.HW_MEMORY_LIMIT.name: "memory_limit_bytes",
+    specs.HW_TEMPERATURE.name: "temperature_c",
+    specs.NEUROMORPHIC_CORE_UTILIZATION.name: "core_utilization",
+    specs.NEUROMORPHIC_SYNAPSE_UPDATES.name: "synapse_updates",
 }
 
 
@@ -116,6 +115,8 @@ class DeviceAdapter:
     name: ClassVar[str] = ""
     hw_type: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ()  # health keys this adapter answers for
+    # Packages whose import means this hardware is in use: polling starts then.
+    triggers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings

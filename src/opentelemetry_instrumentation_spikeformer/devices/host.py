@@ -1,6 +1,6 @@
 """Host memory and this process' memory and CPU (psutil).
 
-Feeds ``system.memory.utilization`` (the seeds' HighMemoryUsage alert),
+Feeds ``system.memory.utilization`` (the HighMemoryUsage alert),
 ``process.memory.usage`` and ``process.cpu.utilization``; the host counts as
 degraded above ``MEMORY_DEGRADED`` memory use.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import platform
 
-from .. import semconv
+from . import metrics as specs
 from .base import DEGRADED, OK, Device, DeviceAdapter, Snapshot, missing_module
 
-MEMORY_DEGRADED = 0.9  # the seeds' "Memory usage > 90%"
+MEMORY_DEGRADED = 0.9  # the HighMemoryUsage alert's "memory usage > 90%"
 
 
 class HostAdapter(DeviceAdapter):
@@ -45,9 +45,9 @@ class HostAdapter(DeviceAdapter):
         used = (memory.total - memory.available) / memory.total  # psutil's percent, unrounded
         cpus = self._psutil.cpu_count() or 1
         extra = {
-            semconv.SYSTEM_MEMORY_UTILIZATION.name: used,
-            semconv.PROCESS_MEMORY_USAGE.name: self._process.memory_info().rss,
-            semconv.PROCESS_CPU_UTILIZATION.name: self._process.cpu_percent(None) / 100.0 / cpus,
+            specs.SYSTEM_MEMORY_UTILIZATION.name: used,
+            specs.PROCESS_MEMORY_USAGE.name: self._process.memory_info().rss,
+            specs.PROCESS_CPU_UTILIZATION.name: self._process.cpu_percent(None) / 100.0 / cpus,
             "system.memory.limit": memory.total,
             "system.cpu.count": cpus,
         }

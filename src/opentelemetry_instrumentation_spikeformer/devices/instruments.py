@@ -1,4 +1,4 @@
-"""Observable instruments over the poller's last results (``semconv.HARDWARE_METRICS``).
+"""Observable instruments over the poller's last results (``metrics.HARDWARE_METRICS``).
 
 Callbacks only copy the last snapshots, so a collection costs microseconds
 whatever the hardware does. Callbacks cannot be unregistered: each checks
@@ -12,8 +12,11 @@ import logging
 from typing import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.semconv._incubating.attributes.hw_attributes import HW_STATE
 
-from .. import semconv
+from ..core.attributes import M_ERROR_TYPE
+from ..core.metrics import MetricSpec
+from . import metrics as specs
 from .base import STATES
 from .poller import AdapterView
 
@@ -26,16 +29,16 @@ def _status(views: Views) -> Iterable[Observation]:
         for snap in view.snapshots:
             attrs = snap.device.attributes()
             for state in STATES:
-                yield Observation(int(snap.state == state), {**attrs, semconv.HW_STATE: state})
+                yield Observation(int(snap.state == state), {**attrs, HW_STATE: state})
 
 
 def _errors(views: Views) -> Iterable[Observation]:
     for view in views():
         for device, kind, count in view.errors:
-            yield Observation(count, {**device.attributes(), semconv.M_ERROR_TYPE: kind})
+            yield Observation(count, {**device.attributes(), M_ERROR_TYPE: kind})
 
 
-def _readings(spec: semconv.MetricSpec) -> Callable[[Views], Iterable[Observation]]:
+def _readings(spec: MetricSpec) -> Callable[[Views], Iterable[Observation]]:
     def observe(views: Views) -> Iterable[Observation]:
         for view in views():
             for snap in view.snapshots:
@@ -46,14 +49,12 @@ def _readings(spec: semconv.MetricSpec) -> Callable[[Views], Iterable[Observatio
     return observe
 
 
-_CUSTOM = {semconv.HW_STATUS.name: _status, semconv.HW_ERRORS.name: _errors}
+_CUSTOM = {specs.HW_STATUS.name: _status, specs.HW_ERRORS.name: _errors}
 
 
 def register(meter, views: Views, is_enabled: Callable[[], bool]) -> None:
     """Create one observable instrument per hardware metric spec on ``meter``."""
-    factories = {"gauge": meter.create_observable_gauge,
-                 "observable_counter": meter.create_observable_counter}
-    for spec in semconv.HARDWARE_METRICS:
+    for spec in specs.HARDWARE_METRICS:
         observe = _CUSTOM.get(spec.name) or _readings(spec)
 
         def callback(options: CallbackOptions, observe=observe, name=spec.name):
@@ -65,5 +66,4 @@ def register(meter, views: Views, is_enabled: Callable[[], bool]) -> None:
                 _LOG.debug("hardware callback %s failed", name, exc_info=True)
                 return []
 
-        factories[spec.kind](spec.name, callbacks=[callback], unit=spec.unit,
-                             description=spec.description)
+        spec.create(meter, [callback])

@@ -25,6 +25,7 @@ class LoihiAdapter(DeviceAdapter):
     name = "loihi"
     hw_type = "neuromorphic"
     kinds = ("loihi2", "loihi3")
+    triggers = ("lava",)
 
     def unavailable_reason(self) -> str | None:
         if missing_module("lava"):
@@ -39,7 +40,7 @@ class LoihiAdapter(DeviceAdapter):
         kind = _GENERATIONS.get(generation)
         if kind is None:
             raise Unavailable(f"LOIHI_GEN={generation} is not a Loihi generation Lava knows")
-        return [Device(kind, self.hw_type, "Loihi 2", kind, "Intel")]
+        return [Device(kind, self.hw_type, "Loihi 2", kind)]
 
     def read(self, device: Device) -> Snapshot:
         timeout = max(1, int(float(getattr(self.settings, "probe_timeout", 2.0))))

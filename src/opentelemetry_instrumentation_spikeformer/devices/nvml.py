@@ -33,6 +33,7 @@ class NvmlAdapter(DeviceAdapter):
     name = "nvml"
     hw_type = "gpu"
     kinds = ("gpu",)
+    triggers = ("pynvml",)
 
     def __init__(self, settings=None) -> None:
         super().__init__(settings)
@@ -59,7 +60,7 @@ class NvmlAdapter(DeviceAdapter):
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             device = Device(f"gpu{index}", self.hw_type, _text(pynvml.nvmlDeviceGetName(handle)),
-                            "gpu", "NVIDIA")
+                            "gpu")
             self._handles[device.id] = handle
             self._memory_limit[device.id] = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
             static = {"uuid": _text(pynvml.nvmlDeviceGetUUID(handle)), "index": index}

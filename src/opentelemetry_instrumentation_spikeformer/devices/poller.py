@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..core.attributes import EVENT_TYPE, EVENTS_LOGGER
 from .base import DEGRADED, FAILED, OK, Device, Snapshot, Unavailable, worst
 from .registry import Enabled
 
 _LOG = logging.getLogger(__name__)
-# Hardware error / recovery events for structured logs (the seeds' log_hardware_error).
-EVENTS = logging.getLogger("spikeformer.events")
+# Hardware error / recovery events for structured logs (as NeuromorphicLogger.log_hardware_error).
+EVENTS = logging.getLogger(EVENTS_LOGGER)
 TIMEOUT = "timeout"  # error.type of a probe that ran past the timeout
 _SLICE = 0.05  # s; how often a waiting controller checks for stop
 
@@ -202,11 +203,11 @@ class _Probe:
                       "hw_id": snap.device.id, "adapter": self.adapter.name}
             if snap.state == FAILED:
                 EVENTS.error("Hardware error on %s: %s", snap.device.id, snap.error,
-                             extra={"event_type": "hardware_error",
+                             extra={EVENT_TYPE: "hardware_error",
                                     "error_message": snap.error, **fields})
             else:
                 EVENTS.info("Hardware %s recovered", snap.device.id,
-                            extra={"event_type": "hardware_recovered", **fields})
+                            extra={EVENT_TYPE: "hardware_recovered", **fields})
 
     def view(self) -> AdapterView:
         with self._lock:

@@ -72,7 +72,7 @@ class RaplAdapter(DeviceAdapter):
                 continue  # a zone without counters (disabled, odd firmware)
             self._zones[name] = zone
             self._counters[name] = _Counter(max_range)
-            devices.append(Device(name, self.hw_type, name, "cpu", "Intel RAPL"))
+            devices.append(Device(name, self.hw_type, name, "cpu"))
         return devices
 
     def read(self, device: Device) -> Snapshot:

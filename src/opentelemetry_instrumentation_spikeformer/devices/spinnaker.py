@@ -16,6 +16,7 @@ class SpinnakerAdapter(DeviceAdapter):
     name = "spinnaker"
     hw_type = "neuromorphic"
     kinds = ("spinnaker",)
+    triggers = ("spinnman", "spynnaker")
 
     @property
     def host(self) -> str:
@@ -35,7 +36,7 @@ class SpinnakerAdapter(DeviceAdapter):
 
     def discover(self):
         self.require_available()
-        return [Device("spinnaker", self.hw_type, "SpiNNaker board", "spinnaker", "SpiNNcloud")]
+        return [Device("spinnaker", self.hw_type, "SpiNNaker board", "spinnaker")]
 
     def read(self, device: Device) -> Snapshot:
         from spinnman.connections.udp_packet_connections import SCAMPConnection

@@ -9,8 +9,8 @@ reports which boards are attached (up) or gone (down).
 
 from __future__ import annotations
 
-from .. import semconv
-from ..samna_probe import samna_status
+from ..core.hardware import hardware_label
+from .samna_probe import samna_status
 from .base import OK, Device, DeviceAdapter, Snapshot
 
 _FAMILIES = ("speck", "xylo", "dynapcnn")
@@ -25,6 +25,7 @@ class SynsenseAdapter(DeviceAdapter):
     name = "synsense"
     hw_type = "neuromorphic"
     kinds = _FAMILIES
+    triggers = ("samna",)
 
     def __init__(self, settings=None) -> None:
         super().__init__(settings)
@@ -41,7 +42,7 @@ class SynsenseAdapter(DeviceAdapter):
         for info in self._samna.device.get_all_devices():
             type_name = str(getattr(info, "device_type_name", "") or "unknown")
             serial = str(getattr(info, "serial_number", "") or len(boards))
-            boards[f"{semconv.hardware_label(type_name)}-{serial}"] = (type_name, serial)
+            boards[f"{hardware_label(type_name)}-{serial}"] = (type_name, serial)
         return boards
 
     def discover(self):
@@ -51,7 +52,7 @@ class SynsenseAdapter(DeviceAdapter):
         self._samna = samna
         devices = []
         for hw_id, (type_name, serial) in self._attached().items():
-            devices.append(Device(hw_id, self.hw_type, type_name, _family(type_name), "SynSense"))
+            devices.append(Device(hw_id, self.hw_type, type_name, _family(type_name)))
         return devices
 
     def read(self, device: Device) -> Snapshot:

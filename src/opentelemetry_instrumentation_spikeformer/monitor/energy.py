@@ -18,7 +18,11 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from ..core.hardware import normalize
+from ..environment_variables import OTEL_PYTHON_SPIKEFORMER_ENERGY_TABLE
+
 _LOG = logging.getLogger(__name__)
+MAX_TABLE_BYTES = 1 << 20  # an energy table is a few lines of JSON
 
 PJ_TO_MJ = 1e-9  # 1 pJ = 1e-12 J = 1e-9 mJ
 
@@ -69,10 +73,16 @@ def _parse(raw: str) -> dict[str, EnergyTable]:
     text = raw.strip()
     if not text.startswith("{"):
         try:
-            with open(os.path.expanduser(text), encoding="utf-8") as handle:
-                text = handle.read()
+            with open(os.path.expanduser(text), "rb") as handle:
+                data = handle.read(MAX_TABLE_BYTES + 1)
         except OSError as exc:
-            raise _BadTable(f"cannot read file ({exc.strerror})") from None
+            raise _BadTable(f"cannot read file {text!r} ({exc.strerror})") from None
+        if len(data) > MAX_TABLE_BYTES:
+            raise _BadTable(f"file {text!r} is larger than {MAX_TABLE_BYTES} bytes")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _BadTable(f"file {text!r} is not UTF-8 text") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -91,8 +101,8 @@ def _parse(raw: str) -> dict[str, EnergyTable]:
                     or not math.isfinite(value) or value < 0:
                 raise _BadTable(f"entry {name!r}: {key} must be a number >= 0")
             values[key] = float(value)
-        key = name.strip().lower()
-        base = tables.get(key)
+        base = find(name, tables)
+        key = base.name if base is not None else name.strip().lower()
         if base is None:
             if "synop_pj" not in values:
                 raise _BadTable(f"new entry {name!r} needs synop_pj")
@@ -114,15 +124,18 @@ def tables(raw: str | None) -> dict[str, EnergyTable]:
         try:
             found = _parse(raw)
         except _BadTable as exc:
-            _LOG.warning("OTEL_PYTHON_SPIKEFORMER_ENERGY_TABLE is invalid (%s); using the "
-                         "built-in energy tables", exc)
+            _LOG.warning("%s is invalid (%s); using the built-in energy tables",
+                         OTEL_PYTHON_SPIKEFORMER_ENERGY_TABLE, exc)
             found = dict(BUILTIN_TABLES)
     _cache[raw] = found
     return found
 
 
-def _key(name: str | None) -> str:
-    return (name or "").strip().lower().split(":", 1)[0]
+def find(name: Any, known: Mapping[str, EnergyTable]) -> EnergyTable | None:
+    """The table called ``name`` under the hardware-label normalisation
+    (``Loihi-2``, ``loihi_2`` and ``loihi2:0`` are all ``loihi2``)."""
+    key = normalize(name)
+    return next((t for n, t in known.items() if normalize(n) == key), None) if key else None
 
 
 def _warn_once(key: str, using: str) -> None:
@@ -135,14 +148,15 @@ def _warn_once(key: str, using: str) -> None:
 def select(hardware: str | None, fallback: str, raw: str | None) -> EnergyTable:
     """The table for ``hardware``; an unknown name falls back (one warning each)."""
     known = tables(raw)
-    key = _key(hardware)
-    if key in known:
-        return known[key]
-    chosen = known.get(_key(fallback)) or known[DEFAULT_TABLE]
-    if _key(fallback) not in known:
-        _warn_once(_key(fallback), DEFAULT_TABLE)
-    if key != _key(fallback):
-        _warn_once(key, chosen.name)
+    found = find(hardware, known)
+    if found is not None:
+        return found
+    chosen = find(fallback, known)
+    if chosen is None:
+        _warn_once(normalize(fallback), DEFAULT_TABLE)
+        chosen = known[DEFAULT_TABLE]
+    if normalize(hardware) != normalize(fallback):
+        _warn_once(normalize(hardware), chosen.name)
     return chosen
 
 

@@ -20,14 +20,10 @@ from typing import Any, Iterable
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from .. import semconv
-from ..telemetry import log_internal_error
-from ..version import __version__
-
-# Membrane potential buckets, in the neuron's own units (thresholds are
-# usually 1.0 after conversion). The SDK rejects negative histogram values, so
-# values below 0 are recorded as 0: the first bucket reads "v <= 0".
-MEMBRANE_BUCKETS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0, 5.0)
+from ..core import attributes as a
+from ..core.errors import log_internal_error
+from ..core.scope import get_meter
+from . import metrics as specs
 # Membrane values recorded per monitor and collection (a synchronous record
 # costs microseconds). With more layers than this, each collection records one
 # value for a rotating subset of the layers.
@@ -75,22 +71,14 @@ class MonitorInstruments:
         self._attrs: dict[tuple, dict[str, str]] = {}
         self._lock = threading.Lock()
 
-        def observable(spec: semconv.MetricSpec, callback):
-            factory = (meter.create_observable_counter if spec.kind == "observable_counter"
-                       else meter.create_observable_gauge)
-            return factory(spec.name, callbacks=[callback], unit=spec.unit,
-                           description=spec.description)
-
-        self.membrane = meter.create_histogram(
-            semconv.MEMBRANE_POTENTIAL.name, unit=semconv.MEMBRANE_POTENTIAL.unit,
-            description=semconv.MEMBRANE_POTENTIAL.description,
-            explicit_bucket_boundaries_advisory=list(MEMBRANE_BUCKETS))
-        observable(semconv.NEURAL_SPIKES, self._spikes)
-        observable(semconv.NEURAL_SYNOPS, self._synops)
-        observable(semconv.NEURAL_FIRING_RATE, self._firing_rate)
-        observable(semconv.SPIKE_RATE, self._spike_rate)
-        observable(semconv.ENERGY_ESTIMATE, self._energy)
-        observable(semconv.ENERGY_EFFICIENCY, self._ratio)
+        self.membrane = specs.MEMBRANE_POTENTIAL.create(meter)
+        for spec, callback in ((specs.NEURAL_SPIKES, self._spikes),
+                               (specs.NEURAL_SYNOPS, self._synops),
+                               (specs.NEURAL_FIRING_RATE, self._firing_rate),
+                               (specs.SPIKE_RATE, self._spike_rate),
+                               (specs.ENERGY_ESTIMATE, self._energy),
+                               (specs.ENERGY_EFFICIENCY, self._ratio)):
+            spec.create(meter, [callback])
 
     def add(self, monitor: Any) -> None:
         self._monitors.add(monitor)
@@ -173,7 +161,7 @@ class MonitorInstruments:
     def _layer_attrs(self, key: tuple) -> dict[str, str]:
         found = self._attrs.get(key)
         if found is None:
-            names = (semconv.M_MODEL_NAME, semconv.M_LAYER_NAME, semconv.M_NEURON_TYPE)
+            names = (a.M_MODEL_NAME, a.M_LAYER_NAME, a.M_NEURON_TYPE)
             found = self._attrs[key] = dict(zip(names, key))
         return found
 
@@ -197,7 +185,7 @@ class MonitorInstruments:
 
     @staticmethod
     def _energy_attrs(key: tuple) -> dict[str, str]:
-        return {semconv.M_MODEL_NAME: key[0], semconv.M_HARDWARE_TARGET: key[1]}
+        return {a.M_MODEL_NAME: key[0], a.M_HARDWARE_TARGET: key[1]}
 
     def _energy(self, _options: CallbackOptions) -> Iterable[Observation]:
         """Mean SNN energy per inference of the attached monitors, per model and target."""
@@ -222,6 +210,5 @@ def instruments_for(meter_provider: Any = None) -> MonitorInstruments:
     with _REGISTRY_LOCK:
         found = _REGISTRY.get(id(provider))
         if found is None or found[0] is not provider:
-            meter = metrics.get_meter(semconv.SCOPE, __version__, provider)
-            found = _REGISTRY[id(provider)] = (provider, MonitorInstruments(meter))
+            found = _REGISTRY[id(provider)] = (provider, MonitorInstruments(get_meter(provider)))
         return found[1]

@@ -11,8 +11,10 @@ import logging
 import weakref
 from typing import Any
 
-from .. import config, model_info, semconv
-from . import accumulate, energy, neurons
+from ..core import attributes as a
+from ..core import model_info
+from ..core.settings import Settings, load_settings
+from . import accumulate, energy, hooks, neurons
 from .synops import EXACT, Topology
 
 _LOG = logging.getLogger(__name__)
@@ -31,10 +33,8 @@ def monitors_of(model: Any) -> list["SpikeMonitor"]:
 class SpikeMonitor:
     """Spike, synop and energy accounting for one model. Use ``monitor_model``."""
 
-    def __init__(self, model: Any, name: str, settings: config.Settings,
+    def __init__(self, model: Any, name: str, settings: Settings,
                  hardware: str | None = None) -> None:
-        import torch
-
         self.name = str(name)
         self.sample_every = int(settings.monitor_sample_every)
         self.timestep_ms = float(settings.timestep_ms)
@@ -42,32 +42,33 @@ class SpikeMonitor:
         self.table = energy.select(hardware, settings.energy_hardware, settings.energy_table)
         self.hardware = self.table.name
         self._model = weakref.ref(model)
-        self._f32 = torch.float32
-        self._low_precision = (torch.float16, torch.bfloat16)
-        self._blas_dtypes = (torch.float32, torch.float64)
-        self._mm = torch.mm
-        self._ones_cache: dict[tuple[int, Any, Any], Any] = {}
-        self.active = True
+        self.sequencer = accumulate.Sequencer(self.sample_every)
+        self.math = accumulate.DeviceMath()
         self.attached = False
         self._handles: list[Any] = []
         self._lead_handle: Any = None
-        self._sequences = 0
-        self._sequence_started = False
         self._read_cache: dict[Any, tuple[Any, Any, Any]] = {}
         self.layers: list[accumulate.LayerState] = []
         self._layer_of: dict[int, accumulate.LayerState] = {}
-        self._zero_counters()
         self._collect_layers(model)
-        self.topology = Topology(model, lambda m: id(m) in self._layer_of)
+        self.topology = Topology(model, self._layer_of)
 
-    def _zero_counters(self) -> None:
-        self.inferences = 0
-        self.sample_steps = 0
-        self.forwards = 0
+    # Counts of the lead (first) spiking layer: what an inference is.
+    @property
+    def inferences(self) -> int:
+        return self.sequencer.inferences
+
+    @property
+    def forwards(self) -> int:
+        return self.sequencer.forwards
+
+    @property
+    def sample_steps(self) -> int:
+        return self.sequencer.sample_steps
 
     def _collect_layers(self, model: Any) -> None:
         """Spiking layers in module order; those past ``max_layers`` fold into ``other``."""
-        found: list[tuple[str, Any, neurons.NeuronKind]] = []
+        found: list[tuple[str, Any, neurons.NeuronRule]] = []
         inside: set[int] = set()
         for name, module in model.named_modules():
             if id(module) in inside:
@@ -79,13 +80,14 @@ class SpikeMonitor:
             inside.update(id(m) for m in module.modules())
         folded = found[self.max_layers:]
         types = {type(m).__name__ for _, m, _ in folded}
-        other_type = types.pop() if len(types) == 1 else semconv.OTHER
-        for index, (name, module, kind) in enumerate(found):
+        other_type = types.pop() if len(types) == 1 else a.OTHER
+        for index, (name, module, rule) in enumerate(found):
             if index < self.max_layers:
                 label, neuron_type = name, type(module).__name__
             else:
-                label, neuron_type = semconv.OTHER, other_type
-            layer = accumulate.LayerState(self, name, module, kind, label, neuron_type)
+                label, neuron_type = a.OTHER, other_type
+            layer = accumulate.LayerState(name, module, rule, label, neuron_type,
+                                          self.sequencer, self.math)
             self.layers.append(layer)
             self._layer_of[id(module)] = layer
 
@@ -97,7 +99,7 @@ class SpikeMonitor:
         for layer in self.layers:
             module = layer.module()
             if module is not None:
-                self._handles.append(module.register_forward_hook(layer.hook))
+                self._handles.append(hooks.forward_hook(module, layer.hook))
         self._set_lead(self.layers[0] if self.layers else None)
         self.topology.start()
         self.attached = True
@@ -112,7 +114,7 @@ class SpikeMonitor:
             other.is_lead = other is layer
         module = layer.module() if layer is not None else None
         if module is not None:
-            self._lead_handle = module.register_forward_pre_hook(layer.pre_hook, with_kwargs=True)
+            self._lead_handle = hooks.forward_pre_hook(module, layer.pre_hook, with_kwargs=True)
 
     def detach(self) -> None:
         """Remove every hook; the observable instruments stop reporting this model."""
@@ -142,43 +144,8 @@ class SpikeMonitor:
         """Start counting afresh (the exported counters stay monotonic)."""
         for layer in self.layers:
             layer.reset()
-        self._zero_counters()
+        self.sequencer.reset()
         self._read_cache.clear()
-
-    # -- called from the hooks ------------------------------------------------
-    def _begin_sequence(self) -> None:
-        self._sequences += 1
-        self.active = (self._sequences - 1) % self.sample_every == 0
-        self._sequence_started = True
-
-    def _count_lead(self, batch: int, steps: int) -> None:
-        self.forwards += 1
-        self.sample_steps += batch * steps
-        if self._sequence_started:
-            self._sequence_started = False
-            self.inferences += batch
-
-    def _ones(self, rows: int, like: Any) -> Any:
-        """A (1, rows) row of ones on ``like``'s device and dtype, made once."""
-        key = (rows, like.device, like.dtype)
-        found = self._ones_cache.get(key)
-        if found is None:
-            import torch
-
-            with torch.inference_mode(False):
-                found = self._ones_cache[key] = torch.ones(
-                    (1, rows), dtype=like.dtype, device=like.device)
-        return found
-
-    def _zeros(self, shape: tuple[int, ...], device: Any, membrane: bool = False) -> Any:
-        import torch
-
-        if membrane or getattr(device, "type", "") == "mps":
-            dtype = torch.float32
-        else:
-            dtype = torch.float64
-        with torch.inference_mode(False):
-            return torch.zeros(shape, dtype=dtype, device=device)
 
     # -- read ---------------------------------------------------------------
     def _finish_topology(self) -> None:
@@ -187,7 +154,7 @@ class SpikeMonitor:
             return
         topo.finalize()
         if topo.done and topo.order:
-            lead = self._layer_of.get(id(topo.order[0]))
+            lead = self._layer_of.get(topo.order[0])
             if lead is not None and not lead.is_lead and self.attached:
                 self._set_lead(lead)
 
@@ -326,11 +293,11 @@ def monitor_model(model: Any, name: str, *, hardware: str | None = None,
     """
     overrides = {"monitor_sample_every": sample_every, "timestep_ms": timestep_ms,
                  "max_layers": max_layers}
-    settings = config.load_settings({k: v for k, v in overrides.items() if v is not None})
+    settings = load_settings({k: v for k, v in overrides.items() if v is not None})
     return attach(model, name, settings, hardware, meter_provider)
 
 
-def attach(model: Any, name: str, settings: config.Settings, hardware: str | None,
+def attach(model: Any, name: str, settings: Settings, hardware: str | None,
            meter_provider: Any) -> SpikeMonitor:
     """``monitor_model`` with resolved settings (the instrumentor's, for auto-attach)."""
     from .instruments import instruments_for

@@ -16,10 +16,11 @@ themselves after that pass. Maps are built at read time, off the forward path.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import neurons
+from . import hooks, neurons
 
 EXACT, MEAN, NONE = "exact", "mean", "none"
 _POOLS = ("AvgPool", "MaxPool", "LPPool", "SumPool")
@@ -27,12 +28,17 @@ _POOLS = ("AvgPool", "MaxPool", "LPPool", "SumPool")
 
 @dataclass
 class Seen:
-    """A leaf module as the discovery pass executed it."""
+    """A leaf module as the discovery pass executed it (held weakly: the
+    monitor must not keep the user's model alive)."""
 
-    module: Any
+    ref: Any  # weakref.ref to the module
     in_shape: tuple[int, ...] | None
     out_shape: tuple[int, ...] | None
     bt: int | None = None  # batch x timesteps, for spiking layers
+
+    @property
+    def module(self) -> Any:
+        return self.ref()
 
 
 @dataclass
@@ -82,15 +88,15 @@ def _leaves(root: Any, is_neuron: Callable[[Any], bool]):
 class Topology:
     """Execution order of one forward, then routes, fan-out maps and MACs."""
 
-    def __init__(self, root: Any, is_neuron: Callable[[Any], bool]) -> None:
-        self._root = root
-        self._is_neuron = is_neuron
+    def __init__(self, root: Any, layer_ids: Any) -> None:
+        self._root = weakref.ref(root)
+        self._layer_ids = layer_ids  # ids of the monitored spiking modules
         self._handles: list[Any] = []
         self._seen: list[Seen] = []
         self._ids: set[int] = set()
         self.done = False
         self.routes: dict[int, Route] = {}  # id(neuron module) -> route
-        self.order: list[Any] = []  # spiking modules in execution order
+        self.order: list[int] = []  # ids of the spiking modules in execution order
         self.ann_macs = 0.0  # per sample per timestep = one ANN forward
         self.encoding_macs = 0.0  # weight layers before the first spiking layer, per sample-step
         self._conn: dict[int, Any] = {}
@@ -98,11 +104,13 @@ class Topology:
 
     # -- discovery pass ---------------------------------------------------
     def start(self) -> None:
-        root = self._root
+        root = self._root()
+        if root is None:
+            return
         for module in _leaves(root, self._is_neuron):
-            self._handles.append(module.register_forward_hook(self._record))
-        self._handles.append(root.register_forward_pre_hook(self._restart))
-        self._handles.append(root.register_forward_hook(self._finish))
+            self._handles.append(hooks.forward_hook(module, self._record))
+        self._handles.append(hooks.forward_pre_hook(root, self._restart))
+        self._handles.append(hooks.forward_hook(root, self._finish))
 
     def stop(self) -> None:
         for handle in self._handles:
@@ -116,11 +124,10 @@ class Topology:
         if id(module) in self._ids:
             return
         self._ids.add(id(module))
-        seen = Seen(module, _shape(args[0]) if args else None, _shape(output))
-        kind = neurons.kind_of(module) if self._is_neuron(module) else None
-        if kind is not None and seen.out_shape:
-            layout = neurons.layout_of(kind, module)
-            batch, steps, _ = neurons.batch_time(layout, module, seen.out_shape)
+        seen = Seen(weakref.ref(module), _shape(args[0]) if args else None, _shape(output))
+        rule = neurons.kind_of(module) if self._is_neuron(module) else None
+        if rule is not None and seen.out_shape:
+            batch, steps, _ = neurons.batch_time(rule.layout_of(module), module, seen.out_shape)
             seen.bt = batch * steps
         self._seen.append(seen)
 
@@ -135,7 +142,7 @@ class Topology:
         self.done = True
         seen = self._seen
         spiking = [i for i, s in enumerate(seen) if self._is_neuron(s.module)]
-        self.order = [seen[i].module for i in spiking]
+        self.order = [id(seen[i].module) for i in spiking]
         bt = next((seen[i].bt for i in spiking if seen[i].bt), None) or 1
         first = spiking[0] if spiking else len(seen)
         for index, item in enumerate(seen):
@@ -158,6 +165,9 @@ class Topology:
             self.routes[id(seen[index].module)] = route
 
     # -- fan-out maps (read time) ------------------------------------------
+    def _is_neuron(self, module: Any) -> bool:
+        return id(module) in self._layer_ids
+
     def fanout(self, module: Any, neuron_shape: tuple[int, ...], device: Any) -> tuple[Any, str]:
         """Per-neuron synapse count (float64, ``neuron_shape``) and how exact it is."""
         key = (id(module), neuron_shape, str(device))

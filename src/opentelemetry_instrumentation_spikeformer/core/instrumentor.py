@@ -1,0 +1,74 @@
+"""``SpikeformerInstrumentor``: spans and metrics of conversions, compilations
+and NIR exports, and the spike monitor on converted models. Only patches: the
+device adapters and health server are ``SpikeformerDevicesInstrumentor``,
+structured logging is ``setup_logging()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Collection
+
+from opentelemetry import metrics
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+from ..package import _instruments
+from .attributes import SCOPE
+from .patching import PatchSession
+from .scope import get_meter, get_tracer
+from .settings import NAMES, load_settings
+from .targets import parse_extra_targets
+from .telemetry import Telemetry
+
+_LOG = logging.getLogger(__name__)
+
+
+class SpikeformerInstrumentor(BaseInstrumentor):
+    """Instrumentor for SNN conversion / compilation libraries.
+
+    Keyword arguments: ``tracer_provider``, ``meter_provider``, and any setting
+    of ``Settings`` by name (e.g. ``layer_spans=False``), which wins over its
+    ``OTEL_PYTHON_SPIKEFORMER_*`` variable. ``packages`` limits the framework
+    extensions to those packages (tests, embedding).
+    """
+
+    _session: PatchSession | None = None
+    _stop_monitor: Any = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        settings = load_settings({k: v for k, v in kwargs.items() if k in NAMES})
+        meter_provider = kwargs.get("meter_provider")
+        tracer = get_tracer(kwargs.get("tracer_provider"))
+        try:
+            telemetry = Telemetry(tracer, get_meter(meter_provider), settings)
+        except Exception as exc:  # a meter whose instruments fail: spans still work
+            _LOG.warning("spikeformer: meter unusable (%s: %s); metrics disabled",
+                         type(exc).__name__, exc)
+            telemetry = Telemetry(tracer, metrics.NoOpMeter(SCOPE), settings)
+        self._session = PatchSession(telemetry, parse_extra_targets(settings.extra_targets),
+                                     kwargs.get("packages"))
+        self._session.start()
+        if settings.spike_monitor:
+            from ..monitor.auto_attach import start
+
+            try:
+                self._stop_monitor = start(telemetry, meter_provider)
+            except Exception as exc:
+                _LOG.warning("spikeformer: spike monitor unavailable (%s: %s)",
+                             type(exc).__name__, exc)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        if self._stop_monitor is not None:
+            self._stop_monitor()
+            self._stop_monitor = None
+        if self._session is not None:
+            self._session.stop()
+            self._session = None
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        """The active session's telemetry (for extensions and tests)."""
+        return self._session.telemetry if self._session is not None else None

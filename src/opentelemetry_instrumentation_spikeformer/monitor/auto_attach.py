@@ -1,0 +1,48 @@
+"""Attach the monitor to every model an instrumented conversion returns.
+
+Enabled by ``OTEL_PYTHON_SPIKEFORMER_SPIKE_MONITOR`` (default on). Each
+successful conversion that returns a model with spiking layers gets a monitor
+named after the source model's class (bounded); stopping detaches them all, so
+their observable callbacks report nothing.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable
+
+from ..core import attributes as a
+from ..core import model_info
+from .spike_monitor import attach, monitors_of
+
+
+def start(telemetry: Any, meter_provider: Any) -> Callable[[], None]:
+    settings = telemetry.settings
+    attached: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+    def on_converted(result: Any, _target: Any, call: Any) -> None:
+        model = model_info.unwrap_model(result)
+        if not model_info.is_model(model) or not model_info.spiking_layer_count(model):
+            return
+        if monitors_of(model):
+            return
+        attrs = getattr(call, "metric_attrs", None) or {}
+        name = attrs.get(a.M_MODEL_TYPE)
+        if not name or name == a.UNSPECIFIED:
+            name = model_info.model_type(model)
+        hardware = attrs.get(a.M_HARDWARE_TARGET)
+        if hardware in (a.UNSPECIFIED, a.OTHER):
+            hardware = None  # the energy_hardware setting
+        attached.add(attach(model, name, settings, hardware, meter_provider))
+
+    telemetry.on_converted.append(on_converted)
+
+    def stop() -> None:
+        try:
+            telemetry.on_converted.remove(on_converted)
+        except ValueError:
+            pass
+        for monitor in list(attached):
+            monitor.detach()
+
+    return stop

@@ -1,0 +1,85 @@
+"""Forward hooks that do not travel with the model.
+
+torch pickles and deep-copies a module together with its hook dicts, and our
+hooks reference the monitor: a monitored model would not pickle, and every
+copy would drag a monitor along. So where a hook dict is still empty (a model a
+converter just built), it is replaced by an equal ``_HookDict`` that leaves our
+entries out when pickled or copied: the model round-trips exactly as it would
+without the plugin and comes back unmonitored. Where the user already holds
+hooks in that dict (their handles point at it, so it must stay), our hook is a
+``_Detachable``, which pickles as a no-op.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+
+class _HookDict(OrderedDict):
+    """A module's hook dict whose pickled or copied form omits our hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ours: set[int] = set()
+
+    def __reduce__(self) -> Any:
+        kept = [(k, v) for k, v in self.items() if k not in self.ours]
+        return OrderedDict, (), None, None, iter(kept)
+
+
+def _noop(*_args: Any) -> None:
+    return None
+
+
+def _revive_as_noop() -> Callable:
+    return _noop
+
+
+class _Detachable:
+    """Our hook in a dict we could not replace: pickles as a no-op hook."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+    def __reduce__(self) -> Any:
+        return _revive_as_noop, ()
+
+
+def _own(module: Any, attr: str) -> _HookDict | None:
+    """``module.<attr>`` as a ``_HookDict`` (swapped in while empty), else None."""
+    current = module.__dict__.get(attr)
+    if isinstance(current, _HookDict):
+        return current
+    if current is None or len(current):
+        return None
+    fresh = _HookDict()
+    module.__dict__[attr] = fresh
+    return fresh
+
+
+def _register(module: Any, attrs: tuple[str, ...], register: Callable, fn: Callable,
+              **kwargs: Any) -> Any:
+    owned = [_own(module, attr) for attr in attrs]
+    hook = fn if owned[0] is not None else _Detachable(fn)
+    handle = register(hook, **kwargs)
+    for found in owned:
+        if found is not None:
+            found.ours.add(handle.id)
+    return handle
+
+
+def forward_hook(module: Any, fn: Callable) -> Any:
+    """``module.register_forward_hook(fn)``, left out of pickles and copies."""
+    return _register(module, ("_forward_hooks",), module.register_forward_hook, fn)
+
+
+def forward_pre_hook(module: Any, fn: Callable, with_kwargs: bool = False) -> Any:
+    """``module.register_forward_pre_hook(fn)``, left out of pickles and copies."""
+    return _register(module, ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs"),
+                     module.register_forward_pre_hook, fn, with_kwargs=with_kwargs)

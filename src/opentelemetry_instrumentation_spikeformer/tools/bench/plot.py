@@ -1,0 +1,93 @@
+"""Accuracy vs. energy per inference across timesteps, as a PNG (matplotlib, Agg).
+
+One panel per model (rows) and energy target (columns): per framework a line
+through the timesteps values (labelled T=...), the source ANN as a star and a
+dotted line at its accuracy. Energy on a log axis: doubling T roughly doubles
+the spikes, so the points spread evenly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import metrics as bm
+from .runner import BenchResult
+
+_STYLE = {"sinabs": ("tab:blue", "o"), "spikingjelly": ("tab:orange", "s")}
+_ANN_COLOR = "black"
+
+
+def write_plot(result: BenchResult, path: str, dpi: int = 80) -> str:
+    """Write the figure to ``path``; returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    cfg = result.config
+    models, targets = list(cfg.models), list(cfg.targets)
+    fig, axes = plt.subplots(len(models), len(targets), squeeze=False, sharey=True,
+                             figsize=(4.6 * len(targets), 3.2 * len(models) + 0.6))
+    for r, model in enumerate(models):
+        for c, target in enumerate(targets):
+            ax = axes[r][c]
+            _ann(ax, result, model, target)
+            for framework in cfg.frameworks:
+                _snn_line(ax, result, model, framework, target)
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.margins(x=0.1)
+            ax.set_title(f"{model}, energy table {target}", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+            if r == len(models) - 1:
+                ax.set_xlabel("estimated energy per inference (µJ)")
+            if c == 0:
+                ax.set_ylabel("test accuracy (%)")
+    accuracies = [row.accuracy * 100 for row in result.rows if row.accuracy is not None]
+    if accuracies:  # room for the T=... labels above and below the points
+        axes[0][0].set_ylim(min(accuracies) - 1.0, max(accuracies) + 0.8)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9,
+                   frameon=False)
+    fig.suptitle(f"Accuracy vs. energy per inference across timesteps "
+                 f"({result.test_samples} test digits, run on {cfg.device})", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def _ann(ax: Any, result: BenchResult, model: str, target: str) -> None:
+    for row in result.rows:
+        if row.model == model and row.network == bm.NETWORK_ANN and not row.error:
+            ax.axhline(row.accuracy * 100, color=_ANN_COLOR, linestyle=":", linewidth=1)
+            energy = row.energy_mj.get(target)
+            if energy:
+                ax.plot([energy * 1e3], [row.accuracy * 100], marker="*", markersize=13,
+                        color=_ANN_COLOR, linestyle="none", label="ANN (source)")
+
+
+def _snn_line(ax: Any, result: BenchResult, model: str, framework: str, target: str) -> None:
+    points = sorted((row.timesteps, row.energy_mj.get(target), row.accuracy)
+                    for row in result.rows
+                    if row.model == model and row.framework == framework and not row.error
+                    and row.energy_mj.get(target))
+    if not points:
+        return
+    color, marker = _STYLE.get(framework, ("tab:green", "^"))
+    xs = [energy * 1e3 for _, energy, _ in points]
+    ys = [accuracy * 100 for _, _, accuracy in points]
+    ax.plot(xs, ys, marker=marker, color=color, label=f"SNN, {framework}")
+    below = framework != "sinabs"
+    for (steps, _, _), x, y in zip(points, xs, ys):
+        ax.annotate(f"T={steps}", (x, y), textcoords="offset points", fontsize=7, color=color,
+                    xytext=(0, -12 if below else 6), ha="center")
