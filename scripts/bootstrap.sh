@@ -18,7 +18,9 @@ fi
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 echo "bootstrap: installing into $VENV (first run takes a few minutes)" >&2
 # torch first, pinned: a bare "torch" requirement would pull a multi-GB CUDA build.
-pip install "torch==2.13.0"
+# Where no CPU wheel is at hand, TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# takes PyTorch's CPU build from its own index.
+pip install "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 # spikingjelly 2.0.0 declares torchvision/torchaudio, which would replace torch: no deps.
 pip install --no-deps "spikingjelly==2.0.0"
 pip install loguru h5py scipy matplotlib packaging numpy tqdm requests

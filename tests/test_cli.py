@@ -128,3 +128,17 @@ def test_a_check_that_crashes_exits_3(monkeypatch, capsys):
     assert cli.main(["health"]) == 3
     assert json.loads(capsys.readouterr().out) == {
         "status": "unknown", "error": "RuntimeError: registry exploded"}
+
+
+@pytest.mark.parametrize("command, extra", [("bench", "[bench]"), ("demo", "[bench]")])
+def test_missing_library_is_one_line_naming_the_extra(monkeypatch, command, extra):
+    """Without scikit-learn the command stops before it starts, saying what to install."""
+    from opentelemetry_instrumentation_spikeformer.tools import cli, requirements
+
+    real = requirements._installed
+    monkeypatch.setattr(requirements, "_installed", lambda m: m != "sklearn" and real(m))
+    with pytest.raises(SystemExit) as stop:
+        cli.main([command])
+    assert str(stop.value) == (
+        f"spikeformer-otel {command}: scikit-learn is not installed (module sklearn): "
+        f"pip install 'opentelemetry-instrumentation-spikeformer{extra}'")

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ..core import attributes as a
 from ..devices.samna_probe import real_samna_installed
+from .requirements import require
 from .sdk_setup import add_export_arguments, build_providers
 
 
@@ -55,6 +56,7 @@ class Progress:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    require("demo", ("opentelemetry.sdk", "torch", "sklearn", "sinabs", "spikingjelly"))
     from .. import SpikeformerInstrumentor
     from ..devices.instrumentor import SpikeformerDevicesInstrumentor
     from . import digits

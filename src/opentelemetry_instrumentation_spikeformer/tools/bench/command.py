@@ -15,6 +15,7 @@ import threading
 from typing import Any, Callable
 
 from ...core import settings as config
+from ..requirements import require
 from ..sdk_setup import add_export_arguments, build_providers
 
 
@@ -91,6 +92,9 @@ def _parser(settings: config.Settings) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     settings = config.load_settings()
     args = _parser(settings).parse_args(argv)
+    require("bench", ("opentelemetry.sdk", "torch", "sklearn",
+                      *(["matplotlib"] if args.plot else []),
+                      *args.frameworks))
     from ... import SpikeformerInstrumentor
     from .. import digits
     from .plot import write_plot
