@@ -15,19 +15,18 @@ from .attributes import SCHEMA_URL, SCOPE
 _LOG = logging.getLogger(__name__)
 
 
-def get_tracer(tracer_provider: Any = None) -> Any:
+def _scoped(factory: Any, provider: Any, fallback: Any, what: str) -> Any:
     try:
-        return trace.get_tracer(SCOPE, __version__, tracer_provider, schema_url=SCHEMA_URL)
+        return factory(SCOPE, __version__, provider, schema_url=SCHEMA_URL)
     except Exception as exc:
-        _LOG.warning("spikeformer: tracer provider unusable (%s: %s); spans disabled",
-                     type(exc).__name__, exc)
-        return trace.NoOpTracer()
+        _LOG.warning("spikeformer: %s provider unusable (%s: %s); no %s from this plugin",
+                     what, type(exc).__name__, exc, "spans" if what == "tracer" else "metrics")
+        return fallback()
+
+
+def get_tracer(tracer_provider: Any = None) -> Any:
+    return _scoped(trace.get_tracer, tracer_provider, trace.NoOpTracer, "tracer")
 
 
 def get_meter(meter_provider: Any = None) -> Any:
-    try:
-        return metrics.get_meter(SCOPE, __version__, meter_provider, schema_url=SCHEMA_URL)
-    except Exception as exc:
-        _LOG.warning("spikeformer: meter provider unusable (%s: %s); metrics disabled",
-                     type(exc).__name__, exc)
-        return metrics.NoOpMeter(SCOPE)
+    return _scoped(metrics.get_meter, meter_provider, lambda: metrics.NoOpMeter(SCOPE), "meter")
