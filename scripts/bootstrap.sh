@@ -22,5 +22,5 @@ pip install "torch==2.13.0"
 # spikingjelly 2.0.0 declares torchvision/torchaudio, which would replace torch: no deps.
 pip install --no-deps "spikingjelly==2.0.0"
 pip install loguru h5py scipy matplotlib packaging numpy tqdm requests
-pip install -e ".[sdk,snn,devices,bench,test]"
+pip install -e ".[sdk,snn,devices,bench,test,spinnaker]"
 echo "$want" > "$stamp"
