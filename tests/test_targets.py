@@ -26,9 +26,20 @@ BUILTIN_TARGETS = tuple(t for fw in all_frameworks() for t in fw.targets)
 _SEED_KITS = ("spikeformer", "spike_transformer_compiler")
 _NEEDS_SAMNA = "sinabs.backend.dynapcnn"
 
+# Toolchains installed into an environment of their own (scripts/toolchain-venv.sh):
+# their rows are checked when this file runs there (tests/test_toolchain_venvs.py).
+OWN_ENVIRONMENT = ("nengo_loihi", "akida")
+
+
+def _here(row: Target) -> bool:
+    package = row.module.partition(".")[0]
+    return package not in OWN_ENVIRONMENT or importlib.util.find_spec(package) is not None
+
+
 LIBRARY_ROWS = [
     row for t in BUILTIN_TARGETS for row in t.expanded()
     if not row.module.startswith(_SEED_KITS) and not row.module.startswith(_NEEDS_SAMNA)
+    and _here(row)
 ]
 
 
