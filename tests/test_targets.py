@@ -66,7 +66,8 @@ def test_builtin_row_matches_installed_library(row):
         owner = getattr(owner, part)
     func = getattr(owner, attr)
     assert callable(func)
-    missing = _source_params(row) - _param_names(row, func)
+    wanted = _source_params(row)  # a pybind11 method (Akida's _map) has no signature
+    missing = wanted - _param_names(row, func) if wanted else set()
     assert not missing, f"{row.function_name} has no parameter(s) {missing}"
 
 
