@@ -11,10 +11,12 @@ board (8 x 8), so "chips available" does not follow the network's size.
 
 from __future__ import annotations
 
+import atexit
 import configparser
 import contextlib
 import io
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -84,8 +86,8 @@ def build_network(sim: Any, populations: int = 2, neurons: int = 100) -> list[An
 @dataclass
 class Mapped:
     neurons: int
-    chips: int
-    cores: int
+    chips: int  # with an application core
+    cores: int  # application cores (every chip also runs system cores)
 
 
 @contextlib.contextmanager
@@ -102,25 +104,28 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def map_small_network(run_ms: float = 10.0) -> Mapped:
+def map_small_network(populations: int = 3, run_ms: float = 10.0) -> Mapped:
     """Map ``build_network`` onto the virtual board (setup, run, end) in a
-    temporary directory. sPyNNaker's progress bars (stderr) are shown only if
-    it fails; the SIGINT handler and excepthook it installs are put back."""
+    temporary directory, removed at exit: sPyNNaker's own exit hook still
+    writes there. Its progress bars (stderr) are shown only if it fails; the
+    SIGINT handler and excepthook it installs are put back."""
     handler, excepthook = signal.getsignal(signal.SIGINT), sys.excepthook
+    tmp = tempfile.mkdtemp(prefix="spikeformer-spinnaker-")
+    atexit.register(shutil.rmtree, tmp, True)  # registered first, so it runs after sPyNNaker's
     noise = io.StringIO()
     try:
-        with tempfile.TemporaryDirectory(prefix="spikeformer-spinnaker-") as tmp, \
-                _environment(write_config(Path(tmp))), contextlib.redirect_stderr(noise):
+        with _environment(write_config(Path(tmp))), contextlib.redirect_stderr(noise):
             import pyNN.spiNNaker as sim
             from spinn_front_end_common.data import FecDataView
 
             sim.setup(timestep=1.0)
-            populations = build_network(sim)
+            network = build_network(sim, populations=populations, neurons=200)
             sim.run(run_ms)
-            placements = list(FecDataView.iterate_placemements())  # sic
-            chips = {(p.x, p.y) for p in placements if p.vertex.app_vertex is not None}
+            placements = [p for p in FecDataView.iterate_placemements()  # sic
+                          if p.vertex.app_vertex is not None]
             sim.end()
-            return Mapped(sum(p.size for p in populations), len(chips), len(placements))
+            return Mapped(sum(p.size for p in network), len({(p.x, p.y) for p in placements}),
+                          len(placements))
     except BaseException:
         sys.stderr.write(noise.getvalue())
         raise
