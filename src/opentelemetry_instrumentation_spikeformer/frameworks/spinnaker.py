@@ -112,6 +112,7 @@ def _switch_category(session: Any, state: _State, category: Any, now: int, start
 
 
 def _change_category(session: Any):
+    """Ends the open category span; starts the next one (none for Waiting)."""
     def wrapper(wrapped, instance, args, kwargs):
         now = time.time_ns()
         result = wrapped(*args, **kwargs)
@@ -124,6 +125,7 @@ def _change_category(session: Any):
 
 
 def _stop_category_timing(session: Any):
+    """Ends the last category span (sim.end)."""
     def wrapper(wrapped, instance, args, kwargs):
         now = time.time_ns()
         result = wrapped(*args, **kwargs)
@@ -151,6 +153,7 @@ def _begin_step(session: Any, state: _State, timer: Any, start: int) -> None:
 
 
 def _enter(session: Any):
+    """Starts the step span under its category, before the timer starts."""
     def wrapper(wrapped, instance, args, kwargs):
         if not bypass(session):
             # our span first, the timer second: our cost is outside its interval
@@ -172,6 +175,7 @@ def _outcome(outcome: str):
 
         return wrapper
 
+    factory.__doc__ = f"Marks the step {outcome}; _insert_timing ends its span."
     return factory
 
 
@@ -194,6 +198,7 @@ def _end_step(step: _Step, time_taken: Any, reason: Any) -> None:
 
 
 def _insert_timing(session: Any):
+    """Ends the step span at its start + the timer's own time_taken, with the outcome."""
     def wrapper(wrapped, instance, args, kwargs):
         step = _state(session.telemetry).steps.get(id(instance))
         if step is not None and not step.ended:
@@ -206,6 +211,7 @@ def _insert_timing(session: Any):
 
 
 def _exit(session: Any):
+    """Marks an exception as the step's outcome; forgets the timer."""
     def wrapper(wrapped, instance, args, kwargs):
         state = _state(session.telemetry)
         step = state.steps.get(id(instance))
@@ -228,6 +234,7 @@ def _exit(session: Any):
 # Runs: the compile span's hooks, and the compressor's result
 # --------------------------------------------------------------------------
 def _early_compression(session: Any):
+    """Keeps the host-compressed routing tables for the compile span's resources."""
     def wrapper(wrapped, instance, args, kwargs):
         result = wrapped(*args, **kwargs)
         state = _state(session.telemetry)
