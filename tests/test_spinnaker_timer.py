@@ -68,3 +68,30 @@ def test_uninstrument_puts_every_original_back(instrument, otel):
     with FecTimer("After", TimerWork.OTHER) as timer:
         timer.skip("nothing traced")
     assert otel.spans() == []
+
+
+@pytest.mark.parametrize("kind", ["tracer", "span"])
+def test_broken_telemetry_leaves_the_steps_alone(kind):
+    from opentelemetry import trace
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+    from test_reliability import RaisingSpanTracerProvider, RaisingTracerProvider
+
+    provider = RaisingTracerProvider() if kind == "tracer" else RaisingSpanTracerProvider()
+    inst = SpikeformerInstrumentor()
+    inst.instrument(tracer_provider=provider, meter_provider=MeterProvider())
+    try:
+        with FecTimer("Skipped", TimerWork.OTHER) as timer:
+            timer.skip("reason")
+        with FecTimer("Errored", TimerWork.OTHER) as timer:
+            timer.error("reason")
+        boom = ValueError("boom")
+        with pytest.raises(ValueError) as raised:
+            with FecTimer("Raised", TimerWork.OTHER):
+                raise boom
+        assert raised.value is boom
+        assert not trace.get_current_span().get_span_context().is_valid
+        assert not spinnaker._state(inst.telemetry).steps
+    finally:
+        inst.uninstrument()

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
 from ..core import attributes as a
+from ..core.errors import quietly
 from ..core.targets import STAGE, RowHooks, Target
 from ..core.wrappers import bypass
 from . import mapping
@@ -29,6 +30,7 @@ from .base import Framework
 NAME = HARDWARE = "akida"
 HRC = "HRC"  # the input-convolution block: not a neural processor
 ATTEMPT_EVENT = "akida.map_attempt"
+WHERE = "akida map attempt"
 
 _open_maps: set[int] = set()  # span ids of map steps in flight
 _lock = threading.Lock()
@@ -86,21 +88,22 @@ def _map_attempt(session: Any):
         span = trace.get_current_span()
         if bypass(session) or span.get_span_context().span_id not in _open_maps:
             return wrapped(*args, **kwargs)
-        attrs: dict[str, Any] = {}
-        constraints = kwargs.get("constraints")
-        filters = getattr(constraints, "cnp_max_filters", None)
-        if isinstance(filters, int):
-            attrs["akida.cnp_max_filters"] = filters
+        attrs = quietly(WHERE, _attempt_attributes, kwargs) or {}
         try:
             result = wrapped(*args, **kwargs)
         except Exception as exc:  # map() may catch it and try another split
-            span.add_event(ATTEMPT_EVENT, {**attrs, "akida.outcome": "failed",
-                                           ERROR_TYPE: type(exc).__qualname__})
+            quietly(WHERE, span.add_event, ATTEMPT_EVENT, {
+                **attrs, "akida.outcome": "failed", ERROR_TYPE: type(exc).__qualname__})
             raise
-        span.add_event(ATTEMPT_EVENT, {**attrs, "akida.outcome": "mapped"})
+        quietly(WHERE, span.add_event, ATTEMPT_EVENT, {**attrs, "akida.outcome": "mapped"})
         return result
 
     return wrapper
+
+
+def _attempt_attributes(kwargs: Any) -> dict[str, Any]:
+    filters = getattr(kwargs.get("constraints"), "cnp_max_filters", None)
+    return {"akida.cnp_max_filters": filters} if isinstance(filters, int) else {}
 
 
 FRAMEWORK = Framework(

@@ -30,7 +30,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Status, StatusCode
 
 from ..core import attributes as a
-from ..core.errors import log_internal_error
+from ..core.errors import quietly
 from ..core.targets import STAGE, RowHooks, Target
 from ..core.wrappers import bypass
 from . import mapping
@@ -86,11 +86,7 @@ def _state(telemetry: Any) -> _State:
 
 
 def _quietly(where: str, step: Any, *args: Any) -> Any:
-    try:
-        return step(*args)
-    except Exception:
-        log_internal_error(f"spinnaker {where}")
-        return None
+    return quietly(f"spinnaker {where}", step, *args)
 
 
 # --------------------------------------------------------------------------
@@ -98,9 +94,9 @@ def _quietly(where: str, step: Any, *args: Any) -> Any:
 # --------------------------------------------------------------------------
 def _switch_category(session: Any, state: _State, category: Any, now: int, start: bool) -> None:
     with state.lock:
-        if state.category is not None:
-            state.category.end(end_time=now)
-            state.category = None
+        previous, state.category = state.category, None
+        if previous is not None:
+            previous.end(end_time=now)
         if not start or getattr(category, "name", None) == IDLE_CATEGORY:
             return
         if category.name == "MAPPING" and state.run_span is not None:
