@@ -14,6 +14,8 @@ import pytest
 import akida
 from akida.mapping import _get_model_nps  # the count behind the model summary's "NPs"
 
+from launched import launch
+
 COMPILE, MAP = "spikeformer.compile akida", "spikeformer.stage map"
 
 
@@ -113,6 +115,25 @@ def test_the_model_is_not_kept_alive(instrument):
     del model
     gc.collect()
     assert ref() is None
+
+
+LAUNCHED = """
+import numpy as np, akida
+model = akida.Model()
+model.add(akida.InputConvolutional(input_shape=(8, 8, 1), kernel_size=(3, 3), filters=8,
+                                   weights_bits=8, act_bits=4, name="in"))
+model.add(akida.FullyConnected(units=4, weights_bits=4, activation=False, name="fc"))
+for layer in model.layers:
+    w = layer.get_variable("weights")
+    layer.set_variable("weights", np.ones(w.shape, dtype=w.dtype))
+model.map(akida.AKD1000())
+"""
+
+
+def test_under_the_launcher_without_torch(tmp_path):
+    out = launch(LAUNCHED, tmp_path)
+    assert '"name": "spikeformer.compile akida"' in out and '"name": "spikeformer.stage map"' in out
+    assert '"name": "neuromorphic.compile.program_size"' in out
 
 
 def test_no_torch_needed():

@@ -19,6 +19,8 @@ from nengo_loihi.hardware import interface as hardware_interface
 from nengo_loihi.hardware.allocators import Greedy, GreedyInterchip, RoundRobin
 from nengo_loihi.hardware.validate import validate_board
 
+from launched import launch
+
 COMPILE = "spikeformer.compile nengo_loihi"
 CORES_PER_CHIP = 128  # Loihi 1
 
@@ -189,3 +191,23 @@ def test_a_name_bound_while_instrumented_is_restored_too():
 
 def test_no_torch_needed():
     assert "torch" not in sys.modules
+
+
+LAUNCHED = """
+import warnings
+warnings.simplefilter("ignore")
+import nengo, nengo_loihi
+from nengo_loihi.hardware.allocators import RoundRobin
+with nengo.Network(seed=0) as net:
+    nengo.Connection(nengo.Ensemble(50, 1), nengo.Ensemble(50, 1))
+with nengo_loihi.Simulator(net, target="sim") as sim:
+    RoundRobin()(sim.model, n_chips=2)
+"""
+
+
+def test_under_the_launcher_without_torch(tmp_path):
+    out = launch(LAUNCHED, tmp_path)
+    assert out.count('"name": "spikeformer.compile nengo_loihi"') == 2
+    for name in ("split", "discretize", "validate", "emulator build", "allocate"):
+        assert f'"name": "spikeformer.stage {name}"' in out, name
+    assert '"name": "neuromorphic.compile.core_utilization"' in out
