@@ -148,6 +148,15 @@ def test_a_smaller_allocation_leaves_no_stale_chip(allocating, otel):
     assert list(_gauge(otel, "neuromorphic.compile.core_utilization", "hw.id")) == ["0"]
 
 
+def test_a_build_does_not_replace_the_allocations_gauges(allocating, otel):
+    """target="loihi" allocates inside the build: both parts must stay reported."""
+    RoundRobin()(allocating, n_chips=3)
+    with nengo_loihi.Simulator(network(), target="sim"):
+        pass
+    assert _gauge(otel, "neuromorphic.compile.chips", "state") == {"used": 3, "available": 3}
+    assert otel.value("neuromorphic.compile.blocks", target_hardware="loihi") == 6
+
+
 def test_a_failed_allocation_raises_the_same_exception(allocating, otel):
     with pytest.raises(AssertionError) as raised:
         Greedy(cores_per_chip=2)(allocating, n_chips=1)  # 6 blocks, room for 2

@@ -100,6 +100,9 @@ class Resources:
         return points
 
 
-def publish(telemetry: Any, resources: Resources) -> None:
-    """Make ``resources`` the target's latest mapping in the compile gauges."""
-    telemetry.publish(resources.target, resources.snapshot())
+def publish(telemetry: Any, resources: Resources, part: str = "") -> None:
+    """Make ``resources`` the target's latest mapping in the compile gauges; a
+    toolchain that maps in several calls (build, then allocation) names the
+    part each one replaces."""
+    group = f"{resources.target}.{part}" if part else resources.target
+    telemetry.publish(group, resources.snapshot())

@@ -52,8 +52,9 @@ def model_resources(model: Any) -> tuple[mapping.Resources, dict[str, Any]]:
     return resources, details
 
 
-def board_resources(board: Any, n_chips: int, model: Any) -> tuple[mapping.Resources, dict[str, Any]]:
-    """An allocator's board: chips and cores used of those asked for."""
+def board_resources(board: Any, n_chips: int) -> tuple[mapping.Resources, dict[str, Any]]:
+    """An allocator's board: chips and cores used of those asked for (the build
+    already reported blocks and synapse memory: one block per core)."""
     from nengo_loihi.block import MAX_SYNAPSE_BITS
 
     per_chip = [len(chip.cores) for chip in board.chips]
@@ -62,9 +63,7 @@ def board_resources(board: Any, n_chips: int, model: Any) -> tuple[mapping.Resou
                               for block in core.blocks)
     resources = mapping.Resources(
         HARDWARE, chips=(board.n_chips, n_chips), cores=(cores, n_chips * CORES_PER_CHIP),
-        utilization={str(i): n / CORES_PER_CHIP for i, n in enumerate(per_chip)},
-        blocks=len(model.blocks),
-        synapse_memory=(used_bits // 8, cores * MAX_SYNAPSE_BITS // 8))
+        utilization={str(i): n / CORES_PER_CHIP for i, n in enumerate(per_chip)})
     details = {
         "chips_used": board.n_chips, "chips_available": n_chips,
         "cores_used": cores, "cores_available": n_chips * CORES_PER_CHIP,
@@ -76,11 +75,12 @@ def board_resources(board: Any, n_chips: int, model: Any) -> tuple[mapping.Resou
 
 
 def _describe(call: Any, resources: mapping.Resources, details: dict[str, Any],
-              publish: bool = True) -> None:
+              part: str | None) -> None:
+    """Details on the span; the gauges' ``part`` (build, allocation) unless None."""
     if call.span.is_recording():
         call.span.set_attributes({f"loihi.{k}": v for k, v in details.items()})
-    if publish:
-        mapping.publish(call.telemetry, resources)
+    if part is not None:
+        mapping.publish(call.telemetry, resources, part)
 
 
 class _SimulatorHooks(RowHooks):
@@ -90,7 +90,7 @@ class _SimulatorHooks(RowHooks):
             return
         if call.span.is_recording():
             call.span.set_attribute("loihi.target", str(getattr(simulator, "target", "")))
-        _describe(call, *model_resources(simulator.model))
+        _describe(call, *model_resources(simulator.model), part="build")
 
 
 class _SplitHooks(RowHooks):
@@ -105,12 +105,12 @@ class _AllocateHooks(RowHooks):
     def on_end(self, call: Any, result: Any, error: BaseException | None) -> None:
         if call.span.is_recording():
             call.span.set_attribute("loihi.allocator", type(call.instance).__name__)
-        n_chips, model = call.bound.get("n_chips"), call.bound.get("model")
+        n_chips = call.bound.get("n_chips")
         if error is None and result is not None and isinstance(n_chips, int):
             # the compile span opened around a lone allocation gets the details too;
-            # the metrics come once, from the allocate step
-            _describe(call, *board_resources(result, n_chips, model),
-                      publish=call.target.role == STAGE)
+            # the gauges come once, from the allocate step
+            _describe(call, *board_resources(result, n_chips),
+                      part="allocation" if call.target.role == STAGE else None)
 
 
 def _step(module: str, qualname: str, step: str, **kw: Any) -> Target:
