@@ -16,7 +16,6 @@ import configparser
 import contextlib
 import io
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -106,24 +105,27 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 def map_small_network(populations: int = 3, run_ms: float = 10.0) -> Mapped:
     """Map ``build_network`` onto the virtual board (setup, run, end) in a
-    temporary directory, removed at exit: sPyNNaker's own exit hook still
-    writes there. Its progress bars (stderr) are shown only if it fails; the
-    SIGINT handler and excepthook it installs are put back."""
+    temporary directory. For this process only (the demo's, a test's):
+    sPyNNaker's exit hooks stop writing into that deleted directory, its
+    progress bars (stderr) are shown only if it fails, and the SIGINT handler
+    and excepthook it installs are put back."""
     handler, excepthook = signal.getsignal(signal.SIGINT), sys.excepthook
-    tmp = tempfile.mkdtemp(prefix="spikeformer-spinnaker-")
-    atexit.register(shutil.rmtree, tmp, True)  # registered first, so it runs after sPyNNaker's
     noise = io.StringIO()
     try:
-        with _environment(write_config(Path(tmp))), contextlib.redirect_stderr(noise):
-            import pyNN.spiNNaker as sim
-            from spinn_front_end_common.data import FecDataView
+        with tempfile.TemporaryDirectory(prefix="spikeformer-spinnaker-") as tmp, \
+                _environment(write_config(Path(tmp))), contextlib.redirect_stderr(noise):
+            try:
+                import pyNN.spiNNaker as sim
+                from spinn_front_end_common.data import FecDataView
 
-            sim.setup(timestep=1.0)
-            network = build_network(sim, populations=populations, neurons=200)
-            sim.run(run_ms)
-            placements = [p for p in FecDataView.iterate_placemements()  # sic
-                          if p.vertex.app_vertex is not None]
-            sim.end()
+                sim.setup(timestep=1.0)
+                network = build_network(sim, populations=populations, neurons=200)
+                sim.run(run_ms)
+                placements = [p for p in FecDataView.iterate_placemements()  # sic
+                              if p.vertex.app_vertex is not None]
+                sim.end()
+            finally:
+                _detach_from_reports()
             return Mapped(sum(p.size for p in network), len({(p.x, p.y) for p in placements}),
                           len(placements))
     except BaseException:
@@ -132,3 +134,13 @@ def map_small_network(populations: int = 3, run_ms: float = 10.0) -> Mapped:
     finally:
         signal.signal(signal.SIGINT, handler)
         sys.excepthook = excepthook
+
+
+def _detach_from_reports() -> None:
+    """At exit sPyNNaker marks the report folder and reads its log database there."""
+    with contextlib.suppress(ImportError):
+        from spinn_utilities.data.utils_data_writer import UtilsDataWriter
+        from spinn_utilities.log import FormatAdapter
+
+        atexit.unregister(UtilsDataWriter.write_errored_file)
+        FormatAdapter.set_log_store(None)
