@@ -60,6 +60,8 @@ def targets_table() -> str:
         role = t.operation if t.role == OP else f"child span: {t.role}"
         if t.subclasses:
             role += " (and subclass overrides)"
+        if t.standalone:
+            role += " (also on its own, outside a conversion)"
         hardware = f"`{t.hardware_value}`" if t.hardware_value else (f"`{t.hardware}`" if t.hardware else "-")
         rows.append(f"| {module} | `{t.qualname}` | {role} | {t.framework} | "
                     f"{'`' + t.model + '`' if t.model else '-'} | {_cell(hardware)} |")

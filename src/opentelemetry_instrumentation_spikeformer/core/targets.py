@@ -50,6 +50,9 @@ class Target:
     direction: str = ""  # to_nir | from_nir
     aliases: tuple[str, ...] = ()  # modules that re-export the same function
     subclasses: bool = False  # also wrap overrides in subclasses of the class
+    # a child-role row that also opens its span outside an op (a step the user
+    # calls before the conversion: spikingjelly's calibrate_qwen2_snn)
+    standalone: bool = False
     extra: bool = False  # came from OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS
     hooks: "RowHooks | None" = None
     # (session) -> wrapt wrapper, instead of the standard span-and-metrics one

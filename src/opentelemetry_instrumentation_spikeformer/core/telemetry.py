@@ -119,6 +119,7 @@ class Call:
     row: _Compiled
     span: Any
     metric_attrs: dict[str, Any] = field(default_factory=dict)
+    instance: Any = None  # ``self`` of a wrapped method, for hooks
     start: float = 0.0
     token: Any = None
     op_token: Any = None
@@ -179,7 +180,7 @@ class Call:
         if not span.is_recording():
             return
         target = self.target
-        if target.role == CALIBRATION and self.batches:
+        if target.role == CALIBRATION and self.forward_hooks:  # counted: 0 when none ran
             span.set_attribute(a.CALIBRATION_SAMPLES, self.samples)
             span.set_attribute(a.CALIBRATION_BATCHES, self.batches)
         if target.role == OP:
@@ -258,14 +259,15 @@ class Telemetry:
 
     def _start(self, target, wrapped, instance, args, kwargs) -> Call | None:
         parent_op = _CURRENT_OP.get()
-        if target.role != OP and (parent_op is None or not self.settings.layer_spans):
+        if target.role != OP and (not self.settings.layer_spans
+                                  or (parent_op is None and not target.standalone)):
             return None
         row = self.compiled(target)
         bound = _bind(wrapped, args, kwargs)
         attrs, metric_attrs = self._attributes(row, bound, args, instance)
         attrs[CODE_FUNCTION_NAME] = _qualified_name(wrapped, target)
         span = self.tracer.start_span(target.span_name, kind=SpanKind.INTERNAL, attributes=attrs)
-        call = Call(self, row, span, metric_attrs)
+        call = Call(self, row, span, metric_attrs, instance=instance)
         call.counted = target.role == OP and parent_op != target.operation
         try:
             call.token = otel_context.attach(trace.set_span_in_context(span))
@@ -349,13 +351,17 @@ class Telemetry:
         if register is None:
             return
 
-        def count(_module, inputs):
-            first = inputs[0] if inputs else None
-            shape = getattr(first, "shape", None)
+        def count(_module, args, kwargs):
+            # the first argument with a shape, positional or keyword (input_ids=...)
+            shape = next((s for s in (getattr(v, "shape", None) for v in (*args, *kwargs.values()))
+                          if s), None)
             call.batches += 1
             call.samples += int(shape[0]) if shape else 1
 
-        call.forward_hooks.append(register(count))
+        try:
+            call.forward_hooks.append(register(count, with_kwargs=True))
+        except TypeError:  # a module-like without torch's keyword hooks: not counted
+            pass
 
     # -- finish ----------------------------------------------------------------
     def record(self, call: Call, duration: float, result: Any, error: BaseException | None):
