@@ -181,3 +181,13 @@ def test_layer_spans_off_leaves_only_the_conversion_spans(instrument, otel):
     calibration = calibrate_qwen2_snn(ann, tm.token_batches(config, 1, 2), snn_config)
     ModuleConverter(Qwen2SNNRecipe(calibration, snn_config)).convert(ann)
     assert [s.name for s in otel.spans()] == ["spikeformer.convert spikingjelly"]
+
+
+def test_transformer_shape_is_left_out_where_blocks_disagree():
+    from opentelemetry_instrumentation_spikeformer.core.model_info import transformer_shape
+
+    nn = torch.nn
+    mixed = nn.Sequential(nn.MultiheadAttention(8, 2), nn.MultiheadAttention(8, 4))
+    assert transformer_shape(mixed) == {"layers": 2}  # heads differ: not one number
+    assert transformer_shape(nn.Linear(2, 2)) == {}
+    assert transformer_shape({"config": None}) == {}

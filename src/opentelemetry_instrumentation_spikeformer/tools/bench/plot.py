@@ -36,8 +36,10 @@ def write_plot(result: BenchResult, path: str, dpi: int = 80) -> str:
         for c, target in enumerate(targets):
             ax = axes[r][c]
             _ann(ax, result, model, target)
-            for framework in _frameworks(result, model):
-                _snn_line(ax, result, model, framework, target)
+            drawn = [_snn_line(ax, result, model, framework, target)
+                     for framework in _frameworks(result, model)]
+            if not any(drawn):
+                _no_counts(ax)
             _log_x(ax, ticker)
             ax.margins(x=0.1)
             ax.set_title(f"{model}, energy table {target}", fontsize=10)
@@ -47,8 +49,9 @@ def write_plot(result: BenchResult, path: str, dpi: int = 80) -> str:
             if c == 0:
                 ax.set_ylabel("test accuracy (%)")
         ax = axes[r][len(targets)]
-        for framework in _frameworks(result, model):
-            _synops_line(ax, result, model, framework)
+        if not any([_synops_line(ax, result, model, framework)
+                    for framework in _frameworks(result, model)]):
+            _no_counts(ax)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
         ax.set_yscale("log")
@@ -73,7 +76,8 @@ def write_plot(result: BenchResult, path: str, dpi: int = 80) -> str:
                    frameon=False)
     fig.suptitle(f"Accuracy vs. energy per inference, and SOPs, across timesteps "
                  f"({result.test_samples} test digits, run on {cfg.device})", fontsize=11)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    height = fig.get_figheight()  # inches: room for the legend and the title
+    fig.tight_layout(rect=(0, 0.55 / height, 1, 1 - 0.35 / height))
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
@@ -98,7 +102,13 @@ def _label(result: BenchResult, model: str, framework: str) -> str:
     return f"SNN, {framework}" + (" (trained directly)" if direct else "")
 
 
-def _synops_line(ax: Any, result: BenchResult, model: str, framework: str) -> None:
+def _no_counts(ax: Any) -> None:
+    """A panel whose SNN rows have no spike counts (the monitor found no spiking layer)."""
+    ax.text(0.5, 0.5, "no spike counts for these SNNs", transform=ax.transAxes,
+            ha="center", va="center", fontsize=9, color="gray")
+
+
+def _synops_line(ax: Any, result: BenchResult, model: str, framework: str) -> bool:
     points = sorted((row.timesteps, row.synops) for row in result.rows
                     if row.model == model and row.framework == framework and not row.error
                     and row.synops)
@@ -106,6 +116,7 @@ def _synops_line(ax: Any, result: BenchResult, model: str, framework: str) -> No
         color, marker = _STYLE.get(framework, ("tab:green", "^"))
         ax.plot([t for t, _ in points], [n for _, n in points], marker=marker, color=color,
                 label=_label(result, model, framework))
+    return bool(points)
 
 
 def _ann(ax: Any, result: BenchResult, model: str, target: str) -> None:
@@ -118,13 +129,13 @@ def _ann(ax: Any, result: BenchResult, model: str, target: str) -> None:
                         color=_ANN_COLOR, linestyle="none", label="ANN (source)")
 
 
-def _snn_line(ax: Any, result: BenchResult, model: str, framework: str, target: str) -> None:
+def _snn_line(ax: Any, result: BenchResult, model: str, framework: str, target: str) -> bool:
     points = sorted((row.timesteps, row.energy_mj.get(target), row.accuracy)
                     for row in result.rows
                     if row.model == model and row.framework == framework and not row.error
                     and row.energy_mj.get(target))
     if not points:
-        return
+        return False
     color, marker = _STYLE.get(framework, ("tab:green", "^"))
     xs = [energy * 1e3 for _, energy, _ in points]
     ys = [accuracy * 100 for _, _, accuracy in points]
@@ -133,3 +144,4 @@ def _snn_line(ax: Any, result: BenchResult, model: str, framework: str, target: 
     for (steps, _, _), x, y in zip(points, xs, ys):
         ax.annotate(f"T={steps}", (x, y), textcoords="offset points", fontsize=7, color=color,
                     xytext=(0, -12 if below else 6), ha="center")
+    return True
