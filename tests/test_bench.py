@@ -345,7 +345,7 @@ def test_bad_configuration_warns_and_falls_back(caplog):
                           targets=("Loihi2", "speck"), timesteps=tuple(range(1, 10)),
                           device="cuda:7" if _no_cuda() else "nonsense").resolved()
     assert cfg.models == ("digits_cnn",)
-    assert cfg.frameworks == ("sinabs", "spikingjelly")
+    assert cfg.frameworks == ("sinabs", "spikingjelly", "spikingjelly_sta", "spikingjelly_td")
     assert cfg.targets == ("loihi2",)
     assert cfg.timesteps == (4, 8, 16, 32)
     assert cfg.device == "cpu"

@@ -36,8 +36,8 @@ def test_one_shot_prints_the_table_writes_the_plot_and_exits_0(tmp_path):
     lines = done.stdout.splitlines()
     header = next(line for line in lines if line.startswith("model "))
     assert header.split() == ["model", "framework", "T", "accuracy", "drop", "p50", "latency",
-                              "p95", "latency", "throughput", "sparsity", "uJ", "loihi2", "uJ",
-                              "truenorth"]
+                              "p95", "latency", "throughput", "sparsity", "SOPs/inf", "uJ",
+                              "loihi2", "uJ", "truenorth"]
     rows = [line.split() for line in lines if line.startswith("digits_cnn ")]
     assert [r[1] for r in rows] == ["torch", "sinabs"] and rows[1][2] == "4"
     assert rows[0][1:3] == ["torch", "(ANN)"]

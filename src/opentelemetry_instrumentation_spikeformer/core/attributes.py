@@ -34,6 +34,12 @@ SUCCESS = "spikeformer.success"
 CALIBRATION_SAMPLES = "spikeformer.calibration.samples"
 CALIBRATION_BATCHES = "spikeformer.calibration.batches"
 RECIPE = "spikeformer.recipe"
+RECIPE_MODE = "spikeformer.recipe.mode"  # a recipe's own mode string (STA: spiking_encoder ...)
+# Transformer shape of a model, where it is readable (config or attention modules)
+TRANSFORMER_LAYERS = "spikeformer.model.transformer.layers"
+TRANSFORMER_HEADS = "spikeformer.model.transformer.heads"
+TRANSFORMER_KV_HEADS = "spikeformer.model.transformer.kv_heads"
+TRANSFORMER_EMBED_DIM = "spikeformer.model.transformer.embed_dim"
 STAGE = "spikeformer.stage"
 LAYER_NAME = "spikeformer.layer.name"
 EXPORT_DIRECTION = "spikeformer.export.direction"  # to_nir | from_nir

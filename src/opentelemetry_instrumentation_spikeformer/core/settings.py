@@ -182,11 +182,16 @@ class Settings:
         "`spikeformer-otel bench`: seconds between runs (start to start); 0: one run, "
         "print the table, exit")
     bench_models: tuple[str, ...] = _setting(
-        env.OTEL_PYTHON_SPIKEFORMER_BENCH_MODELS, ("digits_cnn", "digits_mlp"), parse_list,
-        "Benchmark models (comma list: `digits_cnn`, `digits_mlp`)")
+        env.OTEL_PYTHON_SPIKEFORMER_BENCH_MODELS,
+        ("digits_cnn", "digits_mlp", "digits_vit", "digits_spikformer", "digits_sdt"), parse_list,
+        "Benchmark models (comma list: `digits_cnn`, `digits_mlp`, `digits_vit`; trained "
+        "directly as SNNs: `digits_spikformer`, `digits_sdt`)")
     bench_frameworks: tuple[str, ...] = _setting(
-        env.OTEL_PYTHON_SPIKEFORMER_BENCH_FRAMEWORKS, ("sinabs", "spikingjelly"), parse_list,
-        "Benchmark conversion frameworks (comma list: `sinabs`, `spikingjelly`)")
+        env.OTEL_PYTHON_SPIKEFORMER_BENCH_FRAMEWORKS,
+        ("sinabs", "spikingjelly", "spikingjelly_sta", "spikingjelly_td"), parse_list,
+        "Benchmark conversion frameworks (comma list: `sinabs`, `spikingjelly` (rate coding), "
+        "`spikingjelly_sta`, `spikingjelly_td` (transformer recipes)); each converts the "
+        "models it accepts")
     bench_targets: tuple[str, ...] = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_BENCH_TARGETS, ("cmos45nm", "loihi2"), parse_list,
         "Benchmark energy targets: names of energy tables (built-in or from `energy_table`)")

@@ -189,7 +189,7 @@ class Call:
         if not span.is_recording():
             return
         target = self.target
-        if target.role == CALIBRATION and self.batches:
+        if target.role == CALIBRATION and self.forward_hooks:  # counted: 0 when none ran
             span.set_attribute(a.CALIBRATION_SAMPLES, self.samples)
             span.set_attribute(a.CALIBRATION_BATCHES, self.batches)
         if target.role == OP:
@@ -276,7 +276,8 @@ class Telemetry:
 
     def _start(self, target, wrapped, instance, args, kwargs) -> Call | None:
         parent_op = _CURRENT_OP.get()
-        if target.role != OP and (parent_op is None or not self.settings.layer_spans):
+        if target.role != OP and (not self.settings.layer_spans
+                                  or (parent_op is None and not target.root_span)):
             return None
         row = self.compiled(target)
         bound = _bind(wrapped, args, kwargs)
@@ -369,13 +370,17 @@ class Telemetry:
         if register is None:
             return
 
-        def count(_module, inputs):
-            first = inputs[0] if inputs else None
-            shape = getattr(first, "shape", None)
+        def count(_module, args, kwargs):
+            # the first argument with a shape, positional or keyword (input_ids=...)
+            shape = next((s for s in (getattr(v, "shape", None) for v in (*args, *kwargs.values()))
+                          if s), None)
             call.batches += 1
             call.samples += int(shape[0]) if shape else 1
 
-        call.forward_hooks.append(register(count))
+        try:
+            call.forward_hooks.append(register(count, with_kwargs=True))
+        except TypeError:  # a module-like without torch's keyword hooks: not counted
+            pass
 
     # -- finish ----------------------------------------------------------------
     def record(self, call: Call, duration: float, result: Any, error: BaseException | None):
