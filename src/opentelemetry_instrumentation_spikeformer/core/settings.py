@@ -168,6 +168,11 @@ class Settings:
     health_port: int = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT, 8099, parse_port,
         "Port of the health server (0: any free port)")
+    # -- multi-process jobs ------------------------------------------------------
+    flush_on_sigterm: bool = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_FLUSH_ON_SIGTERM, False, parse_bool,
+        "On SIGTERM (torchrun stopping the ranks of a failed job) flush spans and metrics, "
+        "then die by SIGTERM as before; only where SIGTERM has its default action")
     # -- setup_logging() defaults ------------------------------------------------
     log_format: str = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT, "json", parse_choice("json", "text", "none"),
