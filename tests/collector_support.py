@@ -202,7 +202,8 @@ class Process:
                                      stdin=stdin, env=env, cwd=cwd)
 
     def output(self) -> str:
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def alive(self) -> bool:
