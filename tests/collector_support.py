@@ -323,6 +323,12 @@ def parse_metric_names(text: str) -> set[str]:
     return set(re.findall(r"^\s*-> Name: (\S+)\s*$", text, re.MULTILINE))
 
 
+# How the agent tier forwards to the gateway tier: collector/agent.yaml's
+# load_balancing exporters speak OTLP/gRPC to the gateways' gRPC port; the
+# rotel gateway test forwards the same way (test_collector_static checks both).
+AGENT_TO_GATEWAY_PROTOCOL = "grpc"
+
+
 def start_rotel(tmp: Path, name: str, *exporter: str) -> tuple[Process, int, int]:
     """A real OTLP receiver (rotel-agent) on loopback that logs everything it
     receives in detail: (process, gRPC port, HTTP port). ``exporter``: its
