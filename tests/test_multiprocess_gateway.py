@@ -1,7 +1,12 @@
-"""The gateway tier on loopback with real OTLP software: two "nodes" (two
-torchrun agents with a static rendezvous, one rank each, as two machines would
-run them) each push OTLP to their own rotel agent, as with a DaemonSet; both
-agents forward to one rotel gateway (collector/agent.yaml -> gateway.yaml).
+"""The gateway tier on loopback with real OTLP software: two "nodes", one rank
+each, each push OTLP to their own rotel agent, as with a DaemonSet; both agents
+forward to one rotel gateway (collector/agent.yaml -> gateway.yaml).
+
+Each rank is the user's script under the real launcher, with the environment
+``torchrun --nnodes=2 --nproc_per_node=1 --node_rank=N --master_addr=...`` gives
+its worker (a static rendezvous: no run id); the ranks rendezvous over gloo
+themselves. torchrun's own agent is left out to keep the test fast: it runs in
+test_multiprocess_torchrun.py.
 
 Asserted at the gateway: every rank's conversion span and its one metrics
 export arrive exactly once, with rank, node rank and a stable instance id
@@ -31,10 +36,12 @@ JOB = Path(__file__).parent / "scripts" / "ddp_job.py"
 SPAN = "spikeformer.convert sinabs"
 
 
-def node(node_rank: int, master_port: int) -> list[str]:
-    return [str(VENV_BIN / "torchrun"), "--nnodes=2", "--nproc_per_node=1",
-            f"--node_rank={node_rank}", "--master_addr=127.0.0.1", f"--master_port={master_port}",
-            str(VENV_BIN / "opentelemetry-instrument"), sys.executable, str(JOB)]
+def rank_of_node(node_rank: int, master_port: int) -> dict[str, str]:
+    """What torchrun --nnodes=2 --nproc_per_node=1 (static rendezvous) sets."""
+    return {"RANK": str(node_rank), "WORLD_SIZE": "2", "LOCAL_RANK": "0",
+            "LOCAL_WORLD_SIZE": "1", "GROUP_RANK": str(node_rank), "GROUP_WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(master_port),
+            "TORCHELASTIC_RUN_ID": "none"}
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +68,9 @@ def tier(tmp_path_factory) -> dict:
                                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{grpc}",
                                OTEL_METRIC_EXPORT_INTERVAL="600000",
                                OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="spikeformer_distributed",
-                               TMPDIR=str(tmp))
-            jobs.append(Process(node(node_rank, master_port), tmp / f"node{node_rank}.log",
-                                env=env))
+                               **rank_of_node(node_rank, master_port))
+            jobs.append(Process([str(VENV_BIN / "opentelemetry-instrument"), sys.executable,
+                                 str(JOB)], tmp / f"node{node_rank}.log", env=env))
         for job in jobs:
             try:
                 assert job.proc.wait(180) == 0, job.output()[-3000:]

@@ -64,12 +64,13 @@ def main() -> None:
     x = torch.rand(1, *INPUT_SHAPE) * 3
     print("REPORT", json.dumps(report("main", net, x)), flush=True)
     queue = tmp.get_context("spawn").SimpleQueue()
-    tmp.spawn(spawned, args=(net, x, queue), nprocs=1, join=True)
-    print("REPORT", json.dumps(queue.get()), flush=True)
+    workers = tmp.spawn(spawned, args=(net, x, queue), nprocs=1, join=False)
     loader = DataLoader(Inputs(net, x), batch_size=None, num_workers=1,
-                        multiprocessing_context="spawn")
+                        multiprocessing_context="spawn")  # its worker starts meanwhile
     for item in loader:
         print("REPORT", item, flush=True)
+    workers.join()
+    print("REPORT", json.dumps(queue.get()), flush=True)
 
 
 if __name__ == "__main__":
