@@ -3,18 +3,12 @@
 # Idempotent: re-runs only when pyproject.toml or this script changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/venv-lib.sh
 VENV="${SPIKEFORMER_VENV:-.venv}"
-PY="${PYTHON:-python3}"
+DEFINED_BY=(pyproject.toml scripts/bootstrap.sh scripts/venv-lib.sh)
 
-"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-  || { echo "bootstrap: Python >= 3.11 required (found $("$PY" -V 2>&1))" >&2; exit 1; }
-
-[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-stamp="$VENV/.bootstrap-stamp"
-want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
-fi
+make_venv "$VENV"
+up_to_date "$VENV" "${DEFINED_BY[@]}" && exit 0
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 echo "bootstrap: installing into $VENV (first run takes a few minutes)" >&2
 # torch first, pinned: a bare "torch" requirement would pull a multi-GB CUDA build.
@@ -24,5 +18,5 @@ pip install "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 # spikingjelly 2.0.0 declares torchvision/torchaudio, which would replace torch: no deps.
 pip install --no-deps "spikingjelly==2.0.0"
 pip install loguru h5py scipy matplotlib packaging numpy tqdm requests
-pip install -e ".[sdk,snn,devices,bench,test]"
-echo "$want" > "$stamp"
+pip install -e ".[sdk,snn,devices,bench,test,spinnaker]"
+mark_installed "$VENV" "${DEFINED_BY[@]}"

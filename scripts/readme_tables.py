@@ -57,7 +57,14 @@ def targets_table() -> str:
             "|---|---|---|---|---|---|"]
     for t in (t for fw in frameworks.all_frameworks() for t in fw.targets):
         module = f"`{t.module}`" + "".join(f"<br>`{a}`" for a in t.aliases)
-        role = t.operation if t.role == OP else f"child span: {t.role}"
+        if t.wrapper is not None:  # a step of something else, with its own wrapper
+            role = "hook: " + (t.wrapper.__doc__ or t.role).strip().splitlines()[0]
+        elif t.role == OP:
+            role = t.operation
+        else:
+            role = f"child span: {t.role}" + (f" `{t.span_name}`" if t.step else "")
+            if t.standalone:
+                role += f"; called alone, inside a {t.standalone} span"
         if t.subclasses:
             role += " (and subclass overrides)"
         hardware = f"`{t.hardware_value}`" if t.hardware_value else (f"`{t.hardware}`" if t.hardware else "-")

@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-servers.sh
 scripts/bootstrap.sh
+# toolchains that cannot share .venv; tests/test_toolchain_venvs.py runs their tests there
+scripts/toolchain-venv.sh loihi
+scripts/toolchain-venv.sh akida
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -83,7 +83,7 @@ def stack(tmp_path_factory) -> Stack:
     threading.Thread(target=burn, daemon=True).start()
     workload = Process(
         workload_command("--rounds", "2", "--gate", str(gate), "--done-file", str(done),
-                         "--timeout", "300"),
+                         "--timeout", "300", "--spinnaker"),
         tmp / "workload.log",
         env=workload_env(OTEL_METRICS_EXPORTER="prometheus",
                          OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",

@@ -401,7 +401,8 @@ def test_dashboards_cover_the_seed_panels():
                  "spikeformer_conversion_errors_total", "neural_spikes_total",
                  "energy_efficiency_ratio", "spike_compiler_energy_estimate_mJ"):
         assert name in overview, name
-    for name in ("hw_status", "hw_power_watts", "hw_errors_total", "system_memory_utilization"):
+    for name in ("hw_status", "hw_power_watts", "hw_errors_total", "system_memory_utilization",
+                 "neuromorphic_compile_core_utilization"):
         assert name in hardware, name
     assert "histogram_quantile(0.5," in overview and "histogram_quantile(0.95," in overview
 

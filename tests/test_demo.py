@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -32,19 +33,24 @@ def test_demo_console_summary():
                          capture_output=True, text=True, timeout=600, env=_env(), cwd="/")
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    for step in range(1, 7):
-        assert f"[{step}/6]" in text
+    for step in range(1, 8):
+        assert f"[{step}/7]" in text
     assert "ANN accuracy" in text and "sinabs" in text and "spikingjelly" in text
     assert "NIR graph with" in text
+    assert re.search(r"\[7/7\] Mapping .* SpiNNaker board \.\.\. 1200 neurons on \d+ application "
+                     r"cores of [2-9] chips", text)
     for span in ("spikeformer.convert sinabs", "spikeformer.convert spikingjelly",
-                 "spikeformer.calibrate", "spikeformer.convert_layer", "spikeformer.export sinabs"):
+                 "spikeformer.calibrate", "spikeformer.convert_layer", "spikeformer.export sinabs",
+                 "spikeformer.compile spynnaker  ", "spikeformer.stage Mapping Stage",
+                 "spikeformer.stage Application Placer", "spikeformer.stage Pair compressor"):
         assert span in text, span
     # core, monitor (auto-attached to the converted models) and host adapter metrics,
     # all under the one instrumentation scope the summary shows
     for metric in ("spikeformer.conversions", "spikeformer.conversion.duration",
                    "spike_compiler.compilations", "neural.spikes", "neural.synops",
                    "spike_compiler.energy_estimate", "energy_efficiency_ratio", "hw.status",
-                   "system.memory.utilization"):
+                   "system.memory.utilization", "neuromorphic.compile.core_utilization",
+                   "neuromorphic.compile.routing_entries"):
         assert f"  {metric} [" in text, metric
     assert "neuron_type=IAFSqueeze" in text and "neuron_type=IFNode" in text
 
@@ -69,6 +75,7 @@ def test_demo_prometheus_endpoint():
         assert "spikeformer_conversion_duration_seconds_bucket" in body
         assert 'spike_compiler_compilations_total{' in body
         assert 'neural_spikes_total{' in body and 'hw_status{' in body
+        assert 'neuromorphic_compile_core_utilization{' in body
     finally:
         proc.terminate()
         proc.wait(timeout=30)

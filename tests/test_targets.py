@@ -26,9 +26,20 @@ BUILTIN_TARGETS = tuple(t for fw in all_frameworks() for t in fw.targets)
 _SEED_KITS = ("spikeformer", "spike_transformer_compiler")
 _NEEDS_SAMNA = "sinabs.backend.dynapcnn"
 
+# Toolchains installed into an environment of their own (scripts/toolchain-venv.sh):
+# their rows are checked when this file runs there (tests/test_toolchain_venvs.py).
+OWN_ENVIRONMENT = ("nengo_loihi", "akida")
+
+
+def _here(row: Target) -> bool:
+    package = row.module.partition(".")[0]
+    return package not in OWN_ENVIRONMENT or importlib.util.find_spec(package) is not None
+
+
 LIBRARY_ROWS = [
     row for t in BUILTIN_TARGETS for row in t.expanded()
     if not row.module.startswith(_SEED_KITS) and not row.module.startswith(_NEEDS_SAMNA)
+    and _here(row)
 ]
 
 
@@ -55,7 +66,8 @@ def test_builtin_row_matches_installed_library(row):
         owner = getattr(owner, part)
     func = getattr(owner, attr)
     assert callable(func)
-    missing = _source_params(row) - _param_names(row, func)
+    wanted = _source_params(row)  # a pybind11 method (Akida's _map) has no signature
+    missing = wanted - _param_names(row, func) if wanted else set()
     assert not missing, f"{row.function_name} has no parameter(s) {missing}"
 
 

@@ -8,8 +8,10 @@ It converts a small CNN with sinabs and spikingjelly, exports it to NIR (the
 compile step available without hardware; the Speck ``make_config`` compile
 runs only when the real samna is installed), forces one failed conversion
 and one failed compile so that error series exist, and runs spiking inference;
-then prints ``ROUND 1 DONE``. With ``--rounds N`` it runs again each time the
-file ``--gate`` + ``.<round>`` appears (so a scraper sees counters move). Then it
+with ``--spinnaker``, round 1 also maps a PyNN network onto a virtual SpiNNaker
+board (the compile-time mapping gauges). Then it prints ``ROUND 1 DONE``. With
+``--rounds N`` it runs again each time the file ``--gate`` + ``.<round>``
+appears (so a scraper sees counters move). Then it
 prints ``READY`` and waits until ``--done-file`` exists. No wait lasts longer
 than ``--timeout`` seconds in all. With ``--wait none`` it exits at once, which
 flushes the SDK's batch processors and periodic metric reader.
@@ -96,12 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--gate", help="round k > 1 starts when <gate>.<k> exists")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--spinnaker", action="store_true",
+                        help="round 1 also maps onto a virtual SpiNNaker board (extra [spinnaker])")
     args = parser.parse_args(argv)
     deadline = time.monotonic() + args.timeout
     for round_no in range(1, args.rounds + 1):
         if round_no > 1 and not wait_for_file(f"{args.gate}.{round_no}", deadline):
             return 1
         run_pipeline()
+        if args.spinnaker and round_no == 1:
+            from opentelemetry_instrumentation_spikeformer.tools.virtual_spinnaker import (
+                map_small_network,
+            )
+
+            print(f"mapped on a virtual SpiNNaker board: {map_small_network()}", flush=True)
         print(f"ROUND {round_no} DONE", flush=True)
     print("READY", flush=True)
     if args.wait == "file":

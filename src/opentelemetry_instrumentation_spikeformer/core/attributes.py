@@ -54,6 +54,10 @@ M_LAYER_NAME = "layer_name"
 M_NEURON_TYPE = "neuron_type"
 M_NETWORK = "network"  # ann | snn (benchmark runner)
 M_TIMESTEPS = "timesteps"  # benchmark sweep only: a configured set of at most MAX_SWEEP_TIMESTEPS
+# Compile-time resources of a chip mapping (frameworks/mapping.py)
+M_STATE = "state"  # used | available
+M_ROUTING_TABLE = "table"  # uncompressed | compressed
+M_STATISTIC = "statistic"  # total | max_per_chip
 
 # Values used when something is not known; bounded by construction.
 UNSPECIFIED = "none"

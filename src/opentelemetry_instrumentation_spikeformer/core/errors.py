@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, Callable
 
 _LOG = logging.getLogger("opentelemetry_instrumentation_spikeformer")
 _warned: set[str] = set()
@@ -14,3 +15,12 @@ def log_internal_error(where: str) -> None:
     _warned.add(where)
     _LOG.log(level, "spikeformer instrumentation error in %s (the instrumented call is "
              "unaffected)", where, exc_info=True)
+
+
+def quietly(where: str, step: Callable[..., Any], *args: Any) -> Any:
+    """``step(*args)``, or ``None`` when it fails (reported once per ``where``)."""
+    try:
+        return step(*args)
+    except Exception:
+        log_internal_error(where)
+        return None

@@ -134,6 +134,9 @@ def all_metrics() -> tuple[MetricSpec, ...]:
     from ..monitor import metrics as monitor
     from ..tools.bench import metrics as bench
 
-    extension_specs = tuple(spec for fw in frameworks.all_frameworks() for spec in fw.metrics)
+    # Extensions may share specs (the chip toolchains' compile metrics): list each once.
+    extension_specs = {spec.name: spec for fw in frameworks.all_frameworks()
+                       for spec in fw.metrics}
     return (CORE_METRICS + monitor.MONITOR_METRICS + devices.HARDWARE_METRICS
-            + extension_specs + structured_logging.LOGGING_METRICS + bench.BENCHMARK_METRICS)
+            + tuple(extension_specs.values()) + structured_logging.LOGGING_METRICS
+            + bench.BENCHMARK_METRICS)

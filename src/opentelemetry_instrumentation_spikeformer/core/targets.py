@@ -13,6 +13,10 @@ Rows are verified against the installed libraries by the tests
 A row may carry ``hooks`` (``RowHooks``): framework code that reads more from
 the call (botocore's extension hooks), and ``wrapper``: a wrapper factory
 replacing the standard one, for calls that are steps of something else.
+A child row (``STAGE``) names its span with ``step``; with ``standalone`` set
+to an operation, a call made outside any operation opens that operation's span
+around its step span (a toolchain step a user may also call alone, such as a
+core allocator or Akida's ``map``).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class Target:
     hooks: "RowHooks | None" = None
     # (session) -> wrapt wrapper, instead of the standard span-and-metrics one
     wrapper: Callable[[Any], Callable] | None = None
+    step: str = ""  # child-span name (default: the callable's name)
+    standalone: str = ""  # OPERATIONS: opened around a child row called outside any operation
 
     @property
     def function_name(self) -> str:
@@ -67,7 +73,13 @@ class Target:
             return "spikeformer.calibrate"
         if self.role == LAYER:
             return "spikeformer.convert_layer"
-        return f"spikeformer.stage {self.qualname.rsplit('.', 1)[-1]}"
+        return f"spikeformer.stage {self.step or self.qualname.rsplit('.', 1)[-1]}"
+
+    def standalone_row(self) -> "Target | None":
+        """The operation row opened around this child row when it is called alone."""
+        if not self.standalone or self.role == OP:
+            return None
+        return replace(self, role=OP, operation=self.standalone, standalone="", aliases=())
 
     def expanded(self) -> list["Target"]:
         """This row plus one row per re-exporting module."""
@@ -77,6 +89,10 @@ class Target:
 class RowHooks:
     """Framework code around one call of a row; each method runs inside the
     core's error isolation, so an exception here never reaches the user."""
+
+    def applies(self, bound: Mapping[str, Any]) -> bool:
+        """False: this call is not measured at all (``model.map(None)`` un-maps)."""
+        return True
 
     def on_start(self, call: Any, bound: Mapping[str, Any]) -> None:
         """After the span started: ``bound`` holds the call's arguments by name."""

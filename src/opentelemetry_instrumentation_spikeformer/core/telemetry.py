@@ -28,6 +28,7 @@ from . import model_info
 from .errors import log_internal_error
 from .hardware import hardware_label
 from .settings import Settings
+from .snapshots import Snapshot, snapshot_gauges
 from .targets import CALIBRATION, OP, Source, Target
 
 try:  # peak RSS; absent on Windows
@@ -46,6 +47,11 @@ _CURRENT_OP: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "spikeformer_current_op", default=None
 )
 _SHORT_OP = {a.COMPILATION: "compile", a.EXPORT: "export", a.DEPLOYMENT: "deploy"}
+
+
+def current_operation() -> str | None:
+    """Operation of the innermost instrumented call running in this context."""
+    return _CURRENT_OP.get()
 
 
 def _peak_rss_bytes() -> int | None:
@@ -119,6 +125,9 @@ class Call:
     row: _Compiled
     span: Any
     metric_attrs: dict[str, Any] = field(default_factory=dict)
+    # The call's object and arguments by name, for row hooks; dropped when it finishes.
+    instance: Any = None
+    bound: dict[str, Any] = field(default_factory=dict)
     start: float = 0.0
     token: Any = None
     op_token: Any = None
@@ -150,6 +159,7 @@ class Call:
                 _quietly(lambda: _log_end(self, duration, error), "end event")
             _quietly(lambda: self._describe_end(result, error), "span end")
         finally:
+            self.instance, self.bound = None, {}
             self.release()
 
     def release(self) -> None:
@@ -225,6 +235,7 @@ class Telemetry:
         self.settings = settings
         self.instruments = m.create_all(meter, m.CORE_METRICS)
         self._extension_instruments: dict[str, Any] = {}
+        self.closed = False  # set by uninstrument(): snapshot gauges stop reporting
         self._rows: dict[Target, _Compiled] = {}
         # Called with (result, target, call) after a successful conversion:
         # the spike monitor attaches itself here.
@@ -236,6 +247,13 @@ class Telemetry:
         if found is None:
             found = self._extension_instruments[spec.name] = spec.create(self.meter)
         return found
+
+    def publish(self, group: str, snapshot: Snapshot) -> None:
+        """Replace ``group``'s latest values of extension gauges (``core.snapshots``)."""
+        snapshot_gauges(self.meter).publish(self, group, snapshot)
+
+    def close(self) -> None:
+        self.closed = True
 
     def compiled(self, target: Target) -> _Compiled:
         row = self._rows.get(target)
@@ -262,10 +280,12 @@ class Telemetry:
             return None
         row = self.compiled(target)
         bound = _bind(wrapped, args, kwargs)
+        if target.hooks is not None and not target.hooks.applies(bound):
+            return None
         attrs, metric_attrs = self._attributes(row, bound, args, instance)
         attrs[CODE_FUNCTION_NAME] = _qualified_name(wrapped, target)
         span = self.tracer.start_span(target.span_name, kind=SpanKind.INTERNAL, attributes=attrs)
-        call = Call(self, row, span, metric_attrs)
+        call = Call(self, row, span, metric_attrs, instance, bound)
         call.counted = target.role == OP and parent_op != target.operation
         try:
             call.token = otel_context.attach(trace.set_span_in_context(span))

@@ -35,6 +35,9 @@ BUILTIN: dict[str, str] = {
     "nirtorch": ".nirtorch",
     "spikeformer": ".spikeformer_kits",
     "spike_transformer_compiler": ".spikeformer_kits",
+    "spinn_front_end_common": ".spinnaker",
+    "nengo_loihi": ".nengo_loihi",
+    "akida": ".akida",
 }
 
 _lock = threading.Lock()

@@ -3,7 +3,9 @@
 Trains a small CNN on scikit-learn's bundled digits, converts it with sinabs and
 spikingjelly, runs spiking inference (the spike monitor attaches itself to the
 converted models), compiles for Speck (NIR export here; the DYNAP-CNN chip
-configuration only when SynSense's real samna is installed), then shows what
+configuration only when SynSense's real samna is installed), maps a small PyNN
+network onto a virtual SpiNNaker board (when the extra [spinnaker] is
+installed), then shows what
 OpenTelemetry captured: a readable summary on the console (default), a
 Prometheus endpoint on localhost:9464, and/or OTLP to a collector.
 """
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         instrumentor.instrument(tracer_provider=sdk.tracer_provider,
                                 meter_provider=sdk.meter_provider)
     speck = real_samna_installed()
-    progress = Progress(6)
+    progress = Progress(7)
     try:
         data = progress.run("Loading scikit-learn digits", digits.load_digits,
                             lambda d: f"{len(d.y_train)} train / {len(d.y_test)} test images")
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                                      data.y_test)),
             lambda accs: f"sinabs {accs[0]:.1%}, spikingjelly {accs[1]:.1%}")
         progress.run("Compiling for Speck", lambda: _compile(network, speck, args.timesteps),
+                     lambda text: text)
+        progress.run("Mapping a PyNN network onto a virtual SpiNNaker board", _map_spinnaker,
                      lambda text: text)
         # Collect while still instrumented: the monitors and device adapters
         # report through observable instruments that stop with uninstrument().
@@ -136,6 +140,21 @@ def _compile(network, speck: bool, timesteps: int) -> str:
     return text + "; Speck 2f configuration built"
 
 
+def _map_spinnaker() -> str:
+    import importlib.util
+
+    from . import virtual_spinnaker
+
+    if importlib.util.find_spec("spynnaker") is None:
+        return "skipped (sPyNNaker is not installed: extra [spinnaker])"
+    clash = virtual_spinnaker.existing_user_config()
+    if clash:
+        return f"skipped ({clash} exists; sPyNNaker reads only one user config)"
+    mapped = virtual_spinnaker.map_small_network()
+    return (f"{mapped.neurons} neurons on {mapped.cores} application cores of "
+            f"{mapped.chips} chips (loading and running need a real board)")
+
+
 def _serve(url: str, seconds: float | None) -> None:
     print(f"Serving {url} " + (f"for {seconds:g} s" if seconds else "until Ctrl-C"), flush=True)
     try:
@@ -156,6 +175,9 @@ _SPAN_KEYS = (a.MODEL_TYPE, a.HARDWARE_TARGET, a.CALIBRATION_SAMPLES,
               a.LAYER_NAME, a.SPIKING_LAYERS, "error.type")
 
 
+FOLD_MS = 0.1  # leaf spans shorter than this are counted, not listed
+
+
 def render_summary(spans, metrics_data, max_points: int = 8) -> str:
     """Span tree and metric values, from the OTel data itself."""
     lines = ["Traces (spans as OpenTelemetry recorded them):"]
@@ -164,14 +186,21 @@ def render_summary(spans, metrics_data, max_points: int = 8) -> str:
         children.setdefault(span.parent.span_id if span.parent else None, []).append(span)
 
     def walk(parent_id, depth):
+        folded = 0
         for span in sorted(children.get(parent_id, []), key=lambda s: s.start_time):
             ms = (span.end_time - span.start_time) / 1e6
+            if ms < FOLD_MS and span.context.span_id not in children \
+                    and span.status.status_code.name != "ERROR":
+                folded += 1  # a toolchain's many skipped steps would bury the rest
+                continue
             extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={span.attributes[k]}"
                               for k in _SPAN_KEYS if k in span.attributes)
             status = " ERROR" if span.status.status_code.name == "ERROR" else ""
             lines.append(f"  {'  ' * depth}{span.name}  {ms:.1f} ms{status}"
                          + (f"  [{extra}]" if extra else ""))
             walk(span.context.span_id, depth + 1)
+        if folded:
+            lines.append(f"  {'  ' * depth}... {folded} more under {FOLD_MS} ms")
 
     walk(None, 0)
     lines.append("")
