@@ -4,11 +4,12 @@ each rank converts the tiny CNN with sinabs and runs the monitored SNN.
 
 One run, exporting two ways at once, as README's multi-process section says:
 OTLP (gRPC) to a real rotel receiver on loopback, and the
-``spikeformer_prometheus`` pull exporter (scraped while the ranks hold). The
-ranks also serve /health and poll the host adapter. Asserted: both ranks'
-conversions, spike counters and resource attributes arrive exactly once and
-are told apart; each rank serves /metrics and /health on base + LOCAL_RANK;
-only LOCAL_RANK 0 reports the host.
+``spikeformer_prometheus`` pull exporter, scraped by a real Prometheus while the
+ranks hold. The ranks also serve /health and poll the host adapter. Asserted:
+both ranks' conversions, spike counters and resource attributes arrive exactly
+once and are told apart; each rank serves /metrics and /health on base +
+LOCAL_RANK, and Prometheus sums spikes by rank through ``target_info``; only
+LOCAL_RANK 0 reports the host.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector_support import (
-    VENV_BIN, Process, Received, by_instance, free_port_run, launcher_env, parse_received,
-    start_rotel, wait_until,
+    VENV_BIN, Process, Received, by_instance, free_port, free_port_run, http_json,
+    launcher_env, parse_received, require_tool, start_rotel, wait_until,
 )
 from opentelemetry_instrumentation_spikeformer.core import attributes as a
 from opentelemetry_instrumentation_spikeformer.core.process import rank_info
@@ -32,6 +34,9 @@ from opentelemetry_instrumentation_spikeformer.core.process import rank_info
 pytestmark = [pytest.mark.subprocess, pytest.mark.servers, pytest.mark.timeout(300)]
 JOB = Path(__file__).parent / "scripts" / "ddp_job.py"
 SPAN = "spikeformer.convert sinabs"
+# README's join: each rank's spikes, labelled with its rank from target_info.
+BY_RANK = ("sum by (spikeformer_distributed_rank) (neural_spikes_total * on (job, instance) "
+           "group_left (spikeformer_distributed_rank) target_info)")
 
 
 def torchrun(*args: str) -> list[str]:
@@ -47,6 +52,7 @@ class Run:
     returncode: int
     scrapes: dict[int, str]  # LOCAL_RANK -> /metrics text
     health: dict[int, dict]  # LOCAL_RANK -> /health body
+    by_rank: dict[str, float]  # BY_RANK as a real Prometheus evaluated it
     received: dict[str, list[Received]]  # service.instance.id -> rotel blocks
 
     def rank(self, rank: int) -> list[Received]:
@@ -60,12 +66,32 @@ def _get(url: str) -> str:
         return resp.read().decode()
 
 
+def start_prometheus(tmp: Path, targets: list[str]) -> tuple[Process, str]:
+    """A real Prometheus scraping ``targets`` every second: (process, API url)."""
+    port = free_port()
+    config = {"global": {"scrape_interval": "1s"},
+              "scrape_configs": [{"job_name": "ranks", "static_configs": [{"targets": targets}]}]}
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    proc = Process([require_tool("prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}"], tmp / "prometheus.log")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def query(url: str, promql: str) -> dict[str, float]:
+    body = http_json(f"{url}/api/v1/query", {"query": promql})
+    assert body["status"] == "success", body
+    return {"".join(r["metric"].values()): float(r["value"][1]) for r in body["data"]["result"]}
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Run:
     tmp = tmp_path_factory.mktemp("torchrun")
+    metrics_base, health_base, hold = free_port_run(2), free_port_run(2), tmp / "go"
     rotel, grpc, _http = start_rotel(tmp, "rotel")
+    prometheus, prometheus_url = start_prometheus(
+        tmp, [f"127.0.0.1:{metrics_base + local}" for local in (0, 1)])
     try:
-        metrics_base, health_base, hold = free_port_run(2), free_port_run(2), tmp / "go"
         env = launcher_env(
             OTEL_TRACES_EXPORTER="otlp", OTEL_METRICS_EXPORTER="otlp,spikeformer_prometheus",
             OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{grpc}",
@@ -87,6 +113,14 @@ def run(tmp_path_factory) -> Run:
                        for local in (0, 1)}
             health = {local: json.loads(_get(f"http://127.0.0.1:{health_base + local}/health"))
                       for local in (0, 1)}
+            # Each rank's final counts, as it served them; Prometheus must come to
+            # the same numbers by rank (a scrape taken during the work shows less).
+            served = {str(local): sum(_prometheus_spikes(text).values())
+                      for local, text in scrapes.items()}
+            wait_until(lambda: query(prometheus_url, BY_RANK) == served, timeout=60,
+                       what=f"Prometheus to scrape both ranks' final counts {served}\n"
+                            f"{prometheus.output()[-2000:]}")
+            by_rank = query(prometheus_url, BY_RANK)
             hold.touch()
             returncode = job.proc.wait(60)
         finally:
@@ -95,8 +129,9 @@ def run(tmp_path_factory) -> Run:
                    timeout=20, what="both ranks' final export at rotel")
         wait_until(lambda: rotel.output().count(SPAN) >= 2, timeout=20, what="both spans")
         received = by_instance(parse_received(rotel.output()))
-        return Run(job.output(), returncode, scrapes, health, received)
+        return Run(job.output(), returncode, scrapes, health, by_rank, received)
     finally:
+        prometheus.stop()
         rotel.stop()
 
 
@@ -154,6 +189,13 @@ def test_each_rank_serves_prometheus_on_base_plus_local_rank(run):
         assert info.labels["spikeformer_distributed_rank"] == str(local)
         (conversions,) = families["spikeformer_conversions"].samples
         assert conversions.value == 1
+
+
+def test_prometheus_tells_the_ranks_apart_through_target_info(run):
+    otlp = {str(rank): sum(float(v) for b in run.rank(rank)
+                           for _attrs, v in b.metrics.get("neural.spikes", ()))
+            for rank in (0, 1)}
+    assert run.by_rank == otlp and all(otlp.values())
 
 
 def test_each_rank_serves_health_on_health_port_plus_local_rank(run):
