@@ -28,6 +28,8 @@ CASES = {
     "health_server": ("yes", True, "sometimes"),
     "health_host": ("0.0.0.0", "0.0.0.0", None),
     "health_port": ("9000", 9000, "70000"),
+    "monitor_ranks": ("8, 0,8", ("0", "8"), "first"),
+    "flush_on_sigterm": ("true", True, "sometimes"),
     "log_format": (" JSON", "json", "xml"),
     "log_level": ("debug", "DEBUG", "loud"),
     "bench_interval": ("21600", 21600.0, "-5"),

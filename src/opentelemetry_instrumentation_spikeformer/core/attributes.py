@@ -70,6 +70,19 @@ UNSPECIFIED = "none"
 OTHER = "other"
 
 # --------------------------------------------------------------------------
+# Resource attributes of one process of a torch.distributed job (resource
+# detector ``spikeformer_distributed``, distributed/resource.py). No semantic
+# convention covers ranks, so they live in our namespace. Bounded: one value
+# per process, constant for its lifetime.
+# --------------------------------------------------------------------------
+DIST_RANK = "spikeformer.distributed.rank"  # RANK, < world_size
+DIST_WORLD_SIZE = "spikeformer.distributed.world_size"  # WORLD_SIZE
+DIST_LOCAL_RANK = "spikeformer.distributed.local_rank"  # LOCAL_RANK (rank on its node)
+DIST_NODE_RANK = "spikeformer.distributed.node_rank"  # GROUP_RANK
+DIST_RUN_ID = "spikeformer.distributed.run_id"  # TORCHELASTIC_RUN_ID (one per job)
+DIST_ATTRIBUTES = (DIST_RANK, DIST_WORLD_SIZE, DIST_LOCAL_RANK, DIST_NODE_RANK, DIST_RUN_ID)
+
+# --------------------------------------------------------------------------
 # Structured log events: the logger our events go to and their ``event_type``
 # --------------------------------------------------------------------------
 EVENTS_LOGGER = "spikeformer.events"

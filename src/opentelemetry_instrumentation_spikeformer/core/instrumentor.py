@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from ..package import _instruments
 from .attributes import SCOPE
+from .errors import log_internal_error
 from .patching import PatchSession
 from .scope import get_meter, get_tracer
 from .settings import NAMES, load_settings
@@ -34,6 +35,7 @@ class SpikeformerInstrumentor(BaseInstrumentor):
 
     _session: PatchSession | None = None
     _stop_monitor: Any = None
+    _stop_sigterm: Any = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -59,8 +61,24 @@ class SpikeformerInstrumentor(BaseInstrumentor):
             except Exception as exc:
                 _LOG.warning("spikeformer: spike monitor unavailable (%s: %s)",
                              type(exc).__name__, exc)
+        self._start_multiprocess(settings, kwargs)
+
+    def _start_multiprocess(self, settings: Any, kwargs: dict[str, Any]) -> None:
+        """Hints about ranks and exporters; the SIGTERM flush if asked for."""
+        from ..distributed import advice, sigterm
+
+        providers = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
+        try:
+            advice.check(*providers)
+            if settings.flush_on_sigterm:
+                self._stop_sigterm = sigterm.install(*providers)
+        except Exception:
+            log_internal_error("multi-process start-up")
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        if self._stop_sigterm is not None:
+            self._stop_sigterm()
+            self._stop_sigterm = None
         if self._stop_monitor is not None:
             self._stop_monitor()
             self._stop_monitor = None

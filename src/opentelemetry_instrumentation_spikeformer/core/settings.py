@@ -101,6 +101,24 @@ def parse_level(text: str) -> int | str:
     return value
 
 
+ALL_RANKS = "all"
+
+
+def parse_ranks(text: str) -> tuple[str, ...]:
+    """``all``, or a comma list of global ranks (``0,8,16``), kept as sorted
+    decimal strings."""
+    items = parse_list(text)
+    if tuple(item.lower() for item in items) == (ALL_RANKS,):
+        return (ALL_RANKS,)
+    try:
+        ranks = sorted({int(item) for item in items})
+    except ValueError:
+        raise BadValue("expected `all` or a comma list of ranks") from None
+    if not ranks or ranks[0] < 0:
+        raise BadValue("expected `all` or ranks >= 0")
+    return tuple(str(rank) for rank in ranks)
+
+
 def _setting(env_name: str, default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"env": env_name, "parse": parse, "doc": doc})
 
@@ -168,6 +186,15 @@ class Settings:
     health_port: int = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT, 8099, parse_port,
         "Port of the health server (0: any free port)")
+    # -- multi-process jobs ------------------------------------------------------
+    monitor_ranks: tuple[str, ...] = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_MONITOR_RANKS, (ALL_RANKS,), parse_ranks,
+        "torchrun jobs: global ranks whose converted models get the per-layer spike monitor "
+        "(comma list, e.g. `0`); the others still report conversions (docs/scaling.md)")
+    flush_on_sigterm: bool = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_FLUSH_ON_SIGTERM, False, parse_bool,
+        "On SIGTERM (torchrun stopping the ranks of a failed job) flush spans and metrics, "
+        "then die by SIGTERM as before; only where SIGTERM has its default action")
     # -- setup_logging() defaults ------------------------------------------------
     log_format: str = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT, "json", parse_choice("json", "text", "none"),

@@ -117,6 +117,10 @@ class DeviceAdapter:
     kinds: ClassVar[tuple[str, ...]] = ()  # health keys this adapter answers for
     # Packages whose import means this hardware is in use: polling starts then.
     triggers: ClassVar[tuple[str, ...]] = ()
+    # Reads the machine (host memory, every GPU, a board): in a torchrun job
+    # only LOCAL_RANK 0 polls it, so each node reports it once. False for an
+    # adapter that reads only what its own process uses.
+    per_host: ClassVar[bool] = True
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings

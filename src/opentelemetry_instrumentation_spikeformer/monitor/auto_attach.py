@@ -3,7 +3,8 @@
 Enabled by ``OTEL_PYTHON_SPIKEFORMER_SPIKE_MONITOR`` (default on). Each
 successful conversion that returns a model with spiking layers gets a monitor
 named after the source model's class (bounded); stopping detaches them all, so
-their observable callbacks report nothing.
+their observable callbacks report nothing. In a torchrun job only the ranks
+in ``OTEL_PYTHON_SPIKEFORMER_MONITOR_RANKS`` attach one (default: all).
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from typing import Any, Callable
 
 from ..core import attributes as a
 from ..core import model_info
+from ..core.process import rank_info
+from ..core.settings import ALL_RANKS
 from .spike_monitor import attach, monitors_of
 
 
 def start(telemetry: Any, meter_provider: Any) -> Callable[[], None]:
     settings = telemetry.settings
     attached: "weakref.WeakSet[Any]" = weakref.WeakSet()
+    if not rank_selected(settings.monitor_ranks):
+        return lambda: None
 
     def on_converted(result: Any, _target: Any, call: Any) -> None:
         model = model_info.unwrap_model(result)
@@ -46,3 +51,10 @@ def start(telemetry: Any, meter_provider: Any) -> Callable[[], None]:
             monitor.detach()
 
     return stop
+
+
+def rank_selected(ranks: tuple[str, ...]) -> bool:
+    """Whether this process monitors: every process outside a torchrun job,
+    and the ranks ``monitor_ranks`` lists."""
+    info = rank_info()
+    return ALL_RANKS in ranks or info is None or str(info.rank) in ranks

@@ -8,10 +8,16 @@ so the membrane potential samples that the hooks kept on the device are
 recorded into the histogram from inside that same read, a bounded number per
 layer; the SDK runs every callback before it aggregates, so they land in the
 same collection.
+
+A fork child (a DataLoader worker with the default start method) inherits the
+parent's monitors and their counts; it reports none of them (``_INSTANCES``
+forgets them at fork), or every worker would re-export the parent's totals
+under its own ``service.instance.id``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -79,9 +85,19 @@ class MonitorInstruments:
                                (specs.ENERGY_ESTIMATE, self._energy),
                                (specs.ENERGY_EFFICIENCY, self._ratio)):
             spec.create(meter, [callback])
+        _INSTANCES.add(self)
 
     def add(self, monitor: Any) -> None:
         self._monitors.add(monitor)
+
+    def forget_inherited(self) -> None:
+        """In a fork child: drop the parent's monitors and totals; monitors
+        attached in the child from now on report as usual."""
+        self._monitors = weakref.WeakSet()
+        self._previous = weakref.WeakKeyDictionary()
+        self._latest = weakref.WeakKeyDictionary()
+        self._exported = {}
+        self._cycle, self._consumed = _Cycle(), set()
 
     # -- one read per collection cycle ----------------------------------------
     def _current(self, instrument: str) -> _Cycle:
@@ -198,6 +214,17 @@ class MonitorInstruments:
         return [Observation(v[2] / v[0], self._energy_attrs(k))
                 for k, v in cycle.energy.items() if v[0] > 0 and v[2] > 0]
 
+
+# Every instrument set of this process, for the fork handler below.
+_INSTANCES: "weakref.WeakSet[MonitorInstruments]" = weakref.WeakSet()
+
+
+def _forget_inherited_monitors() -> None:
+    for instruments in list(_INSTANCES):
+        instruments.forget_inherited()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_monitors)
 
 _REGISTRY: dict[int, tuple[Any, MonitorInstruments]] = {}
 _REGISTRY_LOCK = threading.Lock()
