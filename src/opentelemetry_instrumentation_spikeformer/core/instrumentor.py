@@ -66,6 +66,7 @@ class SpikeformerInstrumentor(BaseInstrumentor):
             self._stop_monitor = None
         if self._session is not None:
             self._session.stop()
+            self._session.telemetry.close()
             self._session = None
 
     @property

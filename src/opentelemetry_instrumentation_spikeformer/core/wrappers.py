@@ -22,12 +22,40 @@ def bypass(session: Any) -> bool:
 
 
 def guarded(step: Callable, *args: Any) -> Any:
-    """Run one step of our own code with re-entrancy suppressed."""
-    token = _IN_TELEMETRY.set(True)
+    """Run one step of our own code with re-entrancy suppressed.
+
+    The flag is cleared with ``set(False)``, not a token reset: steps never
+    nest (``bypass`` runs the call bare while it is set), and clearing is then
+    correct even when an interrupt lands before the flag was set.
+    """
     try:
+        _IN_TELEMETRY.set(True)
         return step(*args)
     finally:
-        _IN_TELEMETRY.reset(token)
+        _IN_TELEMETRY.set(False)
+
+
+# The measured call is a function of its own, not a nested ``try`` in the
+# wrapper: CPython leaves the line of a nested ``try:`` outside the enclosing
+# ``finally`` (an interrupt reported on that line would skip the release).
+def _measured(call: Any, wrapped: Callable, args: tuple, kwargs: dict) -> Any:
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        guarded(call.finish, None, exc)
+        raise
+    guarded(call.finish, result)
+    return result
+
+
+async def _measured_async(call: Any, wrapped: Callable, args: tuple, kwargs: dict) -> Any:
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        guarded(call.finish, None, exc)
+        raise
+    guarded(call.finish, result)
+    return result
 
 
 def make_wrapper(target: Target, session: Any) -> Callable:
@@ -35,36 +63,38 @@ def make_wrapper(target: Target, session: Any) -> Callable:
 
     The wrapped call's return value and exception object pass through
     untouched; ``Telemetry.start`` / ``Call.finish`` swallow their own errors.
+    An interrupt (Ctrl-C) anywhere in our code still leaves span, context and
+    gauge restored: ``start`` hands the call over in ``started`` before it
+    changes anything, and the ``finally`` releases it (a no-op when ``finish``
+    completed).
     """
     telemetry = session.telemetry
 
     def wrapper(wrapped, instance, args, kwargs):
         if bypass(session):
             return wrapped(*args, **kwargs)
-        call = guarded(telemetry.start, target, wrapped, instance, args, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
+        started: list = []  # the call, as soon as start() has made it
         try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            guarded(call.finish, None, exc)
-            raise
-        guarded(call.finish, result)
-        return result
+            call = guarded(telemetry.start, target, wrapped, instance, args, kwargs, started)
+            if call is None:
+                return wrapped(*args, **kwargs)
+            return _measured(call, wrapped, args, kwargs)
+        finally:
+            if started:
+                guarded(started[0].release)
 
     async def async_wrapper(wrapped, instance, args, kwargs):
         if bypass(session):
             return await wrapped(*args, **kwargs)
-        call = guarded(telemetry.start, target, wrapped, instance, args, kwargs)
-        if call is None:
-            return await wrapped(*args, **kwargs)
+        started: list = []
         try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            guarded(call.finish, None, exc)
-            raise
-        guarded(call.finish, result)
-        return result
+            call = guarded(telemetry.start, target, wrapped, instance, args, kwargs, started)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            return await _measured_async(call, wrapped, args, kwargs)
+        finally:
+            if started:
+                guarded(started[0].release)
 
     def choose(original: Any) -> Callable:
         func = getattr(original, "__func__", original)

@@ -22,6 +22,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from ..core import attributes as a
 from ..core.errors import log_internal_error
+from ..core.metrics import once_per
 from ..core.scope import get_meter
 from . import metrics as specs
 # Membrane values recorded per monitor and collection (a synchronous record
@@ -199,16 +200,8 @@ class MonitorInstruments:
                 for k, v in cycle.energy.items() if v[0] > 0 and v[2] > 0]
 
 
-_REGISTRY: dict[int, tuple[Any, MonitorInstruments]] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
 def instruments_for(meter_provider: Any = None) -> MonitorInstruments:
     """The instrument set of ``meter_provider`` (global when ``None``), created once:
     observable callbacks cannot be unregistered, so they are never duplicated."""
     provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
-    with _REGISTRY_LOCK:
-        found = _REGISTRY.get(id(provider))
-        if found is None or found[0] is not provider:
-            found = _REGISTRY[id(provider)] = (provider, MonitorInstruments(get_meter(provider)))
-        return found[1]
+    return once_per("spike_monitor", provider, lambda: MonitorInstruments(get_meter(provider)))

@@ -96,14 +96,19 @@ class SpikeMonitor:
         model = self._model()
         if model is None or self.attached:
             return self
-        for layer in self.layers:
-            module = layer.module()
-            if module is not None:
-                self._handles.append(hooks.forward_hook(module, layer.hook))
-        self._set_lead(self.layers[0] if self.layers else None)
-        self.topology.start()
-        self.attached = True
-        _BY_MODEL.setdefault(model, []).append(self)
+        try:
+            for layer in self.layers:
+                module = layer.module()
+                if module is not None:
+                    self._handles.append(hooks.forward_hook(module, layer.hook))
+            self._set_lead(self.layers[0] if self.layers else None)
+            self.topology.start()
+            self.attached = True
+            _BY_MODEL.setdefault(model, []).append(self)
+        except BaseException:  # interrupted half-way: no hook of ours stays behind
+            self.attached = True
+            self.detach()
+            raise
         return self
 
     def _set_lead(self, layer: accumulate.LayerState | None) -> None:
