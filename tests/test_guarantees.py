@@ -10,9 +10,11 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import pickle
 import random
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -230,3 +232,258 @@ def test_interrupt_at_random_points_leaves_nothing_behind(instrument, otel, libr
     assert [o for o in gc.get_objects() if isinstance(o, Call) and not o.released] == []
     alive = [o for o in gc.get_objects() if isinstance(o, SpikeMonitor)]
     assert all(o.attached and o._model() is not None for o in alive)
+
+
+# --------------------------------------------------------------------------
+# 1. Converted models are freed; collection cost does not grow with them
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("library", ["sinabs", "spikingjelly"])
+def test_converted_model_and_its_monitor_are_freed(instrument, otel, library):
+    pytest.importorskip(library)
+    instrument()
+    converted = CONVERTERS[library]()
+    model = spiking_model(converted)
+    monitors = monitors_of(model)
+    assert monitors  # auto-attached
+    forward(model)
+    assert otel.points("neural.spikes")  # hooked, read and collected
+    refs = [weakref.ref(o) for o in (converted, model, *monitors)]
+    del converted, model, monitors
+    gc.collect()
+    assert [r() for r in refs] == [None] * len(refs)
+
+
+def test_collection_cost_does_not_grow_with_deleted_models(instrument, otel, monkeypatch):
+    """Each collection reads the monitors of live models only, and the
+    instrument set's own tables stay the same size."""
+    from opentelemetry_instrumentation_spikeformer.monitor.instruments import instruments_for
+    from opentelemetry_instrumentation_spikeformer.monitor.spike_monitor import SpikeMonitor
+
+    instrument()
+    reads = []
+    real_read = SpikeMonitor.read
+    monkeypatch.setattr(SpikeMonitor, "read", lambda self: reads.append(1) or real_read(self))
+    sizes = []
+    for cycles in (4, 12):
+        for _ in range(cycles):
+            model = spiking_model(convert_sinabs())
+            forward(model)
+            del model
+            gc.collect()
+            reads.clear()
+            points = otel.points("neural.spikes")
+            assert len(reads) <= 1  # at most the model not yet collected
+        monitors = instruments_for(otel.meter_provider)
+        sizes.append((len(points), len(monitors._exported), len(monitors._attrs)))
+    assert sizes[0] == sizes[1]
+
+
+# --------------------------------------------------------------------------
+# 2. Pickling: converted models and patched callables round-trip as without us
+# --------------------------------------------------------------------------
+def _reset(model):
+    from spikingjelly.activation_based import functional
+
+    functional.reset_net(model)
+    for module in model.modules():
+        if hasattr(module, "reset_states"):
+            module.reset_states()
+
+
+def _run(model):
+    with torch.no_grad():
+        out = model(torch.ones(1, *INPUT_SHAPE))
+    _reset(model)
+    return out
+
+
+def _no_hooks(model) -> bool:
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def _pickled(model, how: str) -> tuple[bytes, list]:
+    """The bytes ``how`` writes. A plain pickle of a tensor embeds its storage's
+    address, so for ``pickle`` tensors are taken out (persistent ids) and
+    returned to be compared by value; ``torch.save`` numbers them itself."""
+    import io
+
+    buffer = io.BytesIO()
+    if how == "torch.save":
+        torch.save(model, buffer)
+        return buffer.getvalue(), []
+    tensors: list = []
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, torch.Tensor):
+                tensors.append(obj)
+                return len(tensors) - 1
+            return None
+
+    Pickler(buffer).dump(model)
+    return buffer.getvalue(), tensors
+
+
+def _same_pickle(a, b, how: str) -> bool:
+    (data_a, tensors_a), (data_b, tensors_b) = _pickled(a, how), _pickled(b, how)
+    return data_a == data_b and len(tensors_a) == len(tensors_b) and all(
+        x.dtype == y.dtype and torch.equal(x, y) for x, y in zip(tensors_a, tensors_b))
+
+
+@pytest.mark.parametrize("library", ["sinabs", "spikingjelly"])
+@pytest.mark.parametrize("how", ["pickle", "torch.save"])
+def test_monitored_model_pickles_exactly_as_an_unmonitored_one(instrument, otel, library, how):
+    import io
+
+    pytest.importorskip(library)
+    plain = spiking_model(CONVERTERS[library]())  # not instrumented yet
+    instrument()
+    monitored = spiking_model(CONVERTERS[library]())
+    assert monitors_of(monitored) and not monitors_of(plain)
+    for _ in range(2):  # before and after the monitor's first forward
+        assert _same_pickle(monitored, plain, how)
+        _run(monitored), _run(plain)
+    if how == "pickle":
+        loaded = pickle.loads(pickle.dumps(monitored))
+    else:
+        loaded = torch.load(io.BytesIO(_pickled(monitored, how)[0]), weights_only=False)
+    assert torch.equal(_run(loaded), _run(plain))
+    assert not monitors_of(loaded) and _no_hooks(loaded)  # not monitored again
+    spikes = otel.value("neural.spikes")
+    _run(loaded)
+    assert otel.value("neural.spikes") == spikes
+    assert monitors_of(monitored)  # pickling took nothing from the original
+
+
+def test_model_with_user_hooks_pickles_and_loads(instrument, otel):
+    """A hook dict the user already filled keeps our hook as a no-op stand-in
+    in pickles: the model loads (without the plugin too) and runs."""
+    from picklable import user_hook
+
+    ann = seeded_cnn()
+    ann[0].register_forward_hook(user_hook)
+    instrument()
+    model = spiking_model(convert_sinabs(ann))
+    assert monitors_of(model)
+    data = pickle.dumps(model)  # before the first forward: the discovery hooks are on
+    loaded = pickle.loads(data)
+    assert torch.equal(_run(loaded), _run(model))
+    assert not monitors_of(loaded)
+
+
+def test_patched_callables_pickle_by_reference(instrument):
+    from spikingjelly.activation_based import ann2snn
+
+    instrument()
+    assert pickle.loads(pickle.dumps(sinabs.from_model)) is sinabs.from_model
+    assert pickle.loads(pickle.dumps(sinabs.from_torch.from_model)) is sinabs.from_model
+    via_class = pickle.loads(pickle.dumps(ann2snn.Converter.convert))
+    assert via_class.__wrapped__ is ann2snn.Converter.convert.__wrapped__
+    converter = ann2snn.Converter(ann2snn.RateCodingRecipe(dataloader=calibration_batches(1, 4)))
+    bound = pickle.loads(pickle.dumps(converter.convert))
+    assert type(bound.__self__) is type(converter)
+    assert spiking_model(bound(seeded_cnn())) is not None
+
+
+_BLOCKER = f"""
+import importlib.abc, sys
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "{PACKAGE}":
+            raise ImportError("the plugin is not installed here")
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def _loads_without_plugin(payloads: list[tuple[str, bytes]]) -> None:
+    """Load each (how, bytes) in a process where our package cannot be
+    imported; run the models, check the callables."""
+    code = _BLOCKER + f"""
+import io, pickle, torch
+for how, data in pickle.loads(sys.stdin.buffer.read()):
+    obj = pickle.loads(data) if how == "pickle" else torch.load(io.BytesIO(data), weights_only=False)
+    for item in obj if isinstance(obj, list) else [obj]:
+        if isinstance(item, torch.nn.Module):
+            with torch.no_grad():
+                item(torch.ones(1, *{INPUT_SHAPE!r}))
+        else:
+            assert callable(item)
+assert "{PACKAGE}" not in sys.modules
+print("loaded")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = str(HERE)  # picklable.py, nothing of ours
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(payloads),
+                         capture_output=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr.decode()[-3000:]
+    assert out.stdout.decode().strip() == "loaded"
+
+
+@pytest.mark.subprocess
+def test_pickles_made_under_the_plugin_load_without_it(instrument):
+    """Monitored models (pickle and torch.save, one with a user hook) and
+    patched callables, loaded where the plugin is not installed."""
+    from spikingjelly.activation_based import ann2snn
+
+    from picklable import user_hook
+
+    instrument()
+    payloads = []
+    hooked = seeded_cnn()
+    hooked[0].register_forward_hook(user_hook)
+    for model in (spiking_model(convert_sinabs()), spiking_model(convert_spikingjelly()),
+                  spiking_model(convert_sinabs(hooked))):
+        assert monitors_of(model)
+        payloads += [(how, _pickled(model, "torch.save")[0] if how == "torch.save"
+                      else pickle.dumps(model)) for how in ("pickle", "torch.save")]
+    converter = ann2snn.Converter(ann2snn.RateCodingRecipe(dataloader=calibration_batches(1, 4)))
+    payloads.append(("pickle", pickle.dumps([sinabs.from_model, ann2snn.Converter.convert,
+                                             converter.convert])))
+    _loads_without_plugin(payloads)
+
+
+@pytest.mark.subprocess
+def test_spawned_processes_take_a_monitored_model(instrument, tmp_path):
+    """(spikingjelly's model: a sinabs one cannot cross processes, plugin or not,
+    as it holds a non-leaf tensor that requires grad.)"""
+    import multiprocessing
+
+    import torch.multiprocessing as tmp
+
+    from picklable import forward_sum, forward_to_file
+
+    pytest.importorskip("spikingjelly")
+    instrument()
+    model = spiking_model(convert_spikingjelly())
+    assert monitors_of(model)
+    shape = (1, *INPUT_SHAPE)
+    expected = forward_sum(pickle.loads(pickle.dumps(model)), shape)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(forward_sum, (model, shape)) == expected
+    tmp.spawn(forward_to_file, args=(model, shape, str(tmp_path / "out")), nprocs=1)
+    assert float((tmp_path / "out").read_text()) == expected
+    assert monitors_of(model)
+
+
+# --------------------------------------------------------------------------
+# 3. A caught exception prints nothing
+# --------------------------------------------------------------------------
+@pytest.mark.subprocess
+def test_caught_failing_conversion_prints_nothing():
+    code = """
+import sinabs
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+
+SpikeformerInstrumentor().instrument(tracer_provider=TracerProvider(),
+                                     meter_provider=MeterProvider())
+try:
+    sinabs.from_model(object(), input_shape=(1, 4, 4))
+except AttributeError:
+    print("caught")
+"""
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "caught\n"
+    assert out.stderr == ""
