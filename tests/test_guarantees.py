@@ -8,6 +8,7 @@ version of the package (``PYTHONPATH=<old>/src pytest tests/test_guarantees.py``
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import pickle
@@ -487,3 +488,165 @@ except AttributeError:
     assert out.returncode == 0, out.stderr
     assert out.stdout == "caught\n"
     assert out.stderr == ""
+
+
+# --------------------------------------------------------------------------
+# 5. Bad configuration: one warning naming the variable, the default, no crash or hang
+# --------------------------------------------------------------------------
+INSTRUMENTORS_SCRIPT = """
+import json
+from importlib.metadata import entry_points
+print(json.dumps({ep.name: ep.load()().is_instrumented_by_opentelemetry
+                  for ep in entry_points(group="opentelemetry_instrumentor")}))
+"""
+QUIET_SDK = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+             "OTEL_LOGS_EXPORTER": "none"}
+
+
+@pytest.mark.subprocess
+def test_bad_log_level_under_the_launcher_skips_no_instrumentor():
+    """``"²".isdigit()`` is true; ``int("²")`` raises: that used to fail our
+    instrument() and make the launcher skip every instrumentor after ours."""
+    runs = {}
+    for level in ("info", "²"):
+        out = run_python(INSTRUMENTORS_SCRIPT, launcher=True,
+                         env_extra={**QUIET_SDK, "OTEL_PYTHON_SPIKEFORMER_LOG_LEVEL": level})
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[level] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert runs["²"] == runs["info"]
+    assert runs["²"]["spikeformer"] and runs["²"]["spikeformer_devices"]
+    assert all(runs["²"].values()), runs["²"]
+
+
+def test_bad_log_level_is_one_warning_and_the_default(caplog):
+    from opentelemetry_instrumentation_spikeformer.core.settings import load_settings
+
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(environ={"OTEL_PYTHON_SPIKEFORMER_LOG_LEVEL": "²"})
+    assert settings.log_level == "INFO"
+    [record] = caplog.records
+    assert "OTEL_PYTHON_SPIKEFORMER_LOG_LEVEL" in record.getMessage()
+
+
+@pytest.mark.parametrize("raw", ["1e10", "inf", "nan", "-1", "1e400"])
+def test_every_duration_setting_is_bounded(caplog, raw):
+    """Each seconds/milliseconds setting refuses values a timer cannot take
+    (``Event.wait(1e10)`` raises OverflowError and killed the poller)."""
+    from opentelemetry_instrumentation_spikeformer.core.settings import OPTIONS, load_settings
+
+    durations = [o for o in OPTIONS if "seconds" in o.doc.lower() or o.env.endswith(
+        ("_INTERVAL", "_TIMEOUT", "_MS"))]
+    assert {o.name for o in durations} >= {"device_poll_interval", "probe_timeout",
+                                            "bench_interval", "timestep_ms"}
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(environ={o.env: raw for o in durations})
+    for option in durations:
+        assert getattr(settings, option.name) == option.default
+        assert sum(option.env in r.getMessage() for r in caplog.records) == 1
+        assert option.default < threading_timeout_max()
+
+
+def threading_timeout_max() -> float:
+    import threading
+
+    return threading.TIMEOUT_MAX
+
+
+def test_poller_lives_at_the_longest_interval():
+    import threading
+
+    from opentelemetry_instrumentation_spikeformer.core.settings import DAY_S
+    from opentelemetry_instrumentation_spikeformer.devices.poller import Poller
+
+    poller = Poller([], DAY_S, 1.0).start()
+    try:
+        threading.Event().wait(0.2)
+        assert poller._thread.is_alive()
+    finally:
+        poller.stop()
+    assert not poller._thread.is_alive()
+
+
+@pytest.mark.parametrize("entry", ["builtins:len=conversion",
+                                   f"{PACKAGE}.core.telemetry:_bind=conversion",
+                                   "opentelemetry.trace:get_tracer=conversion",
+                                   "wrapt:wrap_function_wrapper=conversion"])
+def test_extra_targets_refuse_builtins_our_package_opentelemetry_and_wrapt(instrument, caplog,
+                                                                          entry):
+    import builtins
+
+    real_len = builtins.len
+    with caplog.at_level(logging.WARNING):
+        instrument(extra_targets=entry)
+    assert builtins.len is real_len
+    [record] = [r for r in caplog.records if "OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS" in
+                r.getMessage()]
+    assert entry in record.getMessage() and "cannot be instrumented" in record.getMessage()
+    assert len([1, 2]) == 2
+
+
+def test_extra_target_our_telemetry_itself_calls_does_not_recurse(instrument, otel):
+    """``time.perf_counter`` is measured for the user, and called bare by our
+    own code while it measures (the re-entrancy guard; it used to recurse)."""
+    import time
+
+    instrument(extra_targets="time:perf_counter=conversion")
+    assert isinstance(time.perf_counter(), float)
+    instrument()  # restores time.perf_counter before anything else measures it
+    spans = otel.spans("spikeformer.convert time")
+    assert spans and all(s.parent is None for s in spans)
+    assert otel.value("spikeformer.conversions", framework="time") == len(spans)
+
+
+@pytest.mark.parametrize("entry,says", [
+    ("json:no_such_function=conversion", "no_such_function not found in module json"),
+    ("json.no_such_module:f=conversion", "module json.no_such_module not found"),
+    ("no_such_package_4711:f=conversion", "module no_such_package_4711 not found"),
+])
+def test_extra_target_that_does_not_exist_warns(instrument, caplog, entry, says):
+    with caplog.at_level(logging.WARNING):
+        instrument(extra_targets=entry)
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if says in m and "OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS" in m], \
+        messages
+
+
+@pytest.mark.parametrize("content,says", [(bytes(range(256)) * 8, "not UTF-8"),
+                                          (b" " * (2 << 20) + b"{}", "larger than")])
+def test_energy_table_file_is_read_once_at_instrument(instrument, otel, caplog, monkeypatch,
+                                                      tmp_path, content, says):
+    """A binary or huge file is one warning naming the variable, at instrument();
+    conversions never read it again."""
+    from opentelemetry_instrumentation_spikeformer.monitor import energy
+
+    path = tmp_path / "table.json"
+    path.write_bytes(content)
+    reads = []
+    real_parse = energy._parse
+    monkeypatch.setattr(energy, "_parse", lambda raw: reads.append(raw) or real_parse(raw))
+    monkeypatch.setenv("OTEL_PYTHON_SPIKEFORMER_ENERGY_TABLE", str(path))
+    with caplog.at_level(logging.WARNING):
+        instrument()
+        assert len(reads) == 1
+        for _ in range(2):
+            assert monitors_of(spiking_model(convert_sinabs()))
+    assert len(reads) == 1
+    warnings = [r.getMessage() for r in caplog.records
+                if "OTEL_PYTHON_SPIKEFORMER_ENERGY_TABLE" in r.getMessage()]
+    assert len(warnings) == 1 and says in warnings[0], warnings
+
+
+def test_tracer_provider_whose_get_tracer_raises_costs_only_spans(instrument, otel):
+    class BrokenTracerProvider:
+        def get_tracer(self, *args, **kwargs):
+            raise RuntimeError("no tracer today")
+
+    from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor
+
+    inst = SpikeformerInstrumentor()
+    inst.instrument(tracer_provider=BrokenTracerProvider(), meter_provider=otel.meter_provider)
+    try:
+        assert monitors_of(spiking_model(convert_sinabs()))
+        assert otel.value("spikeformer.conversions") == 1
+    finally:
+        inst.uninstrument()

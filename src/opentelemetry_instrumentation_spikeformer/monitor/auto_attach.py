@@ -13,11 +13,14 @@ from typing import Any, Callable
 
 from ..core import attributes as a
 from ..core import model_info
+from . import energy
 from .spike_monitor import attach, monitors_of
 
 
 def start(telemetry: Any, meter_provider: Any) -> Callable[[], None]:
     settings = telemetry.settings
+    # Read (and judge) the energy table now, once: not on the user's first conversion.
+    energy.tables(settings.energy_table)
     attached: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
     def on_converted(result: Any, _target: Any, call: Any) -> None:
