@@ -28,6 +28,7 @@ from . import model_info
 from .errors import log_internal_error
 from .hardware import hardware_label
 from .in_flight import in_flight_for
+from .labels import BoundedLabels
 from .settings import Settings
 from .targets import CALIBRATION, OP, Source, Target
 
@@ -237,6 +238,8 @@ class Telemetry:
         self.instruments = m.create_all(meter, m.CORE_METRICS)
         self.in_flight = in_flight_for(meter)
         self.in_flight.open(self)
+        # model_type values of this meter's metrics, bounded (dynamic classes)
+        self.model_types = m.once_per("model_types", meter, BoundedLabels)
         self._extension_instruments: dict[str, Any] = {}
         self._rows: dict[Target, _Compiled] = {}
         # Called with (result, target, call) after a successful conversion:
@@ -353,7 +356,8 @@ class Telemetry:
                 attrs[a.CALIBRATION_SAMPLES] = samples
         metric_attrs = {}
         if target.role == OP:
-            model_type = attrs.get(a.MODEL_TYPE, a.UNSPECIFIED)
+            model_type = self.model_types(attrs.get(a.MODEL_TYPE, a.UNSPECIFIED),
+                                          self.settings.max_models)
             if target.operation == a.CONVERSION:
                 metric_attrs = {a.M_MODEL_TYPE: model_type, a.M_HARDWARE_TARGET: hardware,
                                 a.M_FRAMEWORK: target.framework,

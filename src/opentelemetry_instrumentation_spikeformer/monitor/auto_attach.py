@@ -2,8 +2,9 @@
 
 Enabled by ``OTEL_PYTHON_SPIKEFORMER_SPIKE_MONITOR`` (default on). Each
 successful conversion that returns a model with spiking layers gets a monitor
-named after the source model's class (bounded); stopping detaches them all, so
-their observable callbacks report nothing.
+named ``OTEL_PYTHON_SPIKEFORMER_MODEL_NAME`` or after the source model's class,
+with an ordinal for a second live model of that name (``monitor.naming``);
+stopping detaches them all.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ def start(telemetry: Any, meter_provider: Any) -> Callable[[], None]:
             return
         if monitors_of(model):
             return
+        base = settings.model_name or getattr(call, "model_class", None) \
+            or model_info.model_type(model)
         attrs = getattr(call, "metric_attrs", None) or {}
-        name = attrs.get(a.M_MODEL_TYPE)
-        if not name or name == a.UNSPECIFIED:
-            name = model_info.model_type(model)
         hardware = attrs.get(a.M_HARDWARE_TARGET)
         if hardware in (a.UNSPECIFIED, a.OTHER):
             hardware = None  # the energy_hardware setting
-        attached.add(attach(model, name, settings, hardware, meter_provider))
+        monitor = attach(model, base, settings, hardware, meter_provider, automatic=True)
+        attached.add(monitor)
 
     telemetry.on_converted.append(on_converted)
 

@@ -25,6 +25,8 @@ from ..core.errors import log_internal_error
 from ..core.metrics import once_per
 from ..core.scope import get_meter
 from . import metrics as specs
+from .naming import ModelNames
+
 # Membrane values recorded per monitor and collection (a synchronous record
 # costs microseconds). With more layers than this, each collection records one
 # value for a rotating subset of the layers.
@@ -71,6 +73,7 @@ class MonitorInstruments:
         self._cycles = 0
         self._attrs: dict[tuple, dict[str, str]] = {}
         self._lock = threading.Lock()
+        self.names = ModelNames()  # model_name values handed out on this provider
 
         self.membrane = specs.MEMBRANE_POTENTIAL.create(meter)
         for spec, callback in ((specs.NEURAL_SPIKES, self._spikes),

@@ -288,29 +288,39 @@ class SpikeMonitor:
         }
 
 
-def monitor_model(model: Any, name: str, *, hardware: str | None = None,
+def monitor_model(model: Any, name: str | None = None, *, hardware: str | None = None,
                   meter_provider: Any = None, sample_every: int | None = None,
                   timestep_ms: float | None = None, max_layers: int | None = None) -> SpikeMonitor:
     """Attach a spike/energy monitor to ``model`` (a torch module with spiking layers).
 
-    Keywords override the ``OTEL_PYTHON_SPIKEFORMER_*`` settings. Returns the
-    attached ``SpikeMonitor``; ``detach()`` it (or use it as a context manager).
+    ``name`` is the ``model_name`` attribute, used as given (keep it bounded);
+    without one the model is named like an auto-attached one (its class, ``#2``
+    for a second live model of that class). Keywords override the
+    ``OTEL_PYTHON_SPIKEFORMER_*`` settings. Returns the attached
+    ``SpikeMonitor``; ``detach()`` it (or use it as a context manager).
     """
     overrides = {"monitor_sample_every": sample_every, "timestep_ms": timestep_ms,
                  "max_layers": max_layers}
     settings = load_settings({k: v for k, v in overrides.items() if v is not None})
+    model = model_info.unwrap_model(model)
+    if name is None:
+        return attach(model, model_info.model_type(model), settings, hardware, meter_provider,
+                      automatic=True)
     return attach(model, name, settings, hardware, meter_provider)
 
 
 def attach(model: Any, name: str, settings: Settings, hardware: str | None,
-           meter_provider: Any) -> SpikeMonitor:
-    """``monitor_model`` with resolved settings (the instrumentor's, for auto-attach)."""
+           meter_provider: Any, automatic: bool = False) -> SpikeMonitor:
+    """``monitor_model`` with resolved settings (the instrumentor's, for auto-attach).
+    ``automatic``: ``name`` is a base that gets an ordinal (see ``naming``)."""
     from .instruments import instruments_for
 
     model = model_info.unwrap_model(model)
-    monitor = SpikeMonitor(model, name, settings, hardware)
+    instruments = instruments_for(meter_provider)
+    label = instruments.names.assign(model, name, settings.max_models, ordinal=automatic)
+    monitor = SpikeMonitor(model, label, settings, hardware)
     monitor._attach()
-    instruments_for(meter_provider).add(monitor)
+    instruments.add(monitor)
     if not monitor.layers:
-        _LOG.warning("monitor_model(%s): no spiking layers found; nothing to count", name)
+        _LOG.warning("monitor_model(%s): no spiking layers found; nothing to count", label)
     return monitor
