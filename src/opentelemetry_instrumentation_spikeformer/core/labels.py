@@ -9,8 +9,8 @@ meter provider.
 
 from __future__ import annotations
 
-import threading
 
+from . import forksafe
 from .attributes import OTHER, UNSPECIFIED
 
 
@@ -20,7 +20,7 @@ class BoundedLabels:
 
     def __init__(self) -> None:
         self._seen: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
 
     def __call__(self, value: str, limit: int) -> str:
         if value in self._seen or value in (OTHER, UNSPECIFIED):

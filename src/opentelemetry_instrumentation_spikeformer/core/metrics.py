@@ -9,12 +9,12 @@ extensions); ``all_metrics()`` lists them all for README, dashboards and alerts.
 
 from __future__ import annotations
 
-import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, TypeVar
 
 from . import attributes as a
+from . import forksafe
 
 # MetricSpec.kind -> the Meter method that creates it.
 _FACTORIES = {
@@ -80,7 +80,7 @@ T = TypeVar("T")
 # cannot be weakly referenced are kept by id (with the owner, so the id stays theirs).
 _ONCE: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
 _ONCE_STRONG: dict[int, tuple[Any, dict[str, Any]]] = {}
-ONCE_LOCK = threading.Lock()
+ONCE_LOCK = forksafe.lock()
 
 
 def once_per(kind: str, owner: Any, build: Callable[[], T]) -> T:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -20,6 +19,7 @@ import wrapt
 
 from .. import frameworks
 from ..environment_variables import OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS
+from . import forksafe
 from .errors import log_internal_error
 from .imports import listen, unlisten
 from .targets import Target
@@ -97,7 +97,7 @@ class PatchSession:
         # id(original) -> our wrapper, so that a re-export bound before the
         # extension loaded (sinabs.from_model) gets the very same wrapper object.
         self._wrappers: dict[int, SpikeformerWrapper] = {}
-        self._lock = threading.RLock()
+        self._lock = forksafe.rlock()
         # parent module -> extra rows in a submodule of it, checked for existence
         # when the parent is imported (finding a submodule then imports nothing new)
         self._submodules: dict[str, list[Target]] = {}

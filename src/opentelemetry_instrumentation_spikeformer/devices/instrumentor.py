@@ -11,12 +11,12 @@ package, so a program that uses neither gets no thread. ``none``: nothing.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Collection
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .. import frameworks
+from ..core import forksafe
 from ..core.imports import listen, unlisten
 from ..core.scope import get_meter
 from ..core.settings import NAMES, Settings, load_settings
@@ -36,7 +36,7 @@ class SpikeformerDevicesInstrumentor(BaseInstrumentor):
     _server: Any = None
     _enabled = False
     _kwargs: dict[str, Any] = {}
-    _lock = threading.Lock()
+    _lock = forksafe.lock()
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ()

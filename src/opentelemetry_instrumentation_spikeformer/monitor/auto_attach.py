@@ -4,7 +4,8 @@ Enabled by ``OTEL_PYTHON_SPIKEFORMER_SPIKE_MONITOR`` (default on). Each
 successful conversion that returns a model with spiking layers gets a monitor
 named ``OTEL_PYTHON_SPIKEFORMER_MODEL_NAME`` or after the source model's class,
 with an ordinal for a second live model of that name (``monitor.naming``);
-stopping detaches them all.
+stopping retires them all: they stop counting, and what they counted stays
+reported while their model lives (``SpikeMonitor.retire``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,6 @@ def start(telemetry: Any, meter_provider: Any) -> Callable[[], None]:
         except ValueError:
             pass
         for monitor in list(attached):
-            monitor.detach()
+            monitor.retire()  # counts so far stay reported: shutdown() after this exports them
 
     return stop

@@ -12,7 +12,6 @@ same collection.
 
 from __future__ import annotations
 
-import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -21,6 +20,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from ..core import attributes as a
+from ..core import forksafe
 from ..core.errors import log_internal_error
 from ..core.metrics import once_per
 from ..core.scope import get_meter
@@ -64,15 +64,15 @@ class MonitorInstruments:
         self._previous: "weakref.WeakKeyDictionary[Any, _Previous]" = weakref.WeakKeyDictionary()
         self._exported: dict[tuple, list[float]] = {}  # cumulative, survives resets
         # Latest per-inference estimate of each monitor: (model, hardware),
-        # SNN mJ, ANN mJ. Reported while the monitor stays attached, so that an
-        # idle model keeps its series (alerts with `for:` need them to persist).
+        # SNN mJ, ANN mJ. Reported while the monitor stays attached (or retired),
+        # so that an idle model keeps its series (alerts with `for:` need them).
         self._latest: "weakref.WeakKeyDictionary[Any, tuple[tuple, float, float]]" = (
             weakref.WeakKeyDictionary())
         self._cycle = _Cycle()
         self._consumed: set[str] = set()
         self._cycles = 0
         self._attrs: dict[tuple, dict[str, str]] = {}
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
         self.names = ModelNames()  # model_name values handed out on this provider
 
         self.membrane = specs.MEMBRANE_POTENTIAL.create(meter)
@@ -104,7 +104,7 @@ class MonitorInstruments:
         cycle = _Cycle()
         self._cycles += 1
         for monitor in list(self._monitors):
-            if not monitor.attached:
+            if not (monitor.attached or monitor.retired):
                 continue
             try:
                 snap = monitor.read()
@@ -114,7 +114,7 @@ class MonitorInstruments:
             previous = self._previous.get(monitor) or _Previous()
             self._previous[monitor] = self._account(monitor, snap, previous, cycle)
         for monitor, (key, snn_mj, ann_mj) in list(self._latest.items()):
-            if monitor.attached:
+            if monitor.attached or monitor.retired:
                 agg = cycle.energy.setdefault(key, [0.0, 0.0, 0.0])
                 agg[0] += snn_mj
                 agg[1] += 1

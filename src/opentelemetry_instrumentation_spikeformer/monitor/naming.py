@@ -12,10 +12,10 @@ later new ones are ``other``.
 
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import Any
 
+from ..core import forksafe
 from ..core.attributes import OTHER
 from ..core.labels import BoundedLabels
 
@@ -26,7 +26,7 @@ class ModelNames:
     def __init__(self) -> None:
         self._labels = BoundedLabels()
         self._holders: dict[str, Any] = {}  # name -> weakref to the model holding it
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
 
     def assign(self, model: Any, base: str, limit: int, ordinal: bool = True) -> str:
         """The name of ``model``: ``base`` or, with ``ordinal``, the first of

@@ -45,6 +45,7 @@ class SpikeMonitor:
         self.sequencer = accumulate.Sequencer(self.sample_every)
         self.math = accumulate.DeviceMath()
         self.attached = False
+        self.retired = False  # detached by uninstrument(): counts frozen, still reported
         self._handles: list[Any] = []
         self._lead_handle: Any = None
         self._read_cache: dict[Any, tuple[Any, Any, Any]] = {}
@@ -104,7 +105,10 @@ class SpikeMonitor:
             self._set_lead(self.layers[0] if self.layers else None)
             self.topology.start()
             self.attached = True
-            _BY_MODEL.setdefault(model, []).append(self)
+            mine = _BY_MODEL.setdefault(model, [])
+            for other in mine:
+                other.retired = False  # a new monitor replaces the frozen ones
+            mine[:] = [m for m in mine if m.attached and m is not self] + [self]
         except BaseException:  # interrupted half-way: no hook of ours stays behind
             self.attached = True
             self.detach()
@@ -123,9 +127,29 @@ class SpikeMonitor:
 
     def detach(self) -> None:
         """Remove every hook; the observable instruments stop reporting this model."""
+        if not (self.attached or self.retired):
+            return
+        if self.attached:
+            self._unhook()
+        self.attached = self.retired = False
+        model = self._model()
+        if model is not None:
+            mine = _BY_MODEL.get(model, [])
+            if self in mine:
+                mine.remove(self)
+
+    def retire(self) -> None:
+        """Stop counting, but keep reporting the counts so far while the model
+        lives: ``uninstrument()`` followed by ``meter_provider.shutdown()`` then
+        still exports the final values (observable instruments are only read at
+        collection time). Attaching a new monitor to the model drops it."""
         if not self.attached:
             return
+        self._unhook()
         self.attached = False
+        self.retired = True
+
+    def _unhook(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -133,11 +157,6 @@ class SpikeMonitor:
             self._lead_handle.remove()
             self._lead_handle = None
         self.topology.stop()
-        model = self._model()
-        if model is not None:
-            mine = _BY_MODEL.get(model, [])
-            if self in mine:
-                mine.remove(self)
 
     def __enter__(self) -> "SpikeMonitor":
         return self
