@@ -650,3 +650,43 @@ def test_tracer_provider_whose_get_tracer_raises_costs_only_spans(instrument, ot
         assert otel.value("spikeformer.conversions") == 1
     finally:
         inst.uninstrument()
+
+
+# --------------------------------------------------------------------------
+# 7. No thread in a program that uses no SNN library; polling once one is imported
+# --------------------------------------------------------------------------
+THREADS_SCRIPT = """
+import json, threading, time
+def ours():
+    return sorted({t.name for t in threading.enumerate() if t.name.startswith("spikeformer")})
+plain = ours()
+import sinabs
+deadline = time.monotonic() + 20
+while not ours() and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({"plain": plain, "after_sinabs": ours()}))
+"""
+
+
+@pytest.mark.subprocess
+def test_device_polling_starts_only_with_an_snn_library():
+    """Under the launcher with psutil installed (the host adapter can work), a
+    program gets no thread of ours until it imports an SNN library."""
+    pytest.importorskip("psutil")
+    out = run_python(THREADS_SCRIPT, launcher=True, env_extra=QUIET_SDK)
+    assert out.returncode == 0, out.stderr[-2000:]
+    threads = json.loads(out.stdout.strip().splitlines()[-1])
+    assert threads["plain"] == []
+    assert "spikeformer-device-poller" in threads["after_sinabs"]
+
+
+def test_no_metric_of_ours_has_a_name_system_metrics_owns():
+    """``system.memory.utilization`` and ``process.*`` are opentelemetry-instrumentation-
+    system-metrics' names: emitting our own definition under them conflicts."""
+    from opentelemetry.instrumentation.system_metrics import _DEFAULT_CONFIG
+
+    from opentelemetry_instrumentation_spikeformer.core.metrics import all_metrics
+
+    theirs = set(_DEFAULT_CONFIG) | {"system.memory.utilization", "process.memory.usage",
+                                     "process.cpu.utilization"}
+    assert {spec.name for spec in all_metrics()} & theirs == set()

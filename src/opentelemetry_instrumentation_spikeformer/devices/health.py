@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from ..core.settings import load_settings, parse_list
 from ..version import __version__
-from . import metrics as specs
+from . import host as host_adapter
 from .base import DEGRADED, FAILED
 from .poller import ABSENT, DOWN, PENDING, AdapterView, Poller
 
@@ -279,13 +279,13 @@ def _system(hardware: HardwareStatus) -> dict[str, Any]:
     out: dict[str, Any] = {}
     host = hardware.adapters.get("host")
     for snap in host.snapshots if host else ():
-        memory = snap.extra.get(specs.SYSTEM_MEMORY_UTILIZATION.name)
-        cpu = snap.extra.get(specs.PROCESS_CPU_UTILIZATION.name)
+        memory = snap.extra.get(host_adapter.MEMORY_UTILIZATION)
+        cpu = snap.extra.get(host_adapter.PROCESS_CPU)
         if memory is not None:
             out["memory_percent"] = round(memory * 100, 1)
         if cpu is not None:
             out["process_cpu_percent"] = round(cpu * 100, 1)
-        out["process_rss_bytes"] = snap.extra.get(specs.PROCESS_MEMORY_USAGE.name)
+        out["process_rss_bytes"] = snap.extra.get(host_adapter.PROCESS_RSS)
     gpus = [s for v in hardware.adapters.values() for s in v.snapshots
             if s.device.type == "gpu" and s.state != FAILED]
     out["gpu_count"] = len(gpus)
