@@ -690,3 +690,58 @@ def test_no_metric_of_ours_has_a_name_system_metrics_owns():
     theirs = set(_DEFAULT_CONFIG) | {"system.memory.utilization", "process.memory.usage",
                                      "process.cpu.utilization"}
     assert {spec.name for spec in all_metrics()} & theirs == set()
+
+
+# --------------------------------------------------------------------------
+# 11. Instrumented without an SDK: one visible warning, at the first call
+# --------------------------------------------------------------------------
+NO_SDK = "no OpenTelemetry SDK is configured"
+CONVERT_TWICE = """
+import sinabs
+from models import INPUT_SHAPE, tiny_cnn
+for _ in range(2):
+    sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
+print("converted")
+"""
+
+
+@pytest.mark.subprocess
+def test_launcher_without_an_sdk_warns_once_at_the_first_conversion():
+    no_configurator = run_python(CONVERT_TWICE, launcher=True,
+                                 env_extra={"OTEL_PYTHON_CONFIGURATOR": "none"})
+    assert no_configurator.returncode == 0, no_configurator.stderr[-2000:]
+    assert no_configurator.stdout.strip() == "converted"
+    assert no_configurator.stderr.count(NO_SDK) == 1, no_configurator.stderr[-2000:]
+    assert "TelemetryNotConfiguredWarning" in no_configurator.stderr
+    with_sdk = run_python(CONVERT_TWICE, launcher=True, env_extra=QUIET_SDK)
+    assert with_sdk.returncode == 0, with_sdk.stderr[-2000:]
+    assert NO_SDK not in with_sdk.stderr
+
+
+def test_no_sdk_warning_only_for_global_no_op_providers(otel, monkeypatch):
+    import warnings
+
+    from opentelemetry_instrumentation_spikeformer import (
+        SpikeformerInstrumentor,
+        TelemetryNotConfiguredWarning,
+    )
+    from opentelemetry_instrumentation_spikeformer.core import scope
+
+    inst = SpikeformerInstrumentor()
+    monkeypatch.setattr(scope, "_warned_no_sdk", False)
+    inst.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        convert_sinabs()
+    inst.uninstrument()
+    assert not [w for w in seen if w.category is TelemetryNotConfiguredWarning]
+    inst.instrument()  # the global providers: the API's proxies, no SDK behind them
+    try:
+        with pytest.warns(TelemetryNotConfiguredWarning, match=NO_SDK):
+            convert_sinabs()
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            convert_sinabs()
+        assert not [w for w in seen if w.category is TelemetryNotConfiguredWarning]
+    finally:
+        inst.uninstrument()

@@ -29,6 +29,7 @@ from .errors import log_internal_error
 from .hardware import hardware_label
 from .in_flight import in_flight_for
 from .labels import BoundedLabels
+from .scope import warn_if_no_sdk
 from .settings import Settings
 from .targets import CALIBRATION, OP, Source, Target
 
@@ -231,8 +232,11 @@ def _log_end(call: Call, duration: float, error: BaseException | None) -> None:
 class Telemetry:
     """Tracer, instruments and settings shared by every wrapper of one session."""
 
-    def __init__(self, tracer: Any, meter: Any, settings: Settings) -> None:
+    def __init__(self, tracer: Any, meter: Any, settings: Settings,
+                 global_providers: bool = False) -> None:
         self.tracer = tracer
+        # Built on the global providers: at the first call, say so if no SDK is behind them.
+        self._check_sdk = global_providers
         self.meter = meter
         self.settings = settings
         self.instruments = m.create_all(meter, m.CORE_METRICS)
@@ -278,6 +282,9 @@ class Telemetry:
             return None
 
     def _start(self, target, wrapped, instance, args, kwargs, started) -> Call | None:
+        if self._check_sdk:
+            self._check_sdk = False
+            warn_if_no_sdk()
         parent_op = _CURRENT_OP.get()
         if target.role != OP and (parent_op is None or not self.settings.layer_spans):
             return None

@@ -32,6 +32,7 @@ from importlib.metadata import entry_points
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from ..core.scope import is_noop_provider
 from ..core.settings import load_settings, parse_list
 from ..version import __version__
 from . import host as host_adapter
@@ -156,11 +157,6 @@ def check_endpoint(endpoint: Endpoint, timeout: float = ENDPOINT_TIMEOUT_S) -> E
     return endpoint
 
 
-def _is_noop(provider: Any) -> bool:
-    name = type(provider).__name__
-    return name.startswith(("Proxy", "NoOp", "_Proxy", "_NoOp"))
-
-
 # --------------------------------------------------------------------------
 # Overall
 # --------------------------------------------------------------------------
@@ -250,7 +246,7 @@ class HealthChecker:
             meter = self.meter_provider or metrics.get_meter_provider()
             info.update(tracer_provider=type(tracer).__name__,
                         meter_provider=type(meter).__name__,
-                        sdk_configured=not (_is_noop(tracer) or _is_noop(meter)))
+                        sdk_configured=not (is_noop_provider(tracer) or is_noop_provider(meter)))
         else:
             info["sdk_configured"] = None  # unknown from outside the program
         return info
