@@ -279,6 +279,36 @@ def test_collection_cost_does_not_grow_with_deleted_models(instrument, otel, mon
     assert sizes[0] == sizes[1]
 
 
+def test_idle_and_unreachable_models_cost_no_read(instrument, otel, monkeypatch):
+    """spikingjelly's models are reference cycles: a dropped one lives until
+    Python's cyclic GC runs. A collection reads only monitors whose model ran
+    since the previous read, so such models (and idle live ones) cost nothing."""
+    from opentelemetry_instrumentation_spikeformer.monitor.spike_monitor import SpikeMonitor
+
+    pytest.importorskip("spikingjelly")
+    instrument()
+    reads = []
+    real_read = SpikeMonitor.read
+    monkeypatch.setattr(SpikeMonitor, "read", lambda self: reads.append(1) or real_read(self))
+    gc.disable()  # the dropped models stay, as between two runs of the cyclic GC
+    try:
+        kept = spiking_model(convert_spikingjelly())
+        forward(kept)
+        for _ in range(4):
+            dropped = spiking_model(convert_spikingjelly())
+            forward(dropped)
+            del dropped
+        otel.points("neural.spikes")
+        assert len(reads) == 5  # each ran once: read once
+        reads.clear()
+        before = otel.value("neural.spikes")
+        assert otel.value("neural.spikes") == before and reads == []  # nothing ran since
+        forward(kept)
+        assert otel.value("neural.spikes") > before and len(reads) == 1
+    finally:
+        gc.enable()
+
+
 # --------------------------------------------------------------------------
 # 2. Pickling: converted models and patched callables round-trip as without us
 # --------------------------------------------------------------------------

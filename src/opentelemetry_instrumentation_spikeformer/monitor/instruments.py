@@ -2,7 +2,8 @@
 
 Counters and gauges are observable: the first callback of a collection cycle
 reads every attached monitor once (``SpikeMonitor.read``, one device transfer
-each) and the other callbacks of that cycle reuse the result. Gauges describe
+each; a monitor whose ``version`` has not moved since its last read, an idle
+model, is not read again) and the other callbacks of that cycle reuse the result. Gauges describe
 the interval since the previous cycle. OTel histograms are synchronous only,
 so the membrane potential samples that the hooks kept on the device are
 recorded into the histogram from inside that same read, a bounded number per
@@ -62,6 +63,9 @@ class MonitorInstruments:
     def __init__(self, meter: Any) -> None:
         self._monitors: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._previous: "weakref.WeakKeyDictionary[Any, _Previous]" = weakref.WeakKeyDictionary()
+        # Each monitor's last snapshot and the version it was read at.
+        self._snapshots: "weakref.WeakKeyDictionary[Any, tuple[Any, dict]]" = (
+            weakref.WeakKeyDictionary())
         self._exported: dict[tuple, list[float]] = {}  # cumulative, survives resets
         # Latest per-inference estimate of each monitor: (model, hardware),
         # SNN mJ, ANN mJ. Reported while the monitor stays attached (or retired),
@@ -106,11 +110,17 @@ class MonitorInstruments:
         for monitor in list(self._monitors):
             if not (monitor.attached or monitor.retired):
                 continue
-            try:
-                snap = monitor.read()
-            except Exception:
-                log_internal_error("spike monitor read")
-                continue
+            version = monitor.version
+            cached = self._snapshots.get(monitor)
+            if cached is not None and cached[0] == version:
+                snap = cached[1]  # nothing ran since: no device work, zero deltas
+            else:
+                try:
+                    snap = monitor.read()
+                except Exception:
+                    log_internal_error("spike monitor read")
+                    continue
+                self._snapshots[monitor] = (version, snap)
             previous = self._previous.get(monitor) or _Previous()
             self._previous[monitor] = self._account(monitor, snap, previous, cycle)
         for monitor, (key, snn_mj, ann_mj) in list(self._latest.items()):

@@ -46,6 +46,7 @@ class SpikeMonitor:
         self.math = accumulate.DeviceMath()
         self.attached = False
         self.retired = False  # detached by uninstrument(): counts frozen, still reported
+        self._resets = 0
         self._handles: list[Any] = []
         self._lead_handle: Any = None
         self._read_cache: dict[Any, tuple[Any, Any, Any]] = {}
@@ -170,6 +171,15 @@ class SpikeMonitor:
             layer.reset()
         self.sequencer.reset()
         self._read_cache.clear()
+        self._resets += 1
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever ``read()`` would return something new (a monitored
+        forward, a reset): a collection re-reads only monitors whose version moved,
+        so idle models, and dropped ones the garbage collector has not reached
+        yet, cost no device work."""
+        return self._resets, sum(layer.forwards for layer in self.layers)
 
     # -- read ---------------------------------------------------------------
     def _finish_topology(self) -> None:
