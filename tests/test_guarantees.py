@@ -201,7 +201,7 @@ def test_interrupt_at_each_step_of_start_and_finish_leaves_nothing_behind(
     _counted_normally(otel, convert)
 
 
-@pytest.mark.parametrize("library,points", [("sinabs", 150), ("spikingjelly", 100)])
+@pytest.mark.parametrize("library,points", [("sinabs", 120), ("spikingjelly", 80)])
 def test_interrupt_at_random_points_leaves_nothing_behind(instrument, otel, library, points):
     """Every line of our code and every OpenTelemetry call on the way is a
     possible Ctrl-C; a seeded sample of them is tried, one per conversion."""
@@ -269,8 +269,7 @@ def test_collection_cost_does_not_grow_with_deleted_models(instrument, otel, mon
         for _ in range(cycles):
             model = spiking_model(convert_sinabs())
             forward(model)
-            del model
-            gc.collect()
+            del model  # a sinabs model holds no cycle: freed here, no gc.collect() needed
             reads.clear()
             points = otel.points("neural.spikes")
             assert len(reads) <= 1  # at most the model not yet collected
