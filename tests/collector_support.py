@@ -40,6 +40,11 @@ VENV_BIN = Path(sys.executable).parent
 # instruments themselves: resource attributes. Dashboards may use it for the
 # job variable.
 EXPORTER_SERIES = frozenset({"target_info"})
+# Host and process series of opentelemetry-instrumentation-system-metrics (the
+# devices extra), which the alerts and the hardware dashboard use; not ours.
+# tests/test_devices_poller.py checks them against the real instrumentation.
+SYSTEM_METRICS_SERIES = frozenset({
+    "system_memory_utilization", "process_memory_usage_bytes", "process_cpu_utilization"})
 
 
 def load_yaml(path: Path):
@@ -51,8 +56,9 @@ def load_yaml(path: Path):
 # Metric names
 # --------------------------------------------------------------------------
 def emitted_metric_names() -> frozenset[str]:
-    """Every Prometheus series name the plugin can produce (semconv contract)."""
-    names = set(EXPORTER_SERIES)
+    """Every Prometheus series name the plugin can produce (semconv contract), and
+    system-metrics' host series the stack relies on."""
+    names = set(EXPORTER_SERIES | SYSTEM_METRICS_SERIES)
     for spec in core_metrics.all_metrics():
         names.add(spec.prometheus)
         if spec.kind == "histogram":

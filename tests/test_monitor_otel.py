@@ -124,14 +124,22 @@ def test_auto_attach_on_sinabs_conversion_and_uninstrument(instrument, otel):
     assert otel.value("neural.spikes", model_name="Sequential", layer_name="1") == layer["spikes"] > 0
     recorded = sum(p.count for p in monitor_points(otel)["membrane_potential"])
     assert recorded > 0
+    spikes = otel.value("neural.spikes", model_name="Sequential")
     instrumentor.uninstrument()
     assert not monitor.attached and not monitors_of(snn)
     with torch.no_grad():
-        snn(spike_input(2))
+        snn(spike_input(2))  # no longer counted
+    points = monitor_points(otel)
+    # what was counted stays reported (a shutdown after uninstrument exports it);
+    # the interval gauges have no new forward to describe
+    assert otel.value("neural.spikes", model_name="Sequential") == spikes
+    assert points["spike_compiler.energy_estimate"]
+    assert "neural.firing_rate" not in points and "spike.rate" not in points
+    assert sum(p.count for p in points["membrane_potential"]) == recorded
+    monitor.detach()  # detached: no longer reported
     for spec in monitor_metrics.MONITOR_METRICS:
         if spec.kind != "histogram":  # a cumulative histogram keeps its old buckets
             assert otel.points(spec.name) == [], spec.name
-    assert sum(p.count for p in monitor_points(otel)["membrane_potential"]) == recorded
 
 
 def test_auto_attach_on_spikingjelly_conversion(instrument, otel):

@@ -44,8 +44,9 @@ class SpikeformerInstrumentor(BaseInstrumentor):
         settings = load_settings({k: v for k, v in kwargs.items() if k in NAMES})
         meter_provider = kwargs.get("meter_provider")
         tracer = get_tracer(kwargs.get("tracer_provider"))
+        global_providers = meter_provider is None and kwargs.get("tracer_provider") is None
         try:
-            telemetry = Telemetry(tracer, get_meter(meter_provider), settings)
+            telemetry = Telemetry(tracer, get_meter(meter_provider), settings, global_providers)
         except Exception as exc:  # a meter whose instruments fail: spans still work
             _LOG.warning("spikeformer: meter unusable (%s: %s); metrics disabled",
                          type(exc).__name__, exc)
@@ -83,8 +84,8 @@ class SpikeformerInstrumentor(BaseInstrumentor):
             self._stop_monitor()
             self._stop_monitor = None
         if self._session is not None:
-            self._session.telemetry.close()
             self._session.stop()
+            self._session.telemetry.close()
             self._session = None
 
     @property

@@ -138,10 +138,18 @@ class Settings:
     capture_memory: bool = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_CAPTURE_MEMORY, True, parse_bool,
         "Measure peak RSS growth during compilations")
+    max_models: int = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_MAX_MODELS, 50, parse_number(int, 1, 10_000, "an integer"),
+        "Distinct `model_type` values of the conversion metrics, and distinct monitored "
+        "`model_name` values; later new ones are `other`")
     # -- spike monitor ----------------------------------------------------------
     spike_monitor: bool = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_SPIKE_MONITOR, True, parse_bool,
         "Attach the spike/energy monitor to models returned by conversions")
+    model_name: str = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_MODEL_NAME, "", parse_str,
+        "`model_name` of auto-attached monitors (empty: the source model's class); a second "
+        "model of that name alive at the same time is `<name>#2`, and so on")
     monitor_sample_every: int = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_MONITOR_SAMPLE_EVERY, 1,
         parse_number(int, 1, 1_000_000, "an integer"), "Monitor one forward pass in N")

@@ -49,7 +49,8 @@ class Device:
 
 
 # Snapshot field that feeds each metric; other metrics read ``Snapshot.extra``
-# under their metric name (e.g. the host adapter's "system.memory.utilization").
+# under their metric name (a third-party adapter's own metric specs). Extra keys
+# that are no metric name are health details (the host adapter's memory use).
 FIELD_FOR_METRIC = {
     specs.HW_POWER.name: "power_w",
     specs.HW_ENERGY.name: "energy_j",

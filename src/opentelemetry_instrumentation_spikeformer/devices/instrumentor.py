@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from typing import Any, Collection
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .. import frameworks
+from ..core import forksafe
 from ..core.imports import listen, unlisten
 from ..core.process import helper_kind, local_rank
 from ..core.scope import get_meter
@@ -44,7 +44,7 @@ class SpikeformerDevicesInstrumentor(BaseInstrumentor):
     _server: Any = None
     _enabled = False
     _kwargs: dict[str, Any] = {}
-    _lock = threading.Lock()
+    _lock = forksafe.lock()
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ()

@@ -14,11 +14,11 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import threading
 import weakref
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
+from ..core import forksafe
 from .base import Framework, NeuronRule
 
 __all__ = ["ENTRY_POINT_GROUP", "Framework", "NeuronRule", "all_frameworks", "for_package",
@@ -40,7 +40,7 @@ BUILTIN: dict[str, str] = {
     "akida": ".akida",
 }
 
-_lock = threading.Lock()
+_lock = forksafe.lock()
 _loaded: dict[str, Framework | None] = {}  # package -> framework (None: failed to load)
 
 

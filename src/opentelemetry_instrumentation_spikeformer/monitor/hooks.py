@@ -7,13 +7,20 @@ converter just built), it is replaced by an equal ``_HookDict`` that leaves our
 entries out when pickled or copied: the model round-trips exactly as it would
 without the plugin and comes back unmonitored. Where the user already holds
 hooks in that dict (their handles point at it, so it must stay), our hook is a
-``_Detachable``, which pickles as a no-op.
+``_Detachable``, which pickles as a no-op made of the standard library only
+(``functools.partial(sys.audit, ...)``), so the pickle loads without the plugin.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections import OrderedDict
 from typing import Any, Callable
+
+# What a hook of ours becomes in a pickle where it cannot be left out: a call
+# that returns None (a forward hook's "no change") and does nothing else.
+_NOOP_EVENT = "opentelemetry_instrumentation_spikeformer.unpickled_hook"
 
 
 class _HookDict(OrderedDict):
@@ -28,14 +35,6 @@ class _HookDict(OrderedDict):
         return OrderedDict, (), None, None, iter(kept)
 
 
-def _noop(*_args: Any) -> None:
-    return None
-
-
-def _revive_as_noop() -> Callable:
-    return _noop
-
-
 class _Detachable:
     """Our hook in a dict we could not replace: pickles as a no-op hook."""
 
@@ -48,7 +47,7 @@ class _Detachable:
         return self.fn(*args)
 
     def __reduce__(self) -> Any:
-        return _revive_as_noop, ()
+        return functools.partial, (sys.audit, _NOOP_EVENT)
 
 
 def _own(module: Any, attr: str) -> _HookDict | None:

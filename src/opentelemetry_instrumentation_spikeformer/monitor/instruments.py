@@ -2,7 +2,8 @@
 
 Counters and gauges are observable: the first callback of a collection cycle
 reads every attached monitor once (``SpikeMonitor.read``, one device transfer
-each) and the other callbacks of that cycle reuse the result. Gauges describe
+each; a monitor whose ``version`` has not moved since its last read, an idle
+model, is not read again) and the other callbacks of that cycle reuse the result. Gauges describe
 the interval since the previous cycle. OTel histograms are synchronous only,
 so the membrane potential samples that the hooks kept on the device are
 recorded into the histogram from inside that same read, a bounded number per
@@ -18,7 +19,6 @@ under its own ``service.instance.id``.
 from __future__ import annotations
 
 import os
-import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -27,9 +27,13 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from ..core import attributes as a
+from ..core import forksafe
 from ..core.errors import log_internal_error
+from ..core.metrics import once_per
 from ..core.scope import get_meter
 from . import metrics as specs
+from .naming import ModelNames
+
 # Membrane values recorded per monitor and collection (a synchronous record
 # costs microseconds). With more layers than this, each collection records one
 # value for a rotating subset of the layers.
@@ -65,17 +69,21 @@ class MonitorInstruments:
     def __init__(self, meter: Any) -> None:
         self._monitors: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._previous: "weakref.WeakKeyDictionary[Any, _Previous]" = weakref.WeakKeyDictionary()
+        # Each monitor's last snapshot and the version it was read at.
+        self._snapshots: "weakref.WeakKeyDictionary[Any, tuple[Any, dict]]" = (
+            weakref.WeakKeyDictionary())
         self._exported: dict[tuple, list[float]] = {}  # cumulative, survives resets
         # Latest per-inference estimate of each monitor: (model, hardware),
-        # SNN mJ, ANN mJ. Reported while the monitor stays attached, so that an
-        # idle model keeps its series (alerts with `for:` need them to persist).
+        # SNN mJ, ANN mJ. Reported while the monitor stays attached (or retired),
+        # so that an idle model keeps its series (alerts with `for:` need them).
         self._latest: "weakref.WeakKeyDictionary[Any, tuple[tuple, float, float]]" = (
             weakref.WeakKeyDictionary())
         self._cycle = _Cycle()
         self._consumed: set[str] = set()
         self._cycles = 0
         self._attrs: dict[tuple, dict[str, str]] = {}
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
+        self.names = ModelNames()  # model_name values handed out on this provider
 
         self.membrane = specs.MEMBRANE_POTENTIAL.create(meter)
         for spec, callback in ((specs.NEURAL_SPIKES, self._spikes),
@@ -95,6 +103,7 @@ class MonitorInstruments:
         attached in the child from now on report as usual."""
         self._monitors = weakref.WeakSet()
         self._previous = weakref.WeakKeyDictionary()
+        self._snapshots = weakref.WeakKeyDictionary()
         self._latest = weakref.WeakKeyDictionary()
         self._exported = {}
         self._cycle, self._consumed = _Cycle(), set()
@@ -116,17 +125,23 @@ class MonitorInstruments:
         cycle = _Cycle()
         self._cycles += 1
         for monitor in list(self._monitors):
-            if not monitor.attached:
+            if not (monitor.attached or monitor.retired):
                 continue
-            try:
-                snap = monitor.read()
-            except Exception:
-                log_internal_error("spike monitor read")
-                continue
+            version = monitor.version
+            cached = self._snapshots.get(monitor)
+            if cached is not None and cached[0] == version:
+                snap = cached[1]  # nothing ran since: no device work, zero deltas
+            else:
+                try:
+                    snap = monitor.read()
+                except Exception:
+                    log_internal_error("spike monitor read")
+                    continue
+                self._snapshots[monitor] = (version, snap)
             previous = self._previous.get(monitor) or _Previous()
             self._previous[monitor] = self._account(monitor, snap, previous, cycle)
         for monitor, (key, snn_mj, ann_mj) in list(self._latest.items()):
-            if monitor.attached:
+            if monitor.attached or monitor.retired:
                 agg = cycle.energy.setdefault(key, [0.0, 0.0, 0.0])
                 agg[0] += snn_mj
                 agg[1] += 1
@@ -226,16 +241,9 @@ def _forget_inherited_monitors() -> None:
 
 os.register_at_fork(after_in_child=_forget_inherited_monitors)
 
-_REGISTRY: dict[int, tuple[Any, MonitorInstruments]] = {}
-_REGISTRY_LOCK = threading.Lock()
-
 
 def instruments_for(meter_provider: Any = None) -> MonitorInstruments:
     """The instrument set of ``meter_provider`` (global when ``None``), created once:
     observable callbacks cannot be unregistered, so they are never duplicated."""
     provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
-    with _REGISTRY_LOCK:
-        found = _REGISTRY.get(id(provider))
-        if found is None or found[0] is not provider:
-            found = _REGISTRY[id(provider)] = (provider, MonitorInstruments(get_meter(provider)))
-        return found[1]
+    return once_per("spike_monitor", provider, lambda: MonitorInstruments(get_meter(provider)))

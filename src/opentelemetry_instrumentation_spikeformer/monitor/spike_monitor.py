@@ -45,6 +45,8 @@ class SpikeMonitor:
         self.sequencer = accumulate.Sequencer(self.sample_every)
         self.math = accumulate.DeviceMath()
         self.attached = False
+        self.retired = False  # detached by uninstrument(): counts frozen, still reported
+        self._resets = 0
         self._handles: list[Any] = []
         self._lead_handle: Any = None
         self._read_cache: dict[Any, tuple[Any, Any, Any]] = {}
@@ -96,14 +98,22 @@ class SpikeMonitor:
         model = self._model()
         if model is None or self.attached:
             return self
-        for layer in self.layers:
-            module = layer.module()
-            if module is not None:
-                self._handles.append(hooks.forward_hook(module, layer.hook))
-        self._set_lead(self.layers[0] if self.layers else None)
-        self.topology.start()
-        self.attached = True
-        _BY_MODEL.setdefault(model, []).append(self)
+        try:
+            for layer in self.layers:
+                module = layer.module()
+                if module is not None:
+                    self._handles.append(hooks.forward_hook(module, layer.hook))
+            self._set_lead(self.layers[0] if self.layers else None)
+            self.topology.start()
+            self.attached = True
+            mine = _BY_MODEL.setdefault(model, [])
+            for other in mine:
+                other.retired = False  # a new monitor replaces the frozen ones
+            mine[:] = [m for m in mine if m.attached and m is not self] + [self]
+        except BaseException:  # interrupted half-way: no hook of ours stays behind
+            self.attached = True
+            self.detach()
+            raise
         return self
 
     def _set_lead(self, layer: accumulate.LayerState | None) -> None:
@@ -118,9 +128,29 @@ class SpikeMonitor:
 
     def detach(self) -> None:
         """Remove every hook; the observable instruments stop reporting this model."""
+        if not (self.attached or self.retired):
+            return
+        if self.attached:
+            self._unhook()
+        self.attached = self.retired = False
+        model = self._model()
+        if model is not None:
+            mine = _BY_MODEL.get(model, [])
+            if self in mine:
+                mine.remove(self)
+
+    def retire(self) -> None:
+        """Stop counting, but keep reporting the counts so far while the model
+        lives: ``uninstrument()`` followed by ``meter_provider.shutdown()`` then
+        still exports the final values (observable instruments are only read at
+        collection time). Attaching a new monitor to the model drops it."""
         if not self.attached:
             return
+        self._unhook()
         self.attached = False
+        self.retired = True
+
+    def _unhook(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -128,11 +158,6 @@ class SpikeMonitor:
             self._lead_handle.remove()
             self._lead_handle = None
         self.topology.stop()
-        model = self._model()
-        if model is not None:
-            mine = _BY_MODEL.get(model, [])
-            if self in mine:
-                mine.remove(self)
 
     def __enter__(self) -> "SpikeMonitor":
         return self
@@ -146,6 +171,15 @@ class SpikeMonitor:
             layer.reset()
         self.sequencer.reset()
         self._read_cache.clear()
+        self._resets += 1
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever ``read()`` would return something new (a monitored
+        forward, a reset): a collection re-reads only monitors whose version moved,
+        so idle models, and dropped ones the garbage collector has not reached
+        yet, cost no device work."""
+        return self._resets, sum(layer.forwards for layer in self.layers)
 
     # -- read ---------------------------------------------------------------
     def _finish_topology(self) -> None:
@@ -283,29 +317,39 @@ class SpikeMonitor:
         }
 
 
-def monitor_model(model: Any, name: str, *, hardware: str | None = None,
+def monitor_model(model: Any, name: str | None = None, *, hardware: str | None = None,
                   meter_provider: Any = None, sample_every: int | None = None,
                   timestep_ms: float | None = None, max_layers: int | None = None) -> SpikeMonitor:
     """Attach a spike/energy monitor to ``model`` (a torch module with spiking layers).
 
-    Keywords override the ``OTEL_PYTHON_SPIKEFORMER_*`` settings. Returns the
-    attached ``SpikeMonitor``; ``detach()`` it (or use it as a context manager).
+    ``name`` is the ``model_name`` attribute, used as given (keep it bounded);
+    without one the model is named like an auto-attached one (its class, ``#2``
+    for a second live model of that class). Keywords override the
+    ``OTEL_PYTHON_SPIKEFORMER_*`` settings. Returns the attached
+    ``SpikeMonitor``; ``detach()`` it (or use it as a context manager).
     """
     overrides = {"monitor_sample_every": sample_every, "timestep_ms": timestep_ms,
                  "max_layers": max_layers}
     settings = load_settings({k: v for k, v in overrides.items() if v is not None})
+    model = model_info.unwrap_model(model)
+    if name is None:
+        return attach(model, model_info.model_type(model), settings, hardware, meter_provider,
+                      automatic=True)
     return attach(model, name, settings, hardware, meter_provider)
 
 
 def attach(model: Any, name: str, settings: Settings, hardware: str | None,
-           meter_provider: Any) -> SpikeMonitor:
-    """``monitor_model`` with resolved settings (the instrumentor's, for auto-attach)."""
+           meter_provider: Any, automatic: bool = False) -> SpikeMonitor:
+    """``monitor_model`` with resolved settings (the instrumentor's, for auto-attach).
+    ``automatic``: ``name`` is a base that gets an ordinal (see ``naming``)."""
     from .instruments import instruments_for
 
     model = model_info.unwrap_model(model)
-    monitor = SpikeMonitor(model, name, settings, hardware)
+    instruments = instruments_for(meter_provider)
+    label = instruments.names.assign(model, name, settings.max_models, ordinal=automatic)
+    monitor = SpikeMonitor(model, label, settings, hardware)
     monitor._attach()
-    instruments_for(meter_provider).add(monitor)
+    instruments.add(monitor)
     if not monitor.layers:
-        _LOG.warning("monitor_model(%s): no spiking layers found; nothing to count", name)
+        _LOG.warning("monitor_model(%s): no spiking layers found; nothing to count", label)
     return monitor
