@@ -204,9 +204,10 @@ def test_each_rank_serves_health_on_health_port_plus_local_rank(run):
 
 
 def test_only_local_rank_0_reports_the_host(run):
+    # system.* / process.* come from opentelemetry-instrumentation-system-metrics
+    # in every process (its own business); ours are the hw.* of the host adapter.
     def host_metrics(rank: int) -> set[str]:
-        return {m for b in run.rank(rank) for m in b.metrics
-                if m.startswith(("hw.", "system.", "process."))}
+        return {m for b in run.rank(rank) for m in b.metrics if m.startswith("hw.")}
 
-    assert {"hw.status", "system.memory.utilization"} <= host_metrics(0)
+    assert "hw.status" in host_metrics(0)
     assert host_metrics(1) == set()
