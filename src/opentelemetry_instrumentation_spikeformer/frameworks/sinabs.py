@@ -47,7 +47,9 @@ FRAMEWORK = Framework(
         nir_row("sinabs.nir", "from_nir", "sinabs", "node", "from_nir", ("sinabs",)),
     ),
     neurons=(
-        NeuronRule("ExpLeak", BT, "v_mem", True, GRADED, role=IGNORE),  # and ExpLeakSqueeze
+        # Leaky integrators (does_spike False): no events.
+        NeuronRule("ExpLeakSqueeze", SQUEEZE, "v_mem", True, GRADED, role=IGNORE),
+        NeuronRule("ExpLeak", BT, "v_mem", True, GRADED, role=IGNORE),
         # Squeeze layers take and return (batch * timesteps, ...).
         NeuronRule("SqueezeMixin", SQUEEZE, "v_mem", True, spiking=_does_spike,
                    output_of=_spike_output, leaky=_leaky),

@@ -13,7 +13,11 @@ def _output(module: Any) -> str:
     factor = getattr(module, "graded_spikes_factor", 1.0)
     if isinstance(factor, (int, float)):
         return BINARY if factor == 1.0 else SCALED
-    return SCALED  # a learnable (tensor) factor
+    if getattr(factor, "requires_grad", True):
+        return SCALED  # a learnable factor (nn.Parameter): may change after attach
+    import torch  # a buffer (snntorch keeps 1.0 as a tensor); read once, at attach
+
+    return BINARY if torch.equal(factor, torch.ones_like(factor)) else SCALED
 
 
 FRAMEWORK = Framework(

@@ -233,6 +233,7 @@ class Graph:
 
     def __init__(self, root: Any, names: dict[int, str]) -> None:
         self.names = names  # id(module) -> qualified name
+        self.outputs: dict[int, str] = {}  # id(module) -> output kind read at attach
         self.nodes: list[Node] = []
         self.ids: dict[int, int] = {}  # id(tensor) -> node id
         self.keep: list[Any] = []  # strong refs: ids are not reused during the trace
@@ -435,7 +436,7 @@ class Graph:
         layout = rule.layout_of(module)
         batch, steps, lead = neurons.batch_time(layout, module, tuple(spikes.shape))
         index = len(self.sources)
-        values = rule.output_kind(module)
+        values = self.outputs.get(id(module)) or rule.output_kind(module)
         self.sources.append(Source(index, name, weakref.ref(module), rule, layout, values,
                                    tuple(spikes.shape), batch, steps, lead))
         node = self.add(spikes, kind="source", values=values, source=index, name=name)

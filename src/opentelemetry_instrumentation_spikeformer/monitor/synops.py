@@ -159,6 +159,7 @@ class Topology:
         names = {id(m): (n or type(m).__name__) for n, m in root.named_modules()}
         graph = df.Graph(root, names)
         graph.signature = signature
+        graph.outputs = {key: layer.output for key, layer in self._layer_ids.items()}
         graph.scopes.append(names[id(root)])  # the root's own forward body
         graph.install(root)
         self.discovering = graph
