@@ -31,6 +31,7 @@ SNNAnalyzer's) and our own run inside "hook windows" that the tracer skips.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,7 @@ class Consumer:
     dense_macs: float = 0.0  # the same op dense (the ANN's cost)
     seq: int = -1  # position among the forward's aten weight ops
     call: "ModuleCall | None" = None  # the nn.Linear / nn.Conv call the op ran in
+    lead: tuple = ()  # first two dims of the op's input (does it still hold T?)
 
 
 @dataclass
@@ -112,6 +114,7 @@ class MacOp:
     seq: int = -1
     steps: int = 1  # timesteps the input holds (for "once per static image")
     new_steps: Any = None  # device tensor: steps whose input is new and non-zero
+    lead: tuple = ()  # first two dims of the op's input
 
 
 @dataclass
@@ -199,6 +202,18 @@ class Ops:
 
 
 _OPS: Ops | None = None
+_LOCAL = threading.local()  # .quiet > 0: our own tensor work, never traced
+
+
+class quiet:
+    """Context in which no discovery pass (of any monitor) records ops: plan
+    building, counting and finishing run while another monitor may be tracing."""
+
+    def __enter__(self) -> None:
+        _LOCAL.quiet = getattr(_LOCAL, "quiet", 0) + 1
+
+    def __exit__(self, *_exc: Any) -> None:
+        _LOCAL.quiet -= 1
 
 
 def ops() -> Ops:
@@ -216,7 +231,7 @@ def make_tracer(graph: "Graph") -> Any:
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            if graph.window == 0:
+            if graph.window == 0 and not getattr(_LOCAL, "quiet", 0):
                 try:
                     graph.census.record(func, args, out, graph)
                     if graph.opaque == 0:
@@ -479,7 +494,7 @@ class Graph:
             else:
                 continue
             self._consumer("linear", type(module).__name__, (n,), g=g, dense=float(macs),
-                           scope=name)
+                           scope=name).lead = tuple(t.shape[:2])
         first = tensors[0] if tensors else None
         if first is not None and self.tracked(first) is None and id(first) not in self.post \
                 and kind in ("linear", "conv"):
@@ -561,7 +576,7 @@ class Graph:
 
     def _mac(self, op: str, scope: str, macs: float, x: Any, seq: int) -> None:
         encoding = id(x) not in self.post
-        self.macs.append(MacOp(op, scope, macs, encoding, seq))
+        self.macs.append(MacOp(op, scope, macs, encoding, seq, lead=tuple(x.shape[:2])))
         if encoding:
             self.macs[-1].new_steps = x  # replaced by a device count in ``finish``
 
@@ -728,12 +743,13 @@ class Graph:
         if nx is None and nw is None:
             self._mac(kind, self.scope(), dense, x, seq)
             return
+        lead = tuple(x.shape[:2])
         if nx is not None and nw is not None:
-            self._consumer("product", kind, (nx, nw), dense=dense, seq=seq)
+            self._consumer("product", kind, (nx, nw), dense=dense, seq=seq).lead = lead
             return
         if kind == "conv":
             if nx is None:  # spikes as convolution weights: priced as MACs
-                self.macs.append(MacOp(kind, self.scope(), dense, False, seq))
+                self.macs.append(MacOp(kind, self.scope(), dense, False, seq, lead=lead))
                 self.sinks.add(nw.id)
                 return
             g = ("conv", tuple(x.shape), tuple(w.shape), tuple(stride), tuple(padding),
@@ -745,10 +761,10 @@ class Graph:
         else:  # W[.., M, K] @ B[.., K, N]: M per element
             g = torch.full(nw.shape, float(x.shape[-2]), dtype=torch.float64)
             node = nw
-        self._consumer("linear", kind, (node,), g=g, dense=dense, seq=seq)
+        self._consumer("linear", kind, (node,), g=g, dense=dense, seq=seq).lead = lead
 
     # -- end of the traced forward ----------------------------------------------
-    def finish(self, output: Any, batch_steps: tuple[int, int]) -> None:
+    def finish(self, output: Any, batch_steps: tuple[int, int], batch_major: bool = False) -> None:
         """Mark what the model returns as consumed; turn encoding inputs into
         device counts of the timesteps that bring a new input (no host sync)."""
         import torch
@@ -763,10 +779,10 @@ class Graph:
             x, mac.new_steps = mac.new_steps, None
             if x is None:
                 continue
-            mac.steps, mac.new_steps = _new_steps(x, steps, batch)
+            mac.steps, mac.new_steps = _new_steps(x, steps, batch, batch_major)
 
 
-def _new_steps(x: Any, steps: int, batch: int) -> tuple[int, Any]:
+def _new_steps(x: Any, steps: int, batch: int, batch_major: bool) -> tuple[int, Any]:
     """(timesteps the input holds, device count of those with a new non-zero
     input): a static image repeated over T is 1 (the papers' "once per image"),
     first-frame-then-zeros is 1, a DVS stream is T."""
@@ -776,7 +792,9 @@ def _new_steps(x: Any, steps: int, batch: int) -> tuple[int, Any]:
         return 1, None
     if x.shape[0] == steps and x.shape[1] == batch:
         seq = x
-    elif x.shape[0] == steps * batch:
+    elif x.shape[0] == steps * batch and batch_major:  # (B*T, ...): sinabs Squeeze
+        seq = x.reshape(batch, steps, *x.shape[1:]).transpose(0, 1)
+    elif x.shape[0] == steps * batch:  # (T*B, ...): a multi-step model's flattened input
         seq = x.reshape(steps, batch, *x.shape[1:])
     else:
         return 1, None

@@ -87,6 +87,21 @@ class Plan:
         return sum(m.macs for m in self.macs) + sum(
             c.dense_macs for c in self.consumers if c.kind in ("linear", "product"))
 
+    def ann_macs_per_sample(self) -> float:
+        """MACs of one ANN forward of one sample: each weight op divided by the
+        rows it ran for, batch x timesteps if its input still holds the time
+        dimension, batch alone if not (a head on the time average runs once)."""
+        steps, batch = self.steps, self.batch
+
+        def rows(lead: tuple) -> int:
+            timed = steps > 1 and lead and (lead[0] == steps * batch or (
+                len(lead) > 1 and lead[0] == steps and lead[1] == batch))
+            return batch * steps if timed else batch
+
+        ops = [(m.macs, m.lead) for m in self.macs] + [
+            (c.dense_macs, c.lead) for c in self.consumers if c.kind in ("linear", "product")]
+        return sum(macs / max(rows(lead), 1) for macs, lead in ops)
+
 
 def build(graph: df.Graph, signature: tuple) -> Plan:
     """The plan of one traced forward (runs with autograd on, whatever mode the

@@ -87,26 +87,29 @@ class Topology:
         if self._depth > 1:
             return
         try:
-            seq = self.sequencer
-            if seq is not None and seq.lead_per_forward:
-                seq.begin()
-            signature = _signature(args, kwargs)
-            tally = self.tallies.get(signature)
-            if tally is not None and not tally.stale:
-                tally.begin()
-                self.current = tally
-            elif len(self.tallies) < MAX_PLANS and self._failed < MAX_FAILED:
-                self.current = None
-                self._begin_discovery(module, signature)
-            else:
-                self.current = None
-                if not self._warned:
-                    self._warned = True
-                    _LOG.warning("spike monitor: more than %d input shapes (or failed "
-                                 "discovery); forwards of new shapes are not counted", MAX_PLANS)
+            with df.quiet():
+                self._start_forward(module, args, kwargs)
         except Exception:
             self.current = None
             log_internal_error("spike monitor forward start")
+
+    def _start_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
+        seq = self.sequencer
+        if seq is not None and seq.lead_per_forward:
+            seq.begin()
+        signature = _signature(args, kwargs)
+        tally = self.tallies.get(signature)
+        if tally is not None and not tally.stale:
+            tally.begin()
+            self.current = tally
+            return
+        self.current = None
+        if len(self.tallies) < MAX_PLANS and self._failed < MAX_FAILED:
+            self._begin_discovery(module, signature)
+        elif not self._warned:
+            self._warned = True
+            _LOG.warning("spike monitor: more than %d input shapes (or failed discovery); "
+                         "forwards of new shapes are not counted", MAX_PLANS)
 
     def _root_post(self, _module: Any, _args: tuple, output: Any) -> None:
         self._depth -= 1
@@ -114,19 +117,25 @@ class Topology:
             return
         self._depth = 0
         try:
-            if self.discovering is not None:
-                self._end_discovery(output, keep=True)
-            elif self.current is not None:
-                tally, self.current = self.current, None
-                if tally.stale:
-                    self.tallies.pop(tally.plan.signature, None)
-                    self._retired.append(tally)
-                elif self._active():
-                    tally.end()
-                    self._forward_end(tally)
+            with df.quiet():
+                self._finish_forward(output)
         except Exception:
             self.current = None
             log_internal_error("spike monitor forward end")
+
+    def _finish_forward(self, output: Any) -> None:
+        if self.discovering is not None:
+            self._end_discovery(output, keep=True)
+            return
+        tally, self.current = self.current, None
+        if tally is None:
+            return
+        if tally.stale:  # shapes changed inside: the next forward traces a new plan
+            self.tallies.pop(tally.plan.signature, None)
+            self._retired.append(tally)
+        elif self._active():
+            tally.end()
+            self._forward_end(tally)
 
     def _source_hook(self, module: Any, _args: Any, output: Any) -> None:
         tally = self.current
@@ -181,7 +190,7 @@ class Topology:
             self._failed += 1
             return
         first = graph.sources[0]
-        graph.finish(output, (first.steps, first.batch))
+        graph.finish(output, (first.steps, first.batch), first.layout == fb.SQUEEZE)
         built = planning.build(graph, graph.signature)
         tally = Tally(built, compile_nodes(built))
         self.tallies[graph.signature] = tally
@@ -334,7 +343,7 @@ def summarize(topology: Topology, layers: list, lemaire_cost: lemaire.Cost = lem
             else:
                 totals["graded_macs"] += macs
             totals["nonbinary_weight_macs"] += macs
-        totals["ann_macs"] += plan.ann_macs * forwards / max(plan.batch * plan.steps, 1)
+        totals["ann_macs"] += plan.ann_macs_per_sample() * forwards
         totals["census_ac"] += (plan.census_ac + host["census_lazy"]) * forwards
         totals["census_mac_bn"] += plan.census_mac_bn * forwards
         totals["forwards"] += forwards
