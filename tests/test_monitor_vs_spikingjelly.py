@@ -138,3 +138,24 @@ def test_memory_aware_estimate_equals_lemaire_profiler(counted):
     # per inference, and memory dominates the compute-only estimate by far
     assert memory["snn_mj"] == pytest.approx(report.total_pj * 1e-9 / snap["inferences"])
     assert memory["snn_mj"] > 10 * snap["energy"]["snn_mj"]
+
+
+def test_a_profiler_sees_none_of_the_monitors_work():
+    """Our hooks and our discovery pass hide their own ops from other dispatch
+    modes: SynOpCounter / ACCounter count the same with or without a monitor."""
+    model = M.qkformer()
+    x = M.image(1)
+
+    def profile():
+        syn, ac = oc.SynOpCounter(), oc.ACCounter()
+        with torch.no_grad(), oc.DispatchCounterMode([syn, ac]):
+            model(x)
+        M.reset(model)
+        return syn.get_total(), ac.get_total()
+
+    bare = profile()
+    monitor = monitor_model(model, "q")
+    assert profile() == bare  # the traced discovery pass
+    assert profile() == bare  # a counted forward
+    assert monitor.read()["forwards"] == 2
+    monitor.detach()

@@ -224,8 +224,12 @@ def ops() -> Ops:
 
 
 def make_tracer(graph: "Graph") -> Any:
-    """The dispatch mode that feeds every aten op of the forward to ``graph``."""
+    """The dispatch mode that feeds every aten op of the forward to ``graph``.
+    What it computes itself is hidden from other modes (a profiler's)."""
+    import torch
     from torch.utils._python_dispatch import TorchDispatchMode
+
+    keys = torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
 
     class Tracer(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -233,9 +237,10 @@ def make_tracer(graph: "Graph") -> Any:
             out = func(*args, **kwargs)
             if graph.window == 0 and not getattr(_LOCAL, "quiet", 0):
                 try:
-                    graph.census.record(func, args, out, graph)
-                    if graph.opaque == 0:
-                        graph.on_op(func, args, kwargs, out)
+                    with torch._C._ExcludeDispatchKeyGuard(keys):
+                        graph.census.record(func, args, out, graph)
+                        if graph.opaque == 0:
+                            graph.on_op(func, args, kwargs, out)
                 except Exception as exc:  # never break the user's forward
                     graph.errors.append(f"{func}: {type(exc).__name__}: {exc}")
             return out

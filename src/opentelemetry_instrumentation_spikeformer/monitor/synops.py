@@ -87,7 +87,7 @@ class Topology:
         if self._depth > 1:
             return
         try:
-            with df.quiet():
+            with df.quiet(), _hidden():
                 self._start_forward(module, args, kwargs)
         except Exception:
             self.current = None
@@ -117,7 +117,7 @@ class Topology:
             return
         self._depth = 0
         try:
-            with df.quiet():
+            with df.quiet(), _hidden():
                 self._finish_forward(output)
         except Exception:
             self.current = None
@@ -142,7 +142,11 @@ class Topology:
         if tally is None or not self._active():
             return
         try:
-            tally.on_source(id(module), output)
+            if _modes():  # a profiler's dispatch mode is on: hide our ops from it
+                with _hidden():
+                    tally.on_source(id(module), output)
+            else:
+                tally.on_source(id(module), output)
         except Exception:
             log_internal_error("spike monitor hook")
 
@@ -151,7 +155,8 @@ class Topology:
         if tally is None or not self._active():
             return
         try:
-            tally.on_capture(id(module), output)
+            with _hidden():
+                tally.on_capture(id(module), output)
         except Exception:
             log_internal_error("spike monitor hook")
 
@@ -249,6 +254,36 @@ class Topology:
                     out.append((tally.plan, tally.host(flat[at:at + size], index, sizes)))
                     at += size
         return out
+
+
+def _modes() -> int:
+    """Python dispatch modes active on this thread (a profiler's, a tracer's)."""
+    import torch
+
+    return torch._C._len_torch_dispatch_stack()
+
+
+class _hidden:
+    """Our own tensor work, invisible to other code's dispatch modes (a profiler
+    counting ops must not count ours). Our discovery tracer is entered inside."""
+
+    __slots__ = ("guard",)
+    _keys: Any = None
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.guard = None
+        if not _modes():
+            return
+        if _hidden._keys is None:
+            _hidden._keys = torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
+        self.guard = torch._C._ExcludeDispatchKeyGuard(_hidden._keys)
+        self.guard.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.guard is not None:
+            self.guard.__exit__(*exc)
 
 
 def _signature(args: tuple, kwargs: dict) -> tuple:
