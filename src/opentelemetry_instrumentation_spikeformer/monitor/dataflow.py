@@ -84,7 +84,9 @@ class Node:
     name: str = ""
     deps: tuple = ()
     capture: Any = None  # (weakref to module, call index): a module returns this tensor
-    strides: Any = None  # (stride, storage offset) of a pure view of one source output
+    # A view of one source's output: (source node, size, stride, offset from the
+    # source's storage offset, the source's stride); recomputed as one as_strided.
+    view_of: tuple | None = None
 
 
 @dataclass
@@ -260,6 +262,7 @@ class Graph:
         self.post: set[int] = set()  # ids of untracked tensors downstream of spikes
         self.sources: list[Source] = []
         self.source_out: dict[int, Any] = {}  # source index -> this forward's output
+        self.source_keep: dict[int, int] = {}  # source node id -> its tensor in ``keep``
         self.consumers: list[Consumer] = []
         self.macs: list[MacOp] = []
         self.calls: list[ModuleCall] = []
@@ -459,6 +462,7 @@ class Graph:
         values = self.outputs.get(id(module)) or rule.output_kind(module)
         self.sources.append(Source(index, name, weakref.ref(module), rule, layout, values,
                                    tuple(spikes.shape), batch, steps, lead))
+        self.source_keep[len(self.nodes)] = len(self.keep)
         node = self.add(spikes, kind="source", values=values, source=index, name=name)
         node.scope = name
         node.leaves = frozenset([node.id])
@@ -606,10 +610,26 @@ class Graph:
         outs = list(enumerate(out)) if isinstance(out, (tuple, list)) else [(None, out)]
         for index, o in outs:
             if isinstance(o, torch.Tensor):
-                made.append(self.add(o, kind="op", values=values, summed=summed, func=func,
-                                     args=targs, kwargs=tkw, out_index=index,
-                                     structural=structural, leaves=leaves, deps=deps))
+                node = self.add(o, kind="op", values=values, summed=summed, func=func,
+                                args=targs, kwargs=tkw, out_index=index,
+                                structural=structural, leaves=leaves, deps=deps)
+                node.view_of = self._view_of(tracked, o) if structural == "as_is" else None
+                made.append(node)
         return made
+
+    def _view_of(self, tracked: list[Node], out: Any) -> tuple | None:
+        """Where ``out`` sits in the storage of the one source it views, if it does."""
+        if len(tracked) != 1:
+            return None
+        dep = tracked[0]
+        base = dep.id if dep.kind == "source" else (dep.view_of[0] if dep.view_of else None)
+        if base is None:
+            return None
+        src = self.keep[self.source_keep[base]]
+        if out.untyped_storage().data_ptr() != src.untyped_storage().data_ptr():
+            return None
+        return (base, tuple(out.shape), tuple(out.stride()),
+                out.storage_offset() - src.storage_offset(), tuple(src.stride()))
 
     # -- aten ops -----------------------------------------------------------------
     def on_op(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:

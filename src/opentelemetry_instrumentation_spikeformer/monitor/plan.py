@@ -45,6 +45,7 @@ class Leaf:
     program: list = field(default_factory=list)
     capture: Any = None  # (weakref module, call index)
     dot_pair: tuple | None = None  # (node a, node b): events = sum(a * b), no product
+    dot_dims: tuple = ((), (), ())  # (dims of a, dims of b summed first; dims of a * b)
     max_value: float = 1.0  # bound of one element's events per forward
 
 
@@ -283,23 +284,60 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
         if not per_neuron and n.capture is None and n.values == fb.BINARY \
                 and n.func in df.ops().mul and len(n.deps) == 2:
             leaf.dot_pair = tuple(n.deps)  # only sum(a * b) is needed
+            leaf.dot_dims = _dot_dims(graph.nodes[n.deps[0]].shape, graph.nodes[n.deps[1]].shape)
             leaf.program = [i for i in leaf.program if i != lid]
     return leaf
 
 
+def _dot_dims(a: tuple, b: tuple) -> tuple:
+    """sum(a * b) without the product: sum each operand first over the dims where
+    the other one is broadcast (size 1)."""
+    nd = max(len(a), len(b))
+    pa, pb = (1,) * (nd - len(a)) + tuple(a), (1,) * (nd - len(b)) + tuple(b)
+    da = tuple(d - (nd - len(a)) for d in range(nd) if pb[d] == 1 and pa[d] != 1)
+    db = tuple(d - (nd - len(b)) for d in range(nd) if pa[d] == 1 and pb[d] != 1)
+    return da, db, tuple(range(nd))
+
+
 def _product(graph: df.Graph, c: df.Consumer) -> Product:
     nodes = graph.nodes
-    program = _program_of(c.inputs, nodes)
-    a, b = nodes[c.inputs[0]], nodes[c.inputs[1]]
-    upstream = tuple(sorted({nodes[i].source for i in program if nodes[i].kind == "source"}))
-    return Product(c.id, f"{c.scope}::{c.op}#{c.id}", program, a.id, b.id,
-                   a.values == fb.BINARY, b.values == fb.BINARY, upstream,
-                   upstream[-1] if upstream else None, max(c.dense_macs, 1.0))
+    a, b = _before_batch_reshapes(c.inputs[0], nodes), _before_batch_reshapes(c.inputs[1], nodes)
+    program = _program_of((a, b), nodes)
+    upstream = tuple(sorted({nodes[i].source for i in _program_of(c.inputs, nodes)
+                             if nodes[i].kind == "source"}))
+    return Product(c.id, f"{c.scope}::{c.op}#{c.id}", program, a, b,
+                   nodes[c.inputs[0]].values == fb.BINARY, nodes[c.inputs[1]].values == fb.BINARY,
+                   upstream, upstream[-1] if upstream else None, max(c.dense_macs, 1.0))
+
+
+def _before_batch_reshapes(nid: int, nodes: list) -> int:
+    """The earliest node whose last two dims are the operand's and whose leading
+    (batch) dims only reshape into the operand's: matmul's own copies and views
+    (``clone``, ``expand``, ``_unsafe_view``) need not run, the product's column
+    and row counts are the same on it."""
+    o = df.ops()
+    node = nodes[nid]
+    while node.kind == "op" and len(node.deps) == 1:
+        dep = nodes[node.deps[0]]
+        same_tail = tuple(dep.shape[-2:]) == tuple(node.shape[-2:])
+        same_rows = math.prod(dep.shape[:-2]) == math.prod(node.shape[:-2])
+        passes = node.func in o.identity or node.func in o.view_as_reshape or (
+            node.func is _expand() and tuple(dep.shape) == tuple(node.shape))
+        if not (passes and same_tail and same_rows) or dep.kind == "derived":
+            break
+        node = dep
+    return node.id
+
+
+def _expand() -> Any:
+    import torch
+
+    return torch.ops.aten.expand.default
 
 
 def _program(nid: int, nodes: list) -> list:
     """Node ids (ascending = execution order) that recompute ``nid`` from the
-    source outputs of the same forward."""
+    source outputs of the same forward (a view of a source straight from it)."""
     need: set[int] = set()
     stack = [nid]
     while stack:
@@ -307,8 +345,9 @@ def _program(nid: int, nodes: list) -> list:
         if i in need:
             continue
         need.add(i)
-        if nodes[i].kind != "source":
-            stack.extend(nodes[i].deps)
+        n = nodes[i]
+        if n.kind != "source":
+            stack.extend((n.view_of[0],) if n.view_of else n.deps)
     return sorted(need)
 
 

@@ -22,6 +22,7 @@ from ..frameworks import base as fb
 from . import dataflow as df
 from . import hooks, lemaire, neurons
 from . import plan as planning
+from .accumulate import Sequencer
 from .tally import Tally, compile_nodes
 
 _LOG = logging.getLogger(__name__)
@@ -33,9 +34,13 @@ class Topology:
     """Discovery, per-forward counting and the read of one monitored model."""
 
     def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
+        global _stack
+        import torch
+
+        _stack = torch._C._len_torch_dispatch_stack
         self._root = weakref.ref(root)
         self._layer_ids = layer_ids  # id(module) -> LayerState
-        self.sequencer = sequencer
+        self.sequencer = sequencer if sequencer is not None else Sequencer(1)
         self._handles: list[Any] = []
         self._capture_handles: dict[int, Any] = {}
         self.tallies: dict[tuple, Tally] = {}
@@ -95,7 +100,7 @@ class Topology:
 
     def _start_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
         seq = self.sequencer
-        if seq is not None and seq.lead_per_forward:
+        if seq.lead_per_forward:
             seq.begin()
         signature = _signature(args, kwargs)
         tally = self.tallies.get(signature)
@@ -138,11 +143,12 @@ class Topology:
             self._forward_end(tally)
 
     def _source_hook(self, module: Any, _args: Any, output: Any) -> None:
+        """The hot path: one call per source per forward."""
         tally = self.current
-        if tally is None or not self._active():
+        if tally is None or not self.sequencer.active:
             return
         try:
-            if _modes():  # a profiler's dispatch mode is on: hide our ops from it
+            if _stack():  # a profiler's dispatch mode is on: hide our ops from it
                 with _hidden():
                     tally.on_source(id(module), output)
             else:
@@ -161,8 +167,7 @@ class Topology:
             log_internal_error("spike monitor hook")
 
     def _active(self) -> bool:
-        seq = self.sequencer
-        return seq is None or seq.active
+        return self.sequencer.active
 
     def _forward_end(self, tally: Tally) -> None:
         if self.on_forward_end is not None:
@@ -254,6 +259,9 @@ class Topology:
                     out.append((tally.plan, tally.host(flat[at:at + size], index, sizes)))
                     at += size
         return out
+
+
+_stack: Any = None  # torch._C._len_torch_dispatch_stack, bound when a Topology is made
 
 
 def _modes() -> int:

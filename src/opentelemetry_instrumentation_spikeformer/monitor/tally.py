@@ -21,51 +21,35 @@ from . import dataflow as df
 from .plan import F32_EXACT, Leaf, Plan, Product
 
 _SUM_VALUES = (fb.BINARY, fb.COUNT)  # events = the values themselves
+_TENSOR = _F32 = _SUM = None  # torch.Tensor, torch.float32, torch.sum (bound on first use)
 
 
-class _Counts:
-    """One per-neuron leaf: float32 counts folded into float64 before they
-    could stop being exact."""
+def _bind_torch() -> None:
+    global _TENSOR, _F32, _SUM
+    import torch
 
-    __slots__ = ("f32", "f64", "ones", "rows", "fold", "left", "shape")
+    _TENSOR, _F32, _SUM = torch.Tensor, torch.float32, torch.sum
 
-    def __init__(self, leaf: Leaf, like: Any) -> None:
-        import torch
 
-        self.shape = tuple(leaf.shape[leaf.keep:])
-        size = math.prod(self.shape)
-        self.rows = math.prod(leaf.shape[:leaf.keep]) if leaf.keep else 1
-        per_forward = self.rows * leaf.max_value
-        self.fold = int((F32_EXACT - 1) // per_forward) if per_forward < F32_EXACT else 0
-        self.left = self.fold
-        with torch.inference_mode(False):
-            self.f64 = torch.zeros((1, size), dtype=torch.float64, device=like.device)
-            self.f32 = torch.zeros((1, size), dtype=torch.float32, device=like.device)
-            self.ones = torch.ones((1, self.rows), dtype=torch.float32, device=like.device)
+class _Segment:
+    """Where one leaf's (or product's) count of one forward goes: a scalar, or
+    the per-element counts over the dims its maps depend on."""
 
-    def add(self, y: Any) -> None:
-        import torch
+    __slots__ = ("key", "wide", "start", "size", "shape", "dims", "copy", "view")
 
-        y2 = y.reshape(self.rows, -1)
-        if self.fold:
-            self.f32.addmm_(self.ones, y2)
-            self.left -= 1
-            if self.left == 0:
-                self.flush()
-        else:
-            self.f64.add_(torch.mm(self.ones, y2))
-
-    def flush(self) -> None:
-        if self.fold and self.left != self.fold:
-            self.f64.add_(self.f32)
-            self.f32.zero_()
-            self.left = self.fold
+    def __init__(self, key: tuple, wide: bool, shape: tuple, dims: tuple) -> None:
+        self.key, self.wide, self.shape, self.dims = key, wide, shape, dims
+        self.size = math.prod(shape)
+        self.copy = bool(shape) and not dims  # keep = 0: the counts are the tensor
+        self.start = 0
+        self.view: Any = None
 
 
 class Tally:
     """The device state of one plan: totals since attach (or ``reset``)."""
 
     def __init__(self, plan: Plan, nodes_fn: dict) -> None:
+        _bind_torch()
         self.plan = plan
         self._run = nodes_fn  # node id -> closure(values) for program nodes
         self.sources_of: dict[int, list[int]] = {}  # id(module) -> source indices by call
@@ -81,50 +65,63 @@ class Tally:
                 if module is not None:
                     self.captures.setdefault(id(module), {})[leaf.capture[1]] = leaf
         self.shapes = {s.index: s.shape for s in plan.sources}
-        # Slots of the per-forward buffers: (leaf events | leaf magnitude | product).
-        self.slots32: list[tuple[str, Any]] = []
-        self.slots64: list[tuple[str, Any]] = []
-        self._slot: dict[tuple[str, int], tuple[int, int]] = {}
+        self.segments: dict[tuple, _Segment] = {}
         for leaf in plan.leaves:
-            if not leaf.per_neuron:
-                wide = math.prod(leaf.shape) * leaf.max_value >= F32_EXACT
-                self._assign(("events", leaf.node), wide)
+            if leaf.per_neuron:
+                rows = math.prod(leaf.shape[:leaf.keep])
+                self._segment(("events", leaf.node), rows * leaf.max_value,
+                              tuple(leaf.shape[leaf.keep:]), tuple(range(leaf.keep)))
+            else:
+                self._segment(("events", leaf.node), math.prod(leaf.shape) * leaf.max_value,
+                              (), tuple(range(len(leaf.shape))))
             if leaf.values not in _SUM_VALUES:
-                self._assign(("magnitude", leaf.node), False)
+                self._segment(("magnitude", leaf.node), 0.0, (), tuple(range(len(leaf.shape))))
         for p in plan.products:
-            self._assign(("product", p.consumer), p.bound >= F32_EXACT)
-        self.dims = {leaf.node: tuple(range(len(leaf.shape))) for leaf in plan.leaves}
+            self._segment(("product", p.consumer), p.bound, (), ())
+        self.triggers = plan.trigger
+        self.needs = plan.needs
         self.stale = False
         self.calls: dict[int, int] = {}
         self.stash: dict[int, Any] = {}
         self.device = None
-        self.counts: dict[int, _Counts] = {}
+        self.fast: dict[int, tuple] = {}
         self.reset()
 
-    def _assign(self, key: tuple[str, int], wide: bool) -> None:
-        table = self.slots64 if wide else self.slots32
-        self._slot[key] = (1 if wide else 0, len(table))
-        table.append(key)
+    def _segment(self, key: tuple, bound: float, shape: tuple, dims: tuple) -> None:
+        self.segments[key] = _Segment(key, bound >= F32_EXACT, shape, dims)
 
     def reset(self) -> None:
         self.forwards = 0
         self.buf = None  # created on the first forward, on the model's device
-        self.counts = {}
 
     def _buffers(self, like: Any) -> None:
+        """One float32 (and, for counts that could pass 2**24, one float64)
+        buffer per forward, added into float64 totals at its end."""
         import torch
 
+        sizes = [0, 0]
+        for seg in self.segments.values():
+            seg.start = sizes[seg.wide]
+            sizes[seg.wide] += max(seg.size, 1)
+        device = like.device
         with torch.inference_mode(False):
-            self.device = like.device
-            self.buf = [torch.zeros(len(self.slots32), dtype=torch.float32, device=like.device),
-                        torch.zeros(len(self.slots64), dtype=torch.float64, device=like.device)]
-            self.acc = [torch.zeros(len(self.slots32), dtype=torch.float64, device=like.device),
-                        torch.zeros(len(self.slots64), dtype=torch.float64, device=like.device)]
-            self.views = [[b[i] for i in range(b.numel())] for b in self.buf]
-
-    def slot(self, kind: str, key: int) -> Any:
-        wide, at = self._slot[(kind, key)]
-        return self.views[wide][at]
+            self.buf = (torch.zeros(sizes[0], dtype=torch.float32, device=device),
+                        torch.zeros(sizes[1], dtype=torch.float64, device=device))
+            self.acc = (torch.zeros(sizes[0], dtype=torch.float64, device=device),
+                        torch.zeros(sizes[1], dtype=torch.float64, device=device))
+        for seg in self.segments.values():
+            part = self.buf[seg.wide][seg.start:seg.start + max(seg.size, 1)]
+            seg.view = part.view(seg.shape) if seg.shape else part[0]
+        self.wide = sizes[1] > 0
+        self.device = device
+        self.fast = {}  # id(module) -> (shape, dims, out): one float32 sum, nothing else
+        for module_id, indices in self.sources_of.items():
+            leaf = self.leaf_of.get(indices[0])
+            seg = self.segments.get(("events", leaf.node)) if leaf is not None else None
+            if len(indices) == 1 and seg is not None and leaf.values in _SUM_VALUES \
+                    and not seg.copy and not seg.wide and indices[0] not in self.needs \
+                    and not self.triggers.get(indices[0]):
+                self.fast[module_id] = (self.shapes[indices[0]], seg.dims, seg.view)
 
     # -- one forward ------------------------------------------------------------
     def begin(self) -> None:
@@ -132,18 +129,27 @@ class Tally:
         self.stash = {}
         if self.buf is not None:
             self.buf[0].zero_()
-            if self.slots64:
+            if self.wide:
                 self.buf[1].zero_()
 
     def end(self) -> None:
         if self.buf is not None:
             self.acc[0].add_(self.buf[0])
-            if self.slots64:
+            if self.wide:
                 self.acc[1].add_(self.buf[1])
         self.forwards += 1
         self.stash = {}
 
     def on_source(self, module_id: int, output: Any) -> None:
+        fast = self.fast.get(module_id) if self.buf is not None else None
+        if fast is not None and type(output) is _TENSOR and output.dtype is _F32:
+            if output.shape != fast[0]:
+                self.stale = True
+                return
+            if output.requires_grad:
+                output = output.detach()
+            _SUM(output, fast[1], out=fast[2])
+            return
         indices = self.sources_of.get(module_id)
         if not indices:
             return
@@ -157,7 +163,7 @@ class Tally:
         if getattr(x, "shape", None) != self.shapes[index]:
             self.stale = True  # new shapes: the next forward gets its own plan
             return
-        self.source(index, x.detach())
+        self.source(index, x.detach() if x.requires_grad else x)
 
     def on_capture(self, module_id: int, output: Any) -> None:
         calls = self.captures.get(module_id)
@@ -178,41 +184,37 @@ class Tally:
         leaf = self.leaf_of.get(index)
         if leaf is not None:
             self.add(leaf, x)
-            if index in self.plan.needs:
+            if index in self.needs:
                 self.stash[leaf.node] = x
-        for kind, item in self.plan.trigger.get(index, ()):
-            if kind == "leaf":
-                self._derived(item)
-            else:
-                self._product(item)
+        work = self.triggers.get(index)
+        if work:
+            for kind, item in work:
+                if kind == "leaf":
+                    self._derived(item)
+                else:
+                    self._product(item)
 
     def add(self, leaf: Leaf, x: Any) -> None:
-        """Events of one leaf in this forward (and |x| for graded ones)."""
+        """Events of one leaf in this forward (and |x| for graded ones): one
+        reduction into its segment of the forward's buffer."""
         import torch
 
-        values = leaf.values
         f32 = torch.float32
-        if values not in _SUM_VALUES:
-            torch.sum(x.abs(), self.dims[leaf.node], dtype=f32,
-                      out=self.slot("magnitude", leaf.node))
-            y = x.abs() if values == fb.SIGNED else x.ne(0).to(f32)
+        if leaf.values not in _SUM_VALUES:
+            mag = self.segments[("magnitude", leaf.node)]
+            torch.sum(x.abs(), mag.dims, dtype=f32, out=mag.view)
+            y = x.abs() if leaf.values == fb.SIGNED else x.ne(0)
         else:
             y = x
-        if leaf.per_neuron:
-            counts = self.counts.get(leaf.node)
-            if counts is None:
-                counts = self.counts[leaf.node] = _Counts(leaf, y)
-            if y.dtype != torch.float32:
-                y = y.to(torch.float32)
-            counts.add(y)
+        seg = self.segments[("events", leaf.node)]
+        if seg.copy:
+            seg.view.copy_(y.reshape(seg.shape))
+        elif seg.wide:
+            torch.sum(y, seg.dims, dtype=torch.float64, out=seg.view)
+        elif y.dtype is f32:
+            torch.sum(y, seg.dims, out=seg.view)
         else:
-            wide, at = self._slot[("events", leaf.node)]
-            if wide:
-                torch.sum(y, self.dims[leaf.node], dtype=torch.float64, out=self.views[1][at])
-            elif y.dtype is f32:
-                torch.sum(y, self.dims[leaf.node], out=self.views[0][at])
-            else:
-                torch.sum(y, self.dims[leaf.node], dtype=f32, out=self.views[0][at])
+            torch.sum(y, seg.dims, dtype=f32, out=seg.view)
 
     def _derived(self, leaf: Leaf) -> None:
         import torch
@@ -221,10 +223,16 @@ class Tally:
             self._program(leaf.program)
             a, b = self.stash.get(leaf.dot_pair[0]), self.stash.get(leaf.dot_pair[1])
             if a is not None and b is not None:
-                wide, at = self._slot[("events", leaf.node)]
-                if wide:
-                    a, b = a.to(torch.float64), b.to(torch.float64)
-                self.views[wide][at].copy_(sum_product(a, b))
+                seg = self.segments[("events", leaf.node)]
+                da, db, dims = leaf.dot_dims
+                if da:
+                    a = a.sum(da, keepdim=True)
+                if db:
+                    b = b.sum(db, keepdim=True)
+                if seg.wide:
+                    torch.sum(a * b, dims, dtype=torch.float64, out=seg.view)
+                else:
+                    torch.sum(a * b, dims, dtype=torch.float32, out=seg.view)
             return
         d = self._program(leaf.program)
         if d is not None:
@@ -245,49 +253,62 @@ class Tally:
         if not p.b_binary:
             B = B.ne(0).to(torch.float32)
         cols, rows = A.sum(dim=-2), B.sum(dim=-1)
-        wide, at = self._slot[("product", p.consumer)]
-        if wide:
-            cols, rows = cols.to(torch.float64), rows.to(torch.float64)
-        torch.sum(cols * rows, tuple(range(cols.dim())), out=self.views[wide][at])
+        if cols.shape != rows.shape:  # the same batch rows, shaped differently
+            cols, rows = cols.reshape(-1), rows.reshape(-1)
+        seg = self.segments[("product", p.consumer)]
+        dtype = torch.float64 if seg.wide else torch.float32
+        torch.sum(cols * rows, tuple(range(cols.dim())), dtype=dtype, out=seg.view)
 
     def _program(self, program: list) -> Any:
         """Recompute program nodes from this forward's stashed values (views of
         the real outputs); ``None`` if a source of it did not run."""
         values, run = self.stash, self._run
         out = None
-        for nid in program:
-            found = values.get(nid)
-            if found is None:
-                fn = run.get(nid)
-                if fn is None:
-                    return None
-                found = values[nid] = fn(values)
-            out = found
+        try:
+            for nid in program:
+                found = values.get(nid)
+                if found is None:
+                    fn = run.get(nid)
+                    if fn is None:
+                        return None
+                    found = values[nid] = fn(values)
+                out = found
+        except _Restride:
+            self.stale = True
+            return None
         return out
 
     # -- read --------------------------------------------------------------------
     def device_parts(self) -> tuple[list[Any], list[tuple]]:
         """Tensors to move to the host (on this plan's device) and what each is."""
+        import torch
+
         parts: list[Any] = []
         index: list[tuple] = []
         if self.buf is None:
             return parts, index
-        parts += self.acc
-        index += [("slots32", None), ("slots64", None)]
-        for node, counts in self.counts.items():
-            counts.flush()
-            leaf = next(leaf for leaf in self.plan.leaves if leaf.node == node)
-            matrix = _maps_matrix(leaf, counts.f64.device)
-            parts.append(counts.f64.sum(dtype=None).reshape(1))
-            parts.append((matrix @ counts.f64.reshape(-1, 1)).reshape(-1))
-            index += [("events", node), ("maps", node)]
+        scalars = [seg for seg in self.segments.values() if not seg.shape]
+        for wide in (0, 1):
+            mine = [seg for seg in scalars if seg.wide == wide]
+            if mine:
+                at = torch.tensor([seg.start for seg in mine], device=self.device)
+                parts.append(self.acc[wide].index_select(0, at))
+                index.append(("scalars", tuple(seg.key for seg in mine)))
+        for seg in self.segments.values():
+            if not seg.shape:
+                continue
+            counts = self.acc[seg.wide][seg.start:seg.start + seg.size]
+            leaf = next(leaf for leaf in self.plan.leaves if leaf.node == seg.key[1])
+            parts.append(counts.sum().reshape(1))
+            parts.append(_maps_matrix(leaf, self.device) @ counts)
+            index += [("events", leaf.node), ("maps", leaf.node)]
         for mac in self.plan.macs:
             if mac.new_steps is not None and mac.new_steps.device == self.device:
                 parts.append(mac.new_steps.reshape(1))
                 index.append(("new_steps", id(mac)))
         for t in self.plan.census_lazy:
             if t.device == self.device:
-                parts.append(t.reshape(1).to(self.acc[0].dtype))
+                parts.append(t.reshape(1))
                 index.append(("census", None))
         return parts, index
 
@@ -303,31 +324,27 @@ class Tally:
         new_steps: dict[int, float] = {}
         census_lazy = 0.0
         at = 0
-        slots: list[float] = []
         for (what, key), size in zip(index, sizes):
             vals = flat[at:at + size]
             at += size
-            if what in ("slots32", "slots64"):
-                table = self.slots32 if what == "slots32" else self.slots64
-                for (kind, k), v in zip(table, vals):
+            if what == "scalars":
+                for (kind, k), v in zip(key, vals):
                     if kind == "events":
                         events[k] = v
                     elif kind == "magnitude":
                         magnitude[k] = v
                     else:
                         sops[k] += v
-                slots += vals
             elif what == "events":
                 events[key] = vals[0]
             elif what == "maps":
                 leaf = next(leaf for leaf in plan.leaves if leaf.node == key)
                 cons = sorted(leaf.maps)
-                ins = sorted(leaf.in_maps)
                 mine = per_leaf_sops.setdefault(key, {})
                 for c, v in zip(cons, vals[:len(cons)]):
                     sops[c] += v
                     mine[c] = v
-                for c, v in zip(ins, vals[len(cons):]):
+                for c, v in zip(sorted(leaf.in_maps), vals[len(cons):]):
                     entering[c] += v
             elif what == "new_steps":
                 new_steps[key] = vals[0]
@@ -364,23 +381,8 @@ def _maps_matrix(leaf: Leaf, device: Any) -> Any:
     return matrix
 
 
-def sum_product(a: Any, b: Any) -> Any:
-    """sum(a * b) with broadcasting, without materialising the product: each
-    operand is first summed over the dims where the other one is broadcast."""
-    import torch
-
-    nd = max(a.dim(), b.dim())
-    a = a.reshape((1,) * (nd - a.dim()) + tuple(a.shape))
-    b = b.reshape((1,) * (nd - b.dim()) + tuple(b.shape))
-    da = [d for d in range(nd) if b.shape[d] == 1 and a.shape[d] != 1]
-    db = [d for d in range(nd) if a.shape[d] == 1 and b.shape[d] != 1]
-    if da:
-        a = a.sum(dim=da, keepdim=True)
-    if db:
-        b = b.sum(dim=db, keepdim=True)
-    if a.shape == b.shape and a.dtype == b.dtype and a.is_contiguous() and b.is_contiguous():
-        return torch.dot(a.reshape(-1), b.reshape(-1))
-    return (a * b).sum()
+class _Restride(Exception):
+    """A source came back with other strides than at discovery: plan again."""
 
 
 def compile_nodes(plan: Plan) -> dict:
@@ -406,6 +408,16 @@ def _compile(n: df.Node, o: df.Ops) -> Any:
                 if isinstance(b, df.Ref):
                     refs.append((i, j, b.node))
     func, index = n.func, n.out_index
+    if n.view_of is not None:
+        src, size, stride, offset, src_stride = n.view_of
+
+        def view(values):
+            base = values[src]
+            if base.stride() != src_stride:
+                raise _Restride()
+            return base.as_strided(size, stride, base.storage_offset() + offset)
+
+        return view
     if func in o.identity and refs and refs[0][1] is None:
         src = refs[0][2]
         return lambda values: values[src]
