@@ -92,7 +92,10 @@ class Topology:
         if self._depth > 1:
             return
         try:
-            with df.quiet(), _hidden():
+            if _stack():  # a tracer or profiler is on: our work stays out of its sight
+                with df.quiet(), _hidden():
+                    self._start_forward(module, args, kwargs)
+            else:
                 self._start_forward(module, args, kwargs)
         except Exception:
             self.current = None
@@ -122,7 +125,10 @@ class Topology:
             return
         self._depth = 0
         try:
-            with df.quiet(), _hidden():
+            if _stack():
+                with df.quiet(), _hidden():
+                    self._finish_forward(output)
+            else:
                 self._finish_forward(output)
         except Exception:
             self.current = None
