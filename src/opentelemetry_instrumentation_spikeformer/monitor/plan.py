@@ -34,9 +34,9 @@ class Leaf:
     kind: str  # source | derived
     values: str
     shape: tuple
-    keep: int  # leading dims summed away per forward
+    summed: tuple  # dims summed away per forward: every map is constant along them
     per_neuron: bool  # accumulate per-element counts (some map is not constant)
-    maps: dict  # consumer id -> CPU float64 map over shape[keep:] (SOPs per event)
+    maps: dict  # consumer id -> CPU float64 map over the kept dims (SOPs per event)
     in_maps: dict  # consumer id -> map of events entering it (module calls only)
     const: dict  # consumer id -> (sops per event, events in per event) when not per_neuron
     source: int | None
@@ -227,14 +227,15 @@ def _reaches_non_weight(start, children, sinks, weight_inputs, nodes) -> bool:
     return False
 
 
-def _const_prefix(t: Any, limit: int) -> int:
-    """Largest k <= limit such that ``t`` is constant along its first k dims."""
+def _constant_dims(t: Any) -> set[int]:
+    """The dims along which ``t`` does not change."""
     import torch
 
-    k = 0
-    while k < min(limit, t.dim()) and torch.equal(t, t[(0,) * (k + 1)].expand_as(t)):
-        k += 1
-    return k
+    return {d for d in range(t.dim()) if torch.equal(t, t.narrow(d, 0, 1).expand_as(t))}
+
+
+def kept_shape(leaf: "Leaf") -> tuple:
+    return tuple(n for d, n in enumerate(leaf.shape) if d not in leaf.summed)
 
 
 def _uniform(t: Any) -> Any:
@@ -252,10 +253,11 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
     import torch
 
     n = graph.nodes[lid]
-    limit = graph.sources[n.source].lead if n.kind == "source" else len(n.shape)
-    all_maps = list(maps.values()) + list(in_maps.values())
-    keep = min([limit] + [_const_prefix(m, limit) for m in all_maps])
-    index = (0,) * keep
+    constant = set(range(len(n.shape)))
+    for m in list(maps.values()) + list(in_maps.values()):
+        constant &= _constant_dims(m)
+    summed = tuple(sorted(constant))
+    index = tuple(0 if d in constant else slice(None) for d in range(len(n.shape)))
     maps = {c: m[index].contiguous() for c, m in maps.items()}
     in_maps = {c: m[index].contiguous() for c, m in in_maps.items()}
     const: dict[int, tuple] = {}
@@ -275,7 +277,7 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
     else:
         upstream = tuple(sorted({graph.nodes[i].source for i in _program(lid, graph.nodes)
                                  if graph.nodes[i].kind == "source"}))
-    leaf = Leaf(lid, n.name, n.kind, n.values, n.shape, keep, per_neuron, maps, in_maps, const,
+    leaf = Leaf(lid, n.name, n.kind, n.values, n.shape, summed, per_neuron, maps, in_maps, const,
                 n.source, upstream, upstream[-1] if upstream else None,
                 max_value=16.0 if n.values == fb.COUNT or n.summed else 1.0)
     if n.kind == "derived":

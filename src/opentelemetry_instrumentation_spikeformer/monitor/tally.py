@@ -18,7 +18,7 @@ from typing import Any
 
 from ..frameworks import base as fb
 from . import dataflow as df
-from .plan import F32_EXACT, Leaf, Plan, Product
+from .plan import F32_EXACT, Leaf, Plan, Product, kept_shape
 
 _SUM_VALUES = (fb.BINARY, fb.COUNT)  # events = the values themselves
 _TENSOR = _F32 = _SUM = None  # torch.Tensor, torch.float32, torch.sum (bound on first use)
@@ -40,7 +40,7 @@ class _Segment:
     def __init__(self, key: tuple, wide: bool, shape: tuple, dims: tuple) -> None:
         self.key, self.wide, self.shape, self.dims = key, wide, shape, dims
         self.size = math.prod(shape)
-        self.copy = bool(shape) and not dims  # keep = 0: the counts are the tensor
+        self.copy = bool(shape) and not dims  # nothing to sum: the counts are the tensor
         self.start = 0
         self.view: Any = None
 
@@ -68,9 +68,9 @@ class Tally:
         self.segments: dict[tuple, _Segment] = {}
         for leaf in plan.leaves:
             if leaf.per_neuron:
-                rows = math.prod(leaf.shape[:leaf.keep])
+                rows = math.prod(leaf.shape[d] for d in leaf.summed)
                 self._segment(("events", leaf.node), rows * leaf.max_value,
-                              tuple(leaf.shape[leaf.keep:]), tuple(range(leaf.keep)))
+                              kept_shape(leaf), leaf.summed)
             else:
                 self._segment(("events", leaf.node), math.prod(leaf.shape) * leaf.max_value,
                               (), tuple(range(len(leaf.shape))))
@@ -374,7 +374,7 @@ def _maps_matrix(leaf: Leaf, device: Any) -> Any:
         return cache
     rows = [leaf.maps[c].reshape(-1) for c in sorted(leaf.maps)]
     rows += [leaf.in_maps[c].reshape(-1) for c in sorted(leaf.in_maps)]
-    size = math.prod(leaf.shape[leaf.keep:])
+    size = math.prod(kept_shape(leaf))
     matrix = torch.stack(rows).to(device) if rows else \
         torch.zeros((0, size), dtype=torch.float64, device=device)
     leaf._matrix = matrix
