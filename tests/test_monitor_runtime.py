@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import gc
 import pickle
-import sys
 import weakref
 
 import pytest
@@ -18,33 +17,9 @@ pytest.importorskip("spikingjelly")
 
 import dataflow_models as M  # noqa: E402
 from bruteforce import brute_force  # noqa: E402
+from sync_guard import sync_guard  # noqa: E402,F401 (fixture)
 
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
-
-_SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
-
-
-def is_neuron(module) -> bool:
-    from spikingjelly.activation_based import neuron
-
-    return isinstance(module, neuron.BaseNode)
-
-
-@pytest.fixture
-def sync_guard(monkeypatch):
-    calls: list[str] = []
-    for name in _SYNCING:
-        original = getattr(torch.Tensor, name)
-
-        def guarded(self, *args, __name=name, __original=original, **kwargs):
-            caller = sys._getframe(1).f_code.co_filename
-            if "opentelemetry_instrumentation_spikeformer" in caller:
-                calls.append(f"{__name} from {caller}:{sys._getframe(1).f_lineno}")
-            return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, guarded)
-    return calls
-
 
 @pytest.mark.parametrize("name", list(M.TRANSFORMERS))
 def test_forward_path_never_syncs_discovery_included(name, sync_guard):
