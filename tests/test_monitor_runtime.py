@@ -21,6 +21,13 @@ from sync_guard import sync_guard  # noqa: E402,F401 (fixture)
 
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
 
+
+def is_neuron(module) -> bool:
+    from spikingjelly.activation_based import neuron
+
+    return isinstance(module, neuron.BaseNode)
+
+
 @pytest.mark.parametrize("name", list(M.TRANSFORMERS))
 def test_forward_path_never_syncs_discovery_included(name, sync_guard):
     model = M.TRANSFORMERS[name]()

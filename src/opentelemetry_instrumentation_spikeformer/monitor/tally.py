@@ -114,14 +114,18 @@ class Tally:
             seg.view = part.view(seg.shape) if seg.shape else part[0]
         self.wide = sizes[1] > 0
         self.device = device
-        self.fast = {}  # id(module) -> (shape, dims, out): one float32 sum, nothing else
+        # id(module) -> (shape, dims, out, stash node or None, triggered work): the
+        # common case, a module called once per forward whose events are its values
+        self.fast = {}
         for module_id, indices in self.sources_of.items():
             leaf = self.leaf_of.get(indices[0])
             seg = self.segments.get(("events", leaf.node)) if leaf is not None else None
             if len(indices) == 1 and seg is not None and leaf.values in _SUM_VALUES \
-                    and not seg.copy and not seg.wide and indices[0] not in self.needs \
-                    and not self.triggers.get(indices[0]):
-                self.fast[module_id] = (self.shapes[indices[0]], seg.dims, seg.view)
+                    and not seg.copy and not seg.wide:
+                self.fast[module_id] = (
+                    self.shapes[indices[0]], seg.dims, seg.view,
+                    leaf.node if indices[0] in self.needs else None,
+                    self.triggers.get(indices[0]))
 
     # -- one forward ------------------------------------------------------------
     def begin(self) -> None:
@@ -143,12 +147,17 @@ class Tally:
     def on_source(self, module_id: int, output: Any) -> None:
         fast = self.fast.get(module_id) if self.buf is not None else None
         if fast is not None and type(output) is _TENSOR and output.dtype is _F32:
-            if output.shape != fast[0]:
+            shape, dims, out, node, work = fast
+            if output.shape != shape:
                 self.stale = True
                 return
             if output.requires_grad:
                 output = output.detach()
-            _SUM(output, fast[1], out=fast[2])
+            _SUM(output, dims, out=out)
+            if node is not None:
+                self.stash[node] = output
+            if work:
+                self._work(work)
             return
         indices = self.sources_of.get(module_id)
         if not indices:
@@ -188,11 +197,15 @@ class Tally:
                 self.stash[leaf.node] = x
         work = self.triggers.get(index)
         if work:
-            for kind, item in work:
-                if kind == "leaf":
-                    self._derived(item)
-                else:
-                    self._product(item)
+            self._work(work)
+
+    def _work(self, work: list) -> None:
+        """Derived sources and products whose last source just fired."""
+        for kind, item in work:
+            if kind == "leaf":
+                self._derived(item)
+            else:
+                self._product(item)
 
     def add(self, leaf: Leaf, x: Any) -> None:
         """Events of one leaf in this forward (and |x| for graded ones): one
