@@ -114,10 +114,16 @@ def build(graph: df.Graph, signature: tuple) -> Plan:
 
 
 def _normal(t: Any) -> Any:
-    """A tensor made under ``inference_mode`` cannot take part in autograd: copy it."""
+    """A recorded tensor as the CPU replay can use it: on the CPU (index tensors of
+    a GPU model: read once, at the end of the discovery pass) and not an inference
+    tensor (those cannot take part in autograd)."""
     import torch
 
-    return t.clone() if isinstance(t, torch.Tensor) and t.is_inference() else t
+    if not isinstance(t, torch.Tensor):
+        return t
+    if t.device.type != "cpu":
+        t = t.to("cpu")
+    return t.clone() if t.is_inference() else t
 
 
 def _build(graph: df.Graph, signature: tuple) -> Plan:

@@ -20,7 +20,7 @@ from typing import Any
 from ..core.errors import log_internal_error
 from ..frameworks import base as fb
 from . import dataflow as df
-from . import hooks, lemaire, neurons
+from . import hooks, lemaire
 from . import plan as planning
 from .accumulate import Sequencer
 from .tally import Tally, compile_nodes
@@ -422,4 +422,4 @@ def _prod(shape: tuple) -> int:
     return out
 
 
-__all__ = ["MAX_PLANS", "Topology", "neurons", "summarize"]
+__all__ = ["MAX_PLANS", "Topology", "summarize"]
