@@ -51,70 +51,101 @@ class Cost:
 COST = Cost()
 
 
-def estimate(plan: Any, host: dict, cost: Cost = COST) -> dict[str, Any]:
-    """pJ for ``host["forwards"]`` forwards of ``plan`` (``Tally.host`` numbers)."""
-    forwards = host["forwards"]
+_COUNTS = ("ac", "mac", "synop", "acc_addr", "mac_addr")
+_MEMORY = ("inout", "params", "potential")
+
+
+class _Terms:
+    """Lemaire's model of one plan, linear in the counts: per forward, per event
+    entering a module (by consumer), per output spike of a neuron (by leaf)."""
+
+    def __init__(self) -> None:
+        self.static = dict.fromkeys(_COUNTS + _MEMORY, 0.0)
+        self.entering: list[tuple[int, dict]] = []  # (consumer id, per event)
+        self.spikes: list[tuple[int, dict]] = []  # (leaf node, per output spike)
+
+
+def _terms(plan: Any, cost: Cost) -> _Terms:
+    """Built once per plan (shapes and capacities are static)."""
+    found = getattr(plan, "_lemaire", None)
+    if found is not None and found[0] is cost:
+        return found[1]
+    terms = _Terms()
     W = cost.width_bytes
-    counts = {"ac": 0.0, "mac": 0.0, "synop": 0.0, "acc_addr": 0.0, "mac_addr": 0.0}
-    memory = {"inout": 0.0, "params": 0.0, "potential": 0.0}
+    fifo = cost.per_byte(cost.fifo_elements * W)
     by_seq = {c.seq: c for c in plan.consumers if c.seq >= 0 and c.kind == "linear"}
     neurons = [s for s in plan.sources if s.rule.role == fb.NEURON]
+    static = terms.static
     for call in plan.calls:
         c = by_seq.get(call.seqs[0]) if call.seqs else None
         spike_in = c is not None and c.category == df.SPIKES and c.values == fb.BINARY
-        active = host["entering"].get(c.id, 0.0) if spike_in else 0.0
         x_numel, out_numel = math.prod(call.in_shape), math.prod(call.out_shape)
+        params = cost.per_byte(call.params * W)
         if call.linear:
-            dense = out_numel * call.in_features * forwards
-            synops = fanout = active * call.out_features
+            dense = out_numel * call.in_features
+            synops = fanout = float(call.out_features)
         else:
             per_group = call.out_channels // call.groups
-            dense = out_numel * call.weight_per_output * forwards
-            synops = active * per_group * math.prod(
-                math.ceil(k / s) for k, s in zip(call.kernel, call.stride))
-            fanout = active * per_group * math.prod(call.kernel)
+            dense = out_numel * call.weight_per_output
+            synops = float(per_group * math.prod(
+                math.ceil(k / s) for k, s in zip(call.kernel, call.stride)))
+            fanout = float(per_group * math.prod(call.kernel))
         if spike_in:
-            counts["ac"] += synops
-            counts["synop"] += synops
-            counts["acc_addr"] += fanout
-            counts["mac_addr"] += 0.0 if call.linear else 2 * active
-            memory["inout"] += active * W * cost.per_byte(cost.fifo_elements * W)
-            capacity = out_numel * W // max(call.steps, 1)
-            memory["potential"] += 2 * fanout * W * cost.per_byte(capacity)
+            potential = cost.per_byte(out_numel * W // max(call.steps, 1))
+            terms.entering.append((c.id, {
+                "ac": synops, "synop": synops, "acc_addr": fanout,
+                "mac_addr": 0.0 if call.linear else 2.0, "inout": W * fifo,
+                "params": fanout * W * params, "potential": 2 * fanout * W * potential}))
         else:
-            counts["mac"] += dense
+            static["mac"] += dense
             extra = 0 if call.linear else call.out_channels * math.prod(call.kernel)
-            counts["acc_addr"] += (x_numel + out_numel + extra) * forwards
-            read_in = x_numel * forwards if call.linear else dense
-            memory["inout"] += read_in * W * cost.per_byte(x_numel * W)
+            static["acc_addr"] += x_numel + out_numel + extra
+            read_in = x_numel if call.linear else dense
+            static["inout"] += read_in * W * cost.per_byte(x_numel * W)
+            static["params"] += dense * W * params
             if not neurons:
-                memory["inout"] += out_numel * W * forwards * cost.per_byte(out_numel * W)
+                static["inout"] += out_numel * W * cost.per_byte(out_numel * W)
         if call.bias:
-            counts["ac"] += out_numel * forwards
-        uses = fanout if spike_in else dense
-        bias_bytes = out_numel * W * forwards if call.bias else 0
-        memory["params"] += (uses * W + bias_bytes) * cost.per_byte(call.params * W)
+            static["ac"] += out_numel
+            static["params"] += out_numel * W * params
     leaf_of = {leaf.source: leaf for leaf in plan.leaves if leaf.kind == "source"}
     for s in neurons:
-        leaf = leaf_of.get(s.index)
-        spikes = host["events"].get(leaf.node, 0.0) if leaf is not None else 0.0
         numel = math.prod(s.shape)
         steps = max(s.steps if s.layout != fb.B else 1, 1)
         capacity = numel // steps * W
-        memory["potential"] += 2 * capacity * steps * forwards * cost.per_byte(capacity)
-        counts["ac"] += spikes
+        static["potential"] += 2 * capacity * steps * cost.per_byte(capacity)
         module = s.module()
         if module is not None and s.rule.is_leaky(module):
-            counts["mac"] += numel * forwards
-        memory["inout"] += spikes * W * cost.per_byte(cost.fifo_elements * W)
+            static["mac"] += numel
+        leaf = leaf_of.get(s.index)
+        if leaf is not None:
+            terms.spikes.append((leaf.node, {"ac": 1.0, "inout": W * fifo}))
+    plan._lemaire = (cost, terms)
+    return terms
+
+
+def estimate(plan: Any, host: dict, cost: Cost = COST) -> dict[str, Any]:
+    """pJ for ``host["forwards"]`` forwards of ``plan`` (``Tally.host`` numbers)."""
+    terms = _terms(plan, cost)
+    forwards = host["forwards"]
+    total = {k: v * forwards for k, v in terms.static.items()}
+    for cid, per in terms.entering:
+        events = host["entering"].get(cid, 0.0)
+        for k, v in per.items():
+            total[k] += v * events
+    for node, per in terms.spikes:
+        events = host["events"].get(node, 0.0)
+        for k, v in per.items():
+            total[k] += v * events
+    counts = {k: total[k] for k in _COUNTS}
     ops = counts["ac"] * cost.e_add_pj + counts["mac"] * (cost.e_mul_pj + cost.e_add_pj)
     addressing = counts["acc_addr"] * cost.e_add_pj + \
         counts["mac_addr"] * (cost.e_mul_pj + cost.e_add_pj)
-    total_memory = sum(memory.values())
-    return {"total_pj": ops + addressing + total_memory, "ops_pj": ops,
-            "addressing_pj": addressing, "memory_pj": total_memory,
-            "inout_pj": memory["inout"], "params_pj": memory["params"],
-            "potential_pj": memory["potential"], "counts": counts}
+    memory = sum(total[k] for k in _MEMORY)
+    return {"total_pj": ops + addressing + memory, "ops_pj": ops,
+            "addressing_pj": addressing, "memory_pj": memory,
+            "inout_pj": total["inout"], "params_pj": total["params"],
+            "potential_pj": total["potential"], "counts": counts}
 
 
 def add(a: dict | None, b: dict) -> dict:

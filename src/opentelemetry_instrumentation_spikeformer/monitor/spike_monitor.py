@@ -173,7 +173,7 @@ class SpikeMonitor:
         import torch
 
         self._finish_topology()
-        summary = summarize(self.topology, self.layers)
+        summary = summarize(self.topology, self.layers, detail)
         membrane: dict[int, list[float]] = {}
         samples = [(layer, layer.latest_membrane()) for layer in self.layers]
         samples = [(layer, v) for layer, v in samples if v is not None]

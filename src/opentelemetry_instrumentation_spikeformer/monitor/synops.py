@@ -314,8 +314,8 @@ def _signature(args: tuple, kwargs: dict) -> tuple:
     return tuple(sig)
 
 
-def summarize(topology: Topology, layers: list, lemaire_cost: lemaire.Cost = lemaire.COST
-              ) -> dict[str, Any]:
+def summarize(topology: Topology, layers: list, detail: bool = False,
+              lemaire_cost: lemaire.Cost = lemaire.COST) -> dict[str, Any]:
     """Per-layer and model totals from ``Topology.read()``: events, magnitude,
     SOPs by category, neuron updates; dense MACs; the energy models' inputs."""
     by_module = {id(layer.module()): layer for layer in layers if layer.module() is not None}
@@ -364,10 +364,11 @@ def summarize(topology: Topology, layers: list, lemaire_cost: lemaire.Cost = lem
                     and c.values == fb.BINARY):
                 if c.kind in ("linear", "product"):
                     totals["nonbinary_weight_macs"] += c.dense_macs * forwards
-            consumers.append({"scope": c.scope, "kind": c.kind, "op": c.op, "seq": c.seq,
-                              "category": c.category, "values": c.values, "synops": value,
-                              "events_in": host["entering"].get(c.id, 0.0),
-                              "dense_macs": c.dense_macs * forwards})
+            if detail:
+                consumers.append({"scope": c.scope, "kind": c.kind, "op": c.op, "seq": c.seq,
+                                  "category": c.category, "values": c.values, "synops": value,
+                                  "events_in": host["entering"].get(c.id, 0.0),
+                                  "dense_macs": c.dense_macs * forwards})
         for leaf in plan.leaves:
             row = leaf_rows.get(leaf.node)
             if row is None:
