@@ -183,7 +183,8 @@ def transformers(args) -> None:
           f"{args.device}, {args.rounds} rounds, torch threads={torch.get_num_threads()}, "
           f"clock={clock.__name__}")
     header = (f"{'model':<11}{'B':>3}{'bare ms':>9}{'copy':>7}{'o.sum()':>9}{'monitor':>9}"
-              f"{'SNNAnalyzer':>12}{'SynOpCounter':>13}   hook work alone: monitor / o.sum()")
+              f"{'SNNAnalyzer':>12}{'SynOpCounter':>13}   hook work alone, monitor / o.sum(); "
+              f"the same with torch's hook dispatch")
     print(header)
     for name, build in M.TRANSFORMERS.items():
         base = build().to(args.device)
@@ -244,7 +245,10 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
         bare.append(spent["bare"])
         for v in variants:
             ratios[v].append(spent[v] / spent["bare"])
-    mine, floor = _hook_work(monitor, models["monitor"], x, clock)
+    mine, floor, layers = _hook_work(monitor, models["monitor"], x, clock)
+    dispatch = _hook_dispatch(clock)
+    # with torch's hook dispatch: the monitor has a hook per layer and two on the model
+    with_mine, with_floor = mine + (layers + 2) * dispatch, floor + layers * dispatch
     monitor.detach()
     med = {v: f"{statistics.median(r):.3f}" for v, r in ratios.items()}
     med.update({v: "fails" for v in failed})
@@ -252,12 +256,15 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
             f"{med['o.sum()']:>9}{med['monitor']:>9}{med['SNNAnalyzer']:>12}"
             f"{med['SynOpCounter']:>12}x   {mine * 1e6:.0f} us / {floor * 1e6:.0f} us "
             f"({mine / floor:.1f}x; {mine / statistics.median(bare) * 100:.1f} % / "
-            f"{floor / statistics.median(bare) * 100:.1f} % of bare)")
+            f"{floor / statistics.median(bare) * 100:.1f} % of bare); with hook dispatch "
+            f"{with_mine * 1e6:.0f} us / {with_floor * 1e6:.0f} us ({with_mine / with_floor:.1f}x; "
+            f"{with_mine / statistics.median(bare) * 100:.1f} % of bare)")
 
 
 def _hook_work(monitor, model, x, clock) -> tuple[float, float]:
     """Per forward: the monitor's counting replayed on one forward's real outputs
-    (no model compute, no hook dispatch), and one ``o.sum()`` per spiking layer."""
+    (no model compute, no hook dispatch), one ``o.sum()`` per spiking layer, and
+    the number of layers."""
     import torch
     from spikingjelly.activation_based import functional
 
@@ -282,7 +289,17 @@ def _hook_work(monitor, model, x, clock) -> tuple[float, float]:
         for out in outputs:
             out.sum()
 
-    return _best(replay, clock), _best(sums, clock)
+    return _best(replay, clock), _best(sums, clock), len(outputs)
+
+
+def _hook_dispatch(clock) -> float:
+    """What torch spends to call one Python forward hook that does nothing."""
+    import torch
+
+    plain, hooked = torch.nn.Identity(), torch.nn.Identity()
+    hooked.register_forward_hook(lambda _m, _a, _o: None)
+    x = torch.zeros(1)
+    return max(0.0, _best(lambda: hooked(x), clock, 2000) - _best(lambda: plain(x), clock, 2000))
 
 
 def _best(fn, clock, reps: int = 50, trials: int = 5) -> float:
