@@ -164,3 +164,29 @@ def test_the_monitor_does_not_keep_the_model_alive():
     gc.collect()
     assert ref() is None
     monitor.read()  # counts of a collected model can still be read
+
+
+def test_a_failing_discovery_is_reported_and_not_retried_forever(monkeypatch, caplog):
+    from opentelemetry_instrumentation_spikeformer.monitor import plan, synops
+
+    calls = []
+
+    def broken(*_args):
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(plan, "build", broken)
+    model = M.settle(M.overlap_maxpool(), M.small_input((2, 9, 9), 0))
+    x = M.small_input((2, 9, 9), 1)
+    with torch.no_grad():
+        expected = model(x)
+    M.reset(model)
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        for _ in range(synops.MAX_FAILED + 3):
+            assert torch.equal(model(x), expected)  # the user's forward is untouched
+            M.reset(model)
+    assert len(calls) == synops.MAX_FAILED
+    assert any("spike monitor forward end" in r.getMessage() for r in caplog.records)
+    assert monitor.read()["forwards"] == 0
+    monitor.detach()

@@ -50,6 +50,7 @@ class Topology:
         self._depth = 0
         self._failed = 0
         self._warned = False
+        self._warned_trace = False
         self._retired: list[Tally] = []  # plans replaced after a shape change, still counted
         self.order: list[int] = []  # id of each source module in execution order
         self.on_forward_end: Any = None  # monitor callback(tally) after a counted forward
@@ -205,10 +206,17 @@ class Topology:
         if not graph.sources:
             self._failed += 1
             return
+        self._failed += 1  # until the plan stands: a failing build is not retried forever
         first = graph.sources[0]
         graph.finish(output, (first.steps, first.batch), first.layout == fb.SQUEEZE)
         built = planning.build(graph, graph.signature)
         tally = Tally(built, compile_nodes(built))
+        self._failed -= 1
+        if built.errors and not self._warned_trace:
+            self._warned_trace = True
+            _LOG.warning("spike monitor: %d op(s) of %s could not be traced; its synops may "
+                         "miss them (first: %s)", len(built.errors),
+                         type(self._root()).__name__, built.errors[0][:200])
         self.tallies[graph.signature] = tally
         self.order = [id(s.module()) for s in built.sources if s.module() is not None]
         self._watch_captures(tally)
