@@ -30,7 +30,6 @@ TIMESTEPS = (4, 8)
 DIRECT = ("digits_sdt", "digits_spikformer")
 CONFIG = dict(models=("digits_vit", *DIRECT), timesteps=TIMESTEPS, targets=("cmos45nm",),
               snn_epochs=3, latency_samples=3, min_throughput_s=0.02)
-NEEDS_MONITOR = pytest.mark.xfail(strict=True, reason="needs the issue-14 monitor")
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +96,6 @@ def test_directly_trained_snns_report_synops_and_energy(run):
         assert rows[8].energy_mj["cmos45nm"] > rows[4].energy_mj["cmos45nm"]
 
 
-@NEEDS_MONITOR
 def test_converted_transformers_report_synops_and_energy(run):
     result, _ = run
     for framework in ("spikingjelly_sta", "spikingjelly_td"):

@@ -1,12 +1,8 @@
 """The must-show of issue 14 for converted transformers: a monitored
 STATransformerRecipe ViT and a monitored Qwen2SNNRecipe Qwen2 report spikes and
 synaptic operations for every spiking layer, through OpenTelemetry.
-
-Expected xfail until the monitor knows spikingjelly's ann2snn encoders
-(``_STASpikeEncoder``, ``SignedQCFSSequenceEncoder``; issue 14's monitor work):
-today the converted models hold no ``BaseNode`` and get no monitor. Strict, so
-the marker must go when that lands.
-"""
+The converted models hold no ``BaseNode``: their spiking layers are spikingjelly's
+ann2snn encoders (``_STASpikeEncoder``, ``SignedQCFSSequenceEncoder``)."""
 
 from __future__ import annotations
 
@@ -19,7 +15,6 @@ pytest.importorskip("spikingjelly")
 
 import transformer_models as tm  # noqa: E402
 
-NEEDS_MONITOR = pytest.mark.xfail(strict=True, reason="needs the issue-14 monitor")
 T = 4
 
 
@@ -42,7 +37,6 @@ def _check_every_spiking_layer(otel, snn, neuron_type: str, expected: int):
     assert conv.attributes["spikeformer.snn.spiking_layers"] >= expected
 
 
-@NEEDS_MONITOR
 def test_monitored_sta_vit_reports_spikes_and_synops_for_every_spiking_layer(instrument, otel):
     instrument(monitor_sample_every=1)
     from spikingjelly.activation_based import ann2snn, functional
@@ -59,7 +53,6 @@ def test_monitored_sta_vit_reports_spikes_and_synops_for_every_spiking_layer(ins
     _check_every_spiking_layer(otel, snn, "_STASpikeEncoder", 5)
 
 
-@NEEDS_MONITOR
 def test_monitored_qwen2_reports_spikes_and_synops_for_every_spiking_layer(instrument, otel):
     pytest.importorskip("transformers")
     instrument(monitor_sample_every=1)

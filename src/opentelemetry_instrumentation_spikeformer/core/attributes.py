@@ -58,6 +58,7 @@ M_ERROR_TYPE = ERROR_TYPE  # Prometheus label error_type
 M_MODEL_NAME = "model_name"
 M_LAYER_NAME = "layer_name"
 M_NEURON_TYPE = "neuron_type"
+M_SYNOP_INPUT = "synop_input"  # spikes | spike_sums | graded (monitor/dataflow.CATEGORIES)
 M_NETWORK = "network"  # ann | snn (benchmark runner)
 M_TIMESTEPS = "timesteps"  # benchmark sweep only: a configured set of at most MAX_SWEEP_TIMESTEPS
 # Compile-time resources of a chip mapping (frameworks/mapping.py)

@@ -161,8 +161,9 @@ class Settings:
         env.OTEL_PYTHON_SPIKEFORMER_MAX_LAYERS, 256, parse_number(int, 1, 4096, "an integer"),
         "Layers per model with their own label; the rest fold into one `other` layer")
     energy_hardware: str = _setting(
-        env.OTEL_PYTHON_SPIKEFORMER_ENERGY_HARDWARE, "loihi2", parse_str,
-        "Energy table used for estimates when the target is not known")
+        env.OTEL_PYTHON_SPIKEFORMER_ENERGY_HARDWARE, "cmos45nm", parse_str,
+        "Energy table used for estimates when the target is not known (`cmos45nm`: the "
+        "papers' 45 nm method; chip tables such as `loihi` are opt-in)")
     energy_table: str = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_ENERGY_TABLE, "", parse_str,
         "Per-operation energy overrides: JSON object or path to a JSON file")
@@ -228,7 +229,7 @@ class Settings:
         "`spikingjelly_sta`, `spikingjelly_td` (transformer recipes)); each converts the "
         "models it accepts")
     bench_targets: tuple[str, ...] = _setting(
-        env.OTEL_PYTHON_SPIKEFORMER_BENCH_TARGETS, ("cmos45nm", "loihi2"), parse_list,
+        env.OTEL_PYTHON_SPIKEFORMER_BENCH_TARGETS, ("cmos45nm", "loihi"), parse_list,
         "Benchmark energy targets: names of energy tables (built-in or from `energy_table`)")
     bench_timesteps: tuple[int, ...] = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_BENCH_TIMESTEPS, (4, 8, 16, 32), parse_timesteps,

@@ -54,6 +54,7 @@ class _Previous:
     layers: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
     snn_total_mj: float | None = None
     inferences: float | None = None
+    extra: dict[tuple, float] = field(default_factory=dict)  # synops by input, magnitude
 
 
 @dataclass
@@ -63,6 +64,9 @@ class _Cycle:
     counters: dict[tuple, tuple[float, float]] = field(default_factory=dict)
     rates: dict[tuple, list[float]] = field(default_factory=dict)
     energy: dict[tuple, list[float]] = field(default_factory=dict)
+    synops: dict[tuple, float] = field(default_factory=dict)  # (layer key, input) -> total
+    magnitude: dict[tuple, float] = field(default_factory=dict)
+    memory: dict[tuple, list[float]] = field(default_factory=dict)  # (model,) -> [mJ, n]
 
 
 class MonitorInstruments:
@@ -73,10 +77,13 @@ class MonitorInstruments:
         self._snapshots: "weakref.WeakKeyDictionary[Any, tuple[Any, dict]]" = (
             weakref.WeakKeyDictionary())
         self._exported: dict[tuple, list[float]] = {}  # cumulative, survives resets
+        self._exported_extra: dict[tuple, float] = {}
         # Latest per-inference estimate of each monitor: (model, hardware),
         # SNN mJ, ANN mJ. Reported while the monitor stays attached (or retired),
         # so that an idle model keeps its series (alerts with `for:` need them).
         self._latest: "weakref.WeakKeyDictionary[Any, tuple[tuple, float, float]]" = (
+            weakref.WeakKeyDictionary())
+        self._latest_memory: "weakref.WeakKeyDictionary[Any, tuple[tuple, float]]" = (
             weakref.WeakKeyDictionary())
         self._cycle = _Cycle()
         self._consumed: set[str] = set()
@@ -91,7 +98,9 @@ class MonitorInstruments:
                                (specs.NEURAL_FIRING_RATE, self._firing_rate),
                                (specs.SPIKE_RATE, self._spike_rate),
                                (specs.ENERGY_ESTIMATE, self._energy),
-                               (specs.ENERGY_EFFICIENCY, self._ratio)):
+                               (specs.ENERGY_EFFICIENCY, self._ratio),
+                               (specs.NEURAL_SPIKE_MAGNITUDE, self._magnitude),
+                               (specs.ENERGY_MEMORY_AWARE, self._memory)):
             spec.create(meter, [callback])
         _INSTANCES.add(self)
 
@@ -146,6 +155,11 @@ class MonitorInstruments:
                 agg[0] += snn_mj
                 agg[1] += 1
                 agg[2] += ann_mj
+        for monitor, (key, mj) in list(self._latest_memory.items()):
+            if monitor.attached:
+                agg = cycle.memory.setdefault(key, [0.0, 0.0])
+                agg[0] += mj
+                agg[1] += 1
         return cycle
 
     def _account(self, monitor: Any, snap: dict, previous: _Previous, cycle: _Cycle) -> _Previous:
@@ -178,6 +192,7 @@ class MonitorInstruments:
                 attrs = self._layer_attrs(key)
                 for value in row["membrane_sample"][:per_layer]:
                     self.membrane.record(value if value > 0.0 else 0.0, attrs)
+        self._account_extra(monitor, snap, previous, now, cycle)
         est = snap["energy"]
         now.snn_total_mj = est["snn_total_mj"]
         now.inferences = snap["inferences"]
@@ -187,6 +202,37 @@ class MonitorInstruments:
             self._latest[monitor] = ((model, est["hardware"]), snn / inferences,
                                      est["ann_mj"] or 0.0)
         return now
+
+    def _account_extra(self, monitor: Any, snap: dict, previous: _Previous, now: _Previous,
+                        cycle: _Cycle) -> None:
+        """SOPs by input category, event magnitude, the memory-aware estimate."""
+        model = snap["model"]
+        for row in snap["layers"]:
+            key = (model, row["layer"], row["neuron_type"])
+            values = [(("synops", kind), v) for kind, v in row["synops_by_input"].items()]
+            if row.get("output") not in ("binary", "count"):
+                values.append((("magnitude",), row["magnitude"]))
+            for name, value in values:
+                mark = (row["layer"], *name)
+                now.extra[mark] = value
+                grew = _delta(value, previous.extra.get(mark))
+                total_key = (*key, *name)
+                total = self._exported_extra.get(total_key, 0.0) + grew
+                if total <= 0.0 and total_key not in self._exported_extra:
+                    continue  # an input category this layer never saw: no series
+                self._exported_extra[total_key] = total
+                if name[0] == "synops":
+                    cycle.synops[(key, name[1])] = total
+                else:
+                    cycle.magnitude[key] = total
+        memory = snap.get("energy_memory") or {}
+        total_pj = memory.get("total_pj")
+        if total_pj is not None:
+            now.extra[("memory_pj",)] = total_pj
+            grew = _delta(total_pj, previous.extra.get(("memory_pj",)))
+            inferences = _delta(snap["inferences"], previous.inferences)
+            if inferences > 0:
+                self._latest_memory[monitor] = ((model,), grew * 1e-9 / inferences)
 
     # -- callbacks --------------------------------------------------------------
     def _layer_attrs(self, key: tuple) -> dict[str, str]:
@@ -202,7 +248,17 @@ class MonitorInstruments:
 
     def _synops(self, _options: CallbackOptions) -> Iterable[Observation]:
         cycle = self._current("synops")
-        return [Observation(v[1], self._layer_attrs(k)) for k, v in cycle.counters.items()]
+        return [Observation(v, {**self._layer_attrs(k), a.M_SYNOP_INPUT: kind})
+                for (k, kind), v in cycle.synops.items()]
+
+    def _magnitude(self, _options: CallbackOptions) -> Iterable[Observation]:
+        cycle = self._current("magnitude")
+        return [Observation(v, self._layer_attrs(k)) for k, v in cycle.magnitude.items()]
+
+    def _memory(self, _options: CallbackOptions) -> Iterable[Observation]:
+        cycle = self._current("memory")
+        return [Observation(v[0] / v[1], {a.M_MODEL_NAME: k[0]})
+                for k, v in cycle.memory.items() if v[1] > 0]
 
     def _firing_rate(self, _options: CallbackOptions) -> Iterable[Observation]:
         cycle = self._current("firing_rate")
