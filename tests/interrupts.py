@@ -12,10 +12,16 @@ that line again when the block exits, outside the block's exception handler,
 so an exception raised there by a tracer skips ``__exit__`` (a lock would stay
 held). A real Ctrl-C cannot land there: the interpreter only checks for
 signals on calls and backward jumps.
+
+For the same reason a tracer's exception on a line of an ``except`` block leaves
+CPython 3.11's *handled* exception set on the thread after the interrupt has
+been caught (with its traceback, hence every frame of the interrupted call and
+the objects they hold); a real signal there does not. ``run`` clears it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import linecache
 import os
 import sys
@@ -79,11 +85,30 @@ class Interrupter:
 
     def run(self, fn: Callable[[], Any]) -> Any:
         """``fn()`` with the tracer on; the injected interrupt propagates."""
+        raised = None
         sys.settrace(self._global)
         try:
-            return fn()
+            result = fn()
+        except BaseException as exc:
+            raised = exc
         finally:
             sys.settrace(None)
+        _forget_handled_exception()  # outside any handler: the thread's own slot
+        if raised is not None:
+            try:
+                raise raised
+            finally:
+                raised = None
+        return result
+
+
+_set_handled = ctypes.pythonapi.PyErr_SetHandledException
+_set_handled.argtypes, _set_handled.restype = [ctypes.c_void_p], None
+
+
+def _forget_handled_exception() -> None:
+    """Clear the stale handled exception a tracer can leave (module docstring)."""
+    _set_handled(None)
 
 
 def _is_with(frame: Any) -> bool:
