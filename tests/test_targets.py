@@ -90,11 +90,28 @@ def test_dynapcnn_rows_match_sinabs_source(qualname):
         assert hardware_label(defaults["device"]) == "speck2fdevkit"
 
 
+# operation -> the span verb, as the README's span table writes it
+VERBS = {"conversion": "convert", "compilation": "compile", "export": "export",
+         "deployment": "deploy"}
+
+
 def test_every_op_row_has_known_operation_and_span_name():
     for row in BUILTIN_TARGETS:
         if row.role == OP:
-            assert row.operation in attributes.OPERATIONS
-            assert row.span_name == f"spikeformer.{attributes.SPAN_VERB[row.operation]} {row.framework}"
+            assert row.operation in VERBS
+            assert row.span_name == "spikeformer." + VERBS[row.operation] + " " + row.framework
+
+
+@pytest.mark.parametrize("row,name", [
+    (Target("m", "f", "conversion", "sinabs"), "spikeformer.convert sinabs"),
+    (Target("m", "f", "compilation", "acme"), "spikeformer.compile acme"),
+    (Target("m", "f", "export", "nirtorch"), "spikeformer.export nirtorch"),
+    (Target("m", "f", "deployment", "akida"), "spikeformer.deploy akida"),
+    (Target("m", "C.calibrate", framework="x", role="calibration"), "spikeformer.calibrate"),
+    (Target("m", "C.replace", framework="x", role="layer"), "spikeformer.convert_layer"),
+])
+def test_span_names(row, name):
+    assert row.span_name == name
 
 
 def test_extra_targets_parse_and_warn_on_malformed(caplog):
@@ -113,15 +130,29 @@ def test_extra_targets_parse_and_warn_on_malformed(caplog):
 @pytest.mark.parametrize("value,expected", [
     ("speck2fdevkit:0", "speck2fdevkit"), ("Loihi2", "loihi2"), ("loihi-3", "loihi3"),
     (None, "none"), ("my-custom-board:7", "other"), ("", "none"), ("SpiNNaker2", "spinnaker2"),
+    ("loihi_2", "loihi2"), ("speck2f_devkit:1", "speck2fdevkit"), ("Speck2f-Dev_Kit", "speck2fdevkit"),
+    ("  CUDA:1 ", "cuda"), ("akd_1000", "akd1000"), (":0", "none"),
 ])
 def test_hardware_label_is_bounded(value, expected):
     assert hardware_label(value) == expected
 
 
-def test_model_size_classes():
-    assert [attributes.model_size_class(n) for n in (None, 10, 500_000, 5_000_000, 50_000_000,
-                                                  2_000_000_000)] == [
-        "none", "tiny", "small", "medium", "large", "xlarge"]
+def test_hardware_label_of_a_device_object_uses_its_type():
+    import torch
+
+    assert hardware_label(torch.device("cuda", 3)) == "cuda"
+    assert hardware_label(torch.device("cpu")) == "cpu"
+    assert hardware_label(type("Board", (), {"type": 7, "__str__": lambda s: "Loihi_2"})()) \
+        == "loihi2"
+
+
+@pytest.mark.parametrize("parameters,expected", [
+    (None, "none"), (0, "tiny"), (10, "tiny"), (99_999, "tiny"), (100_000, "small"),
+    (999_999, "small"), (1_000_000, "medium"), (9_999_999, "medium"), (10_000_000, "large"),
+    (99_999_999, "large"), (100_000_000, "xlarge"), (2_000_000_000, "xlarge"),
+])
+def test_model_size_classes_at_each_boundary(parameters, expected):
+    assert attributes.model_size_class(parameters) == expected
 
 
 def test_source_alternatives_and_filters():
