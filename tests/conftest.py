@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import hypothesis
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -106,3 +107,9 @@ def kits(tmp_path, monkeypatch):
     yield
     for name in [m for m in sys.modules if m.split(".")[0] in KITS]:
         del sys.modules[name]
+
+
+# Hypothesis: shared two-core machines, so no per-example deadline; no example
+# database in the work tree (a failure prints its reproduction instead).
+hypothesis.settings.register_profile("suite", deadline=None, database=None, print_blob=True)
+hypothesis.settings.load_profile("suite")

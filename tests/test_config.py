@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from opentelemetry_instrumentation_spikeformer.core import settings as config
 
@@ -35,6 +38,14 @@ CASES = {
     "bench_frameworks": ("sinabs,spikingjelly", ("sinabs", "spikingjelly"), None),
     "bench_targets": ("loihi2, cmos45nm_int8", ("loihi2", "cmos45nm_int8"), None),
     "bench_timesteps": ("32, 4,8,4", (4, 8, 32), "1,2,3,4,5,6,7,8,9"),
+}
+
+# numeric settings: (cast, minimum, maximum) as documented
+NUMBERS = {
+    "monitor_sample_every": (int, 1, 1_000_000), "timestep_ms": (float, 1e-6, 1e6),
+    "max_layers": (int, 1, 4096), "device_poll_interval": (float, 0.05, 86_400.0),
+    "probe_timeout": (float, 0.01, 600.0), "health_port": (int, 0, 65535),
+    "bench_interval": (float, 0.0, 604_800.0),
 }
 
 
@@ -120,18 +131,16 @@ def test_port_limits(text, expected):
         assert config.parse_port(text) == expected
 
 
-@pytest.mark.parametrize("name,low,high,below,above", [
-    ("monitor_sample_every", "1", "1000000", "0", "1000001"),
-    ("max_layers", "1", "4096", "0", "4097"),
-    ("timestep_ms", "1e-6", "1e6", "9e-7", "1000001"),
-    ("device_poll_interval", "0.05", "86400", "0.049", "86401"),
-    ("probe_timeout", "0.01", "600", "0.009", "600.5"),
-    ("bench_interval", "0", "604800", "-0.001", "604801"),
-])
-def test_number_limits_are_inclusive(name, low, high, below, above):
+@pytest.mark.parametrize("name", sorted(NUMBERS))
+def test_number_limits_are_inclusive(name):
+    cast, low, high = NUMBERS[name]
     parse = config.option(name).parse
-    assert parse(low) == float(low) and parse(high) == float(high)
-    for outside in (below, above, "nan", "inf"):
+    assert parse(repr(low)) == low and parse(repr(high)) == high
+    if cast is int:
+        below, above = low - 1, high + 1
+    else:
+        below, above = math.nextafter(low, -math.inf), math.nextafter(high, math.inf)
+    for outside in (repr(below), repr(above), "nan", "inf", "-inf"):
         with pytest.raises(config.BadValue):
             parse(outside)
 
@@ -185,3 +194,90 @@ def test_keyword_lists_and_values_that_are_not_settings():
     assert not hasattr(settings, "not_a_setting")
     env = {"OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT": "   "}
     assert config.load_settings(environ=env).health_port == 8099
+
+
+# -- properties -----------------------------------------------------------------
+ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=30) | st.sampled_from(
+    ["nan", "-inf", "1e400", "0x10", "1_000", " 7 ", "+3", "1e-7", "²", "٣", "True"])
+
+
+@given(name=st.sampled_from(sorted(CASES)), text=ANY_TEXT)
+def test_any_text_parses_within_bounds_or_is_a_bad_value(name, text):
+    parse = config.option(name).parse
+    try:
+        value = parse(text)
+    except config.BadValue:
+        return
+    if name in NUMBERS:
+        cast, low, high = NUMBERS[name]
+        assert type(value) is cast and low <= value <= high and math.isfinite(value)
+    elif name == "bench_timesteps":
+        assert 1 <= len(value) <= 8 and list(value) == sorted(set(value)) and value[0] >= 1
+    elif name == "log_format":
+        assert value in ("json", "text", "none")
+    elif name == "log_level":
+        assert isinstance(value, int) or value in logging.getLevelNamesMapping()
+    elif isinstance(DEFAULTS[name], tuple):
+        assert all(item and item == item.strip() and "," not in item for item in value)
+    else:
+        assert type(value) is type(DEFAULTS[name])
+
+
+@given(environ=st.dictionaries(st.sampled_from(sorted(o.env for o in config.OPTIONS)), ANY_TEXT))
+def test_any_environment_loads(environ):
+    settings = config.load_settings(environ=environ)
+    for name, (cast, low, high) in NUMBERS.items():
+        assert low <= getattr(settings, name) <= high
+
+
+@given(name=st.sampled_from(sorted(NUMBERS)), data=st.data())
+def test_numbers_round_trip(name, data):
+    cast, low, high = NUMBERS[name]
+    if cast is int:
+        value = data.draw(st.integers(low, high))
+    else:
+        value = data.draw(st.floats(low, high, allow_nan=False))
+    assert config.option(name).parse(repr(value)) == value
+    assert config.option(name).parse(f"  {value}\t") == value
+
+
+@given(name=st.sampled_from(sorted(NUMBERS)), data=st.data())
+def test_numbers_outside_the_range_are_bad(name, data):
+    cast, low, high = NUMBERS[name]
+    if cast is int:
+        value = data.draw(st.integers(max_value=low - 1) | st.integers(min_value=high + 1))
+    else:
+        value = data.draw(st.floats(max_value=low, exclude_max=True)
+                          | st.floats(min_value=high, exclude_min=True))
+    with pytest.raises(config.BadValue):
+        config.option(name).parse(repr(value))
+
+
+ITEM = st.text(st.characters(codec="ascii", exclude_characters=","), min_size=1).map(
+    str.strip).filter(bool)
+
+
+@given(items=st.lists(ITEM, max_size=6), pad=st.sampled_from(["", " ", "  ,"]))
+def test_lists_round_trip(items, pad):
+    assert config.parse_list(pad.join(f"{item}," for item in items)) == tuple(items)
+
+
+@given(values=st.sets(st.integers(1, 10**6), min_size=1, max_size=8),
+       repeats=st.integers(1, 3))
+def test_timesteps_round_trip(values, repeats):
+    text = ",".join(str(v) for v in sorted(values, reverse=True) * repeats)
+    assert config.parse_timesteps(text) == tuple(sorted(values))
+
+
+@given(word=st.sampled_from(["1", "true", "yes", "on", "0", "false", "no", "off"]),
+       case=st.lists(st.booleans(), min_size=5, max_size=5), pad=st.text(" \t", max_size=2))
+def test_booleans_in_any_case(word, case, pad):
+    mixed = "".join(c.upper() if up else c for c, up in zip(word, case))
+    assert config.parse_bool(pad + mixed + pad) is (word in ("1", "true", "yes", "on"))
+
+
+@given(level=st.sampled_from(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+       number=st.integers(0, 10**6))
+def test_levels_round_trip(level, number):
+    assert config.parse_level(level.lower()) == level
+    assert config.parse_level(str(number)) == number

@@ -153,16 +153,3 @@ def test_hardware_label_of_a_device_object_uses_its_type():
 ])
 def test_model_size_classes_at_each_boundary(parameters, expected):
     assert attributes.model_size_class(parameters) == expected
-
-
-def test_source_alternatives_and_filters():
-    class Loader:
-        dataset = list(range(7))
-
-    src = Source.parse("loader|samples or #1|samples")
-    assert src.read({"loader": Loader()}, (), None) == 7
-    assert src.read({}, ("x", [1, 2, 3]), None) == 3
-    assert Source.parse("self.config.timesteps").read({}, (), type("I", (), {
-        "config": type("C", (), {"timesteps": 16})()})()) == 16
-    assert Source.parse("self.recipe|type").read({}, (), type("I", (), {"recipe": Loader()})()) == "Loader"
-    assert Source.parse("missing or #5").read({}, (), None) is None
