@@ -200,14 +200,12 @@ def test_eight_threads_converting_leave_active_conversions_at_zero(instrument, o
     instrument()
     barrier = threading.Barrier(8)
     errors = []
-    peak = []
 
     def work():
         try:
             barrier.wait(timeout=30)
             for _ in range(3):
                 sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
-                peak.append(otel.value("spikeformer.active_conversions", framework="sinabs"))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -223,4 +221,29 @@ def test_eight_threads_converting_leave_active_conversions_at_zero(instrument, o
     assert len(spans) == 24
     assert all(s.parent is None for s in spans)  # no cross-thread context leaks
     assert len({s.context.trace_id for s in spans}) == 24
-    assert all(0 <= p <= 8 for p in peak)
+
+
+def test_active_conversions_counts_the_calls_in_flight(instrument, otel):
+    """Five threads held inside a conversion: the gauge reads 5, then 0."""
+    instrument(extra_targets=pipeline_kit.EXTRA_TARGETS)
+    inside, release = threading.Barrier(6), threading.Event()
+
+    def held(model, target):
+        inside.wait(timeout=30)
+        release.wait(timeout=30)
+        return pipeline_kit.RESULT
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(pipeline_kit.convert(held)))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    inside.wait(timeout=30)
+    try:
+        assert otel.value("spikeformer.active_conversions", framework="pipeline_kit") == 5
+    finally:
+        release.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert results == [pipeline_kit.RESULT] * 5
+    assert otel.value("spikeformer.active_conversions", framework="pipeline_kit") == 0
