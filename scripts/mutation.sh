@@ -24,5 +24,7 @@ done
 
 # A fresh copy each time: mutants/ of an older tree would mix old and new results.
 rm -rf mutants
+# One thread per test process: two run side by side on two cores.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 "$VENV/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" "${globs[@]}" || true
 "$VENV/bin/python" scripts/mutation_report.py "${globs[@]}"

@@ -62,6 +62,15 @@ class Telemetry:
         self.meter_provider.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _internal_errors_reported_afresh(monkeypatch):
+    """Our own failures are logged once per place per process: each test starts
+    with none reported, whatever ran before it."""
+    from opentelemetry_instrumentation_spikeformer.core import errors
+
+    monkeypatch.setattr(errors, "_warned", set())
+
+
 @pytest.fixture
 def otel():
     tel = Telemetry()

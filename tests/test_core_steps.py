@@ -5,6 +5,7 @@ declines a call, and hooks that read the call's object and arguments."""
 from __future__ import annotations
 
 import gc
+import pickle
 import sys
 import types
 import weakref
@@ -136,3 +137,13 @@ def test_step_span_name_defaults_to_the_callable():
     assert Target("m", "A.__call__", framework="x", role=STAGE_ROLE, step="allocate").span_name \
         == "spikeformer.stage allocate"
     assert row.standalone_row() is None
+
+
+def test_wrapped_methods_pickle_as_lookups(toolchain, otel):
+    """A wrapped method pickles as ``getattr(instance or class, name)``."""
+    module, _ = toolchain
+    bound = pickle.loads(pickle.dumps(module.Allocator().__call__))
+    assert bound([1, 2], n_chips=2).cores == 4
+    unbound = pickle.loads(pickle.dumps(module.Allocator.__call__))
+    assert unbound(Allocator(), [1], n_chips=3).cores == 3
+    assert [s.name for s in otel.spans()].count("spikeformer.stage allocate") == 2

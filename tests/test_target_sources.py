@@ -120,4 +120,6 @@ def test_examples():
     assert Source.parse("missing or #5").read({}, (), None) is None
     assert Source.parse("model or #0").read({"model": None}, ("first",), None) == "first"
     assert Source.parse("x|samples").read({"x": Unsized()}, (), None) is None
+    loader = type("Loader", (), {"dataset": Unsized(), "__len__": lambda s: 4})()
+    assert Source.parse("x|samples").read({"x": loader}, (), None) == 4  # its own length
     assert Source.parse("").alternatives == ()

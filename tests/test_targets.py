@@ -14,7 +14,7 @@ import pytest
 from opentelemetry_instrumentation_spikeformer.core import attributes
 from opentelemetry_instrumentation_spikeformer.core.hardware import hardware_label
 from opentelemetry_instrumentation_spikeformer.core.targets import (
-    OP, Source, Target, parse_extra_targets,
+    OP, Source, Target, nir_row, parse_extra_targets,
 )
 from opentelemetry_instrumentation_spikeformer.frameworks import all_frameworks
 
@@ -131,7 +131,7 @@ def test_extra_targets_parse_and_warn_on_malformed(caplog):
     ("speck2fdevkit:0", "speck2fdevkit"), ("Loihi2", "loihi2"), ("loihi-3", "loihi3"),
     (None, "none"), ("my-custom-board:7", "other"), ("", "none"), ("SpiNNaker2", "spinnaker2"),
     ("loihi_2", "loihi2"), ("speck2f_devkit:1", "speck2fdevkit"), ("Speck2f-Dev_Kit", "speck2fdevkit"),
-    ("  CUDA:1 ", "cuda"), ("akd_1000", "akd1000"), (":0", "none"),
+    ("  CUDA:1 ", "cuda"), ("akd_1000", "akd1000"), (":0", "none"), ("loihi2:0:1", "loihi2"),
 ])
 def test_hardware_label_is_bounded(value, expected):
     assert hardware_label(value) == expected
@@ -144,6 +144,9 @@ def test_hardware_label_of_a_device_object_uses_its_type():
     assert hardware_label(torch.device("cpu")) == "cpu"
     assert hardware_label(type("Board", (), {"type": 7, "__str__": lambda s: "Loihi_2"})()) \
         == "loihi2"
+    assert hardware_label(type("Chip", (), {"type": "Speck2f-DevKit", "__str__": lambda s: "chip"})()) \
+        == "speck2fdevkit"
+    assert hardware_label(12) == "other" and hardware_label(b"cpu") == "other"
 
 
 @pytest.mark.parametrize("parameters,expected", [
@@ -153,3 +156,10 @@ def test_hardware_label_of_a_device_object_uses_its_type():
 ])
 def test_model_size_classes_at_each_boundary(parameters, expected):
     assert attributes.model_size_class(parameters) == expected
+
+
+def test_nir_rows():
+    assert nir_row("m", "f", "fw", "net", "to_nir", ("alias",)) == Target(
+        "m", "f", "export", "fw", model="net", hardware_value="nir", direction="to_nir",
+        aliases=("alias",))
+    assert nir_row("m", "g", "fw", "#0", "from_nir").aliases == ()
