@@ -209,6 +209,12 @@ def test_booleans(text, expected):
     assert config.parse_bool(text) is expected
 
 
+def test_a_keyword_list_for_a_single_value_is_bad(caplog):
+    with caplog.at_level(logging.WARNING, logger=config.__name__):
+        assert config.load_settings({"health_port": [9000]}, environ={}).health_port == 8099
+    assert "instrument(health_port=[9000]) is invalid" in caplog.text
+
+
 def test_keyword_lists_and_values_that_are_not_settings():
     settings = config.load_settings({"bench_timesteps": [16, 4], "not_a_setting": 3,
                                      "health_port": 65535}, environ={})

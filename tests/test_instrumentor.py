@@ -177,3 +177,14 @@ def test_subclasses_are_listed_once_through_a_diamond():
     class D(B, C): pass
 
     assert sorted(c.__name__ for c in _subclasses(A)) == ["B", "C", "D"]
+
+
+def test_instrumenting_and_importing_report_no_internal_error(instrument, caplog):
+    """Packages without rows of their own (snntorch) load their extension quietly."""
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+        instrument()
+        import sinabs  # noqa: F401
+        import snntorch  # noqa: F401
+        import snntorch.export_nir  # noqa: F401
+    assert [r.getMessage() for r in caplog.records
+            if r.name.startswith("opentelemetry_instrumentation_spikeformer")] == []

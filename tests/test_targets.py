@@ -114,17 +114,42 @@ def test_span_names(row, name):
     assert row.span_name == name
 
 
+_SHAPE = "expected module:qualname=operation, operation one of conversion|compilation|export|deployment"
+
+
 def test_extra_targets_parse_and_warn_on_malformed(caplog):
-    text = "mypkg.mod:Thing.run=compilation, broken-entry ,other:f=frobnicate,pkg:fn=conversion"
+    text = "mypkg.mod:Thing.run=compilation, broken-entry ,,other:f=frobnicate,pkg:fn=conversion"
     with caplog.at_level(logging.WARNING):
         rows = parse_extra_targets(text)
-    assert [(r.module, r.qualname, r.operation) for r in rows] == [
-        ("mypkg.mod", "Thing.run", "compilation"), ("pkg", "fn", "conversion")]
-    assert rows[0].framework == "mypkg"
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2
-    assert all("\n" not in w for w in warnings)
-    assert "broken-entry" in warnings[0] and "frobnicate" in warnings[1]
+    assert rows == [
+        Target("mypkg.mod", "Thing.run", "compilation", "mypkg", model="model or #0",
+               hardware="target or hardware_target or device", extra=True),
+        Target("pkg", "fn", "conversion", "pkg", model="model or #0",
+               hardware="target or hardware_target or device", extra=True)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS: ignoring 'broken-entry' ({_SHAPE})",
+        f"OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS: ignoring 'other:f=frobnicate' ({_SHAPE})"]
+
+
+@pytest.mark.parametrize("entry,package", [
+    ("builtins:len=conversion", "builtins"), ("opentelemetry.sdk.trace:Tracer=export", "opentelemetry"),
+    ("wrapt:wrap_function_wrapper=compilation", "wrapt"),
+    ("opentelemetry_instrumentation_spikeformer.core.settings:load_settings=deployment",
+     "opentelemetry_instrumentation_spikeformer"),
+])
+def test_extra_targets_refuse_our_own_and_everyones_packages(entry, package, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert parse_extra_targets(f"{entry},ok.builtins:f=export", source="instrument()") == [
+            Target("ok.builtins", "f", "export", "ok", model="model or #0",
+                   hardware="target or hardware_target or device", extra=True)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"instrument(): ignoring {entry!r} (the package {package} cannot be instrumented)"]
+
+
+def test_a_row_expands_to_one_row_per_reexport():
+    row = Target("pkg.impl", "f", "export", "pkg", aliases=("pkg", "pkg.api"))
+    assert row.expanded() == [row, Target("pkg", "f", "export", "pkg"),
+                              Target("pkg.api", "f", "export", "pkg")]
 
 
 @pytest.mark.parametrize("value,expected", [
