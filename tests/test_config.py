@@ -123,9 +123,10 @@ def test_keyword_overrides_environment_and_is_validated(caplog):
         "and 1e+06); using default 1.0"]
 
 
-def test_empty_value_means_default():
-    settings = config.load_settings(environ={"OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT": ""})
-    assert settings.health_port == 8099
+def test_empty_value_means_default_without_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger=config.__name__):
+        settings = config.load_settings(environ={"OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT": ""})
+    assert settings.health_port == 8099 and caplog.records == []
 
 
 def test_bad_env_value_never_stops_instrumentation(monkeypatch, instrument, otel, caplog):

@@ -169,6 +169,35 @@ def test_step_span_name_defaults_to_the_callable():
     assert Target("m", "A.__call__", framework="x", role=STAGE_ROLE, step="allocate").span_name \
         == "spikeformer.stage allocate"
     assert row.standalone_row() is None
+    step = Target("m", "A.__call__", framework="x", role=STAGE_ROLE, standalone=COMPILATION,
+                  aliases=("n",))
+    assert step.standalone_row() == Target("m", "A.__call__", COMPILATION, "x")
+    assert RowHooks().applies({"anything": 1}) is True
+
+
+def test_stop_forgets_the_session_and_leaves_a_foreign_rewrap(otel, caplog):
+    from opentelemetry_instrumentation_spikeformer.core import imports
+
+    module = types.ModuleType(MODULE)
+    module.compile_net = compile_net
+    sys.modules[MODULE] = module
+    session = PatchSession(_telemetry(otel), [Target(MODULE, "compile_net", COMPILATION, "acme")],
+                           packages=())
+    session.start()
+    import wrapt
+
+    foreign = wrapt.FunctionWrapper(module.compile_net, lambda w, i, a, k: w(*a, **k))
+    module.compile_net = foreign  # someone else wrapped our wrapper
+    try:
+        with caplog.at_level(logging.DEBUG, logger=patching.__name__):
+            session.stop()
+    finally:
+        del sys.modules[MODULE]
+    assert module.compile_net is foreign
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{module!r}.compile_net was re-wrapped by someone else; leaving our inactive wrapper "
+        "in place"]
+    assert not any(session.imported in found for found in imports._listeners.values())
 
 
 def test_wrapped_methods_pickle_as_lookups(toolchain, otel):

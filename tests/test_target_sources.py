@@ -66,28 +66,28 @@ def samples(value):
     return None
 
 
+def resolve(head, path, bound, args, instance):
+    """What one alternative names in the call, or MISSING (None counts as missing)."""
+    roots = {**bound, **{f"#{i}": arg for i, arg in enumerate(args)}, "self": instance}
+    value = roots.get(head, MISSING)
+    for attr in path:
+        if value is MISSING or value is None:
+            return MISSING
+        value = getattr(value, attr, MISSING)
+    return MISSING if value is None else value
+
+
+FILTERS = {"": lambda value: value, "type": lambda value: type(value).__name__, "samples": samples}
+
+
 def evaluate(expression, bound, args, instance):
     """The first alternative whose value exists and is not None, through its filter."""
-    for head, path, flt in expression:
-        if head == "self":
-            value = MISSING if instance is None else instance
-        elif head.startswith("#"):
-            index = int(head[1:])
-            value = args[index] if index < len(args) else MISSING
-        else:
-            value = bound.get(head, MISSING)
-        for attr in path:
-            if value is MISSING or value is None:
-                break
-            value = getattr(value, attr, MISSING)
-        if value is MISSING or value is None:
-            continue
-        if flt == "type":
-            return type(value).__name__
-        if flt == "samples":
-            return samples(value)
-        return value
-    return None
+    present = [(value, flt) for head, path, flt in expression
+               if (value := resolve(head, path, bound, args, instance)) is not MISSING]
+    if not present:
+        return None
+    value, flt = present[0]
+    return FILTERS[flt](value)
 
 
 @given(expression=expressions, spaces=st.lists(st.integers(0, 2), min_size=4, max_size=4),

@@ -118,11 +118,11 @@ _SHAPE = "expected module:qualname=operation, operation one of conversion|compil
 
 
 def test_extra_targets_parse_and_warn_on_malformed(caplog):
-    text = "mypkg.mod:Thing.run=compilation, broken-entry ,,other:f=frobnicate,pkg:fn=conversion"
+    text = "mypkg.sub.mod:Thing.run=compilation, broken-entry ,,other:f=frobnicate,pkg:fn=conversion"
     with caplog.at_level(logging.WARNING):
         rows = parse_extra_targets(text)
     assert rows == [
-        Target("mypkg.mod", "Thing.run", "compilation", "mypkg", model="model or #0",
+        Target("mypkg.sub.mod", "Thing.run", "compilation", "mypkg", model="model or #0",
                hardware="target or hardware_target or device", extra=True),
         Target("pkg", "fn", "conversion", "pkg", model="model or #0",
                hardware="target or hardware_target or device", extra=True)]
