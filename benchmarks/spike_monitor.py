@@ -1,11 +1,24 @@
-"""Forward-time overhead of the spike monitor vs sinabs' SNNAnalyzer, side by side.
+"""Forward-time overhead of the spike monitor, side by side with a minimal
+per-layer ``o.sum()`` hook, sinabs' SNNAnalyzer and spikingjelly's dispatch
+counter (``SynOpCounter`` under ``DispatchCounterMode``).
 
-A sinabs spiking CNN (T=16, batch 32) runs bare, with ``monitor_model`` and
-with ``sinabs.SNNAnalyzer`` attached; the runs are interleaved and the medians
-compared as ratios to bare. Then the cost of one metric collection for a
-model with 256 spiking layers (``read()`` alone and a full SDK collection).
+1. A sinabs spiking CNN (T=16, batch 32): bare, ``monitor_model``, one in four
+   forwards monitored, ``sinabs.SNNAnalyzer``.
+2. spikingjelly's Spikformer, Spike-driven Transformer and QKFormer (tiny
+   configs, T=4) at batch 1, 8 and 32: bare, a second bare copy (the noise
+   floor), an ``o.sum()`` hook on every spiking layer, the monitor, SNNAnalyzer
+   and SynOpCounter; plus the hook work alone (the monitor's per-forward work
+   replayed on one forward's real outputs, against one ``o.sum()`` per layer),
+   which is less noisy than end-to-end ratios.
+3. The cost of one metric collection for a model with 256 spiking layers.
 
-    .venv/bin/python benchmarks/spike_monitor.py [--repeats 30] [--device cpu] [--threads N]
+Runs are interleaved in a fresh random order each round, each variant on its
+own deep copy; reported: the median over rounds of (variant / bare of the same
+round), timed in thread CPU time (with one torch thread all the work is on this
+thread, so other load on the machine distorts less than wall time).
+
+    .venv/bin/python benchmarks/spike_monitor.py [--part all|cnn|transformers|collection]
+        [--rounds 15] [--batches 1,8,32] [--device cpu] [--threads 1]
 """
 
 from __future__ import annotations
@@ -14,8 +27,10 @@ import argparse
 import copy
 import random
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 
 def spiking_cnn(batch: int, steps: int):
@@ -156,18 +171,177 @@ def collection(args) -> None:
     floor_provider.shutdown()
 
 
+def transformers(args) -> None:
+    """Part 2: the three spiking transformers at each batch size."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import dataflow_models as M
+
+    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+    print(f"spiking transformers (spikingjelly 2.0.0, tiny configs, T={M.T}), device="
+          f"{args.device}, {args.rounds} rounds, torch threads={torch.get_num_threads()}, "
+          f"clock={clock.__name__}")
+    header = (f"{'model':<11}{'B':>3}{'bare ms':>9}{'copy':>7}{'o.sum()':>9}{'monitor':>9}"
+              f"{'SNNAnalyzer':>12}{'SynOpCounter':>13}   hook work alone, monitor / o.sum(); "
+              f"the same with torch's hook dispatch")
+    print(header)
+    for name, build in M.TRANSFORMERS.items():
+        base = build().to(args.device)
+        for batch in args.batches:
+            row = _transformer_row(M, name, base, batch, args, clock)
+            print(row, flush=True)
+
+
+def _transformer_row(M, name, base, batch, args, clock) -> str:
+    import sinabs
+    import torch
+    from spikingjelly.activation_based import functional, neuron, op_counter
+
+    from opentelemetry_instrumentation_spikeformer.monitor import monitor_model
+
+    variants = ["bare", "copy", "o.sum()", "monitor", "SNNAnalyzer", "SynOpCounter"]
+    models = {v: copy.deepcopy(base) for v in variants}
+    for module in models["o.sum()"].modules():
+        if isinstance(module, neuron.BaseNode):  # the floor: one reduction, nothing kept
+            module.register_forward_hook(lambda _m, _a, out: (out.sum(), None)[1])
+    monitor = monitor_model(models["monitor"], name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analyzer = sinabs.SNNAnalyzer(models["SNNAnalyzer"])  # noqa: F841 (its hooks live with it)
+    synops = op_counter.SynOpCounter()
+    x = M.image(1, batch=batch).to(args.device)
+
+    def run(variant: str) -> float:
+        model = models[variant]
+        sync(args.device)
+        start = clock()
+        with torch.no_grad():
+            if variant == "SynOpCounter":
+                with op_counter.DispatchCounterMode([synops]):
+                    model(x)
+            else:
+                model(x)
+        sync(args.device)
+        spent = clock() - start
+        functional.reset_net(model)
+        return spent
+
+    failed = set()
+    for variant in list(variants):  # warm-up; the monitor's first forward is its discovery pass
+        try:
+            run(variant)
+            run(variant)
+        except Exception:  # SNNAnalyzer on spikingjelly's multi-step 5-D convs
+            failed.add(variant)
+            variants.remove(variant)
+    ratios: dict[str, list[float]] = {v: [] for v in variants}
+    bare: list[float] = []
+    order = list(variants)
+    rng = random.Random(batch)
+    for _ in range(args.rounds):
+        rng.shuffle(order)
+        spent = {v: run(v) for v in order}
+        bare.append(spent["bare"])
+        for v in variants:
+            ratios[v].append(spent[v] / spent["bare"])
+    mine, floor, layers = _hook_work(monitor, models["monitor"], x, clock)
+    dispatch = _hook_dispatch(clock)
+    # with torch's hook dispatch: the monitor has a hook per layer and two on the model
+    with_mine, with_floor = mine + (layers + 2) * dispatch, floor + layers * dispatch
+    monitor.detach()
+    med = {v: f"{statistics.median(r):.3f}" for v, r in ratios.items()}
+    med.update({v: "fails" for v in failed})
+    return (f"{name:<11}{batch:>3}{statistics.median(bare) * 1e3:>9.2f}{med['copy']:>7}"
+            f"{med['o.sum()']:>9}{med['monitor']:>9}{med['SNNAnalyzer']:>12}"
+            f"{med['SynOpCounter']:>12}x   {mine * 1e6:.0f} us / {floor * 1e6:.0f} us "
+            f"({mine / floor:.1f}x; {mine / statistics.median(bare) * 100:.1f} % / "
+            f"{floor / statistics.median(bare) * 100:.1f} % of bare); with hook dispatch "
+            f"{with_mine * 1e6:.0f} us / {with_floor * 1e6:.0f} us ({with_mine / with_floor:.1f}x; "
+            f"{with_mine / statistics.median(bare) * 100:.1f} % of bare)")
+
+
+def _hook_work(monitor, model, x, clock) -> tuple[float, float]:
+    """Per forward: the monitor's counting replayed on one forward's real outputs
+    (no model compute, no hook dispatch), one ``o.sum()`` per spiking layer, and
+    the number of layers."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    tally = next(iter(monitor.topology.tallies.values()))
+    seen: list[tuple[str, int, object]] = []
+    on_source, on_capture = tally.on_source, tally.on_capture
+    tally.on_source = lambda key, out: (seen.append(("s", key, out)), on_source(key, out))[1]
+    tally.on_capture = lambda key, out: (seen.append(("c", key, out)), on_capture(key, out))[1]
+    with torch.no_grad():
+        model(x)
+    functional.reset_net(model)
+    del tally.on_source, tally.on_capture
+    outputs = [out for kind, _, out in seen if kind == "s"]
+
+    def replay() -> None:
+        tally.begin()
+        for kind, key, out in seen:
+            (on_source if kind == "s" else on_capture)(key, out)
+        tally.end()
+
+    def sums() -> None:
+        for out in outputs:
+            out.sum()
+
+    return _best(replay, clock), _best(sums, clock), len(outputs)
+
+
+def _hook_dispatch(clock) -> float:
+    """What torch spends to call one Python forward hook that does nothing."""
+    import torch
+
+    plain, hooked = torch.nn.Identity(), torch.nn.Identity()
+    hooked.register_forward_hook(lambda _m, _a, _o: None)
+    x = torch.zeros(1)
+    return max(0.0, _best(lambda: hooked(x), clock, 2000) - _best(lambda: plain(x), clock, 2000))
+
+
+def _best(fn, clock, reps: int = 50, trials: int = 5) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(trials):
+        start = clock()
+        for _ in range(reps):
+            fn()
+        best = min(best, (clock() - start) / reps)
+    return best
+
+
+def sync(device: str) -> None:
+    if device != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--part", choices=("all", "cnn", "transformers", "collection"),
+                        default="all")
+    parser.add_argument("--repeats", type=int, default=30, help="rounds of the CNN part")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds per transformer row")
+    parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     args = parser.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",") if b]
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    overhead(args)
-    collection(args)
+    warnings.simplefilter("ignore")
+    if args.part in ("all", "cnn"):
+        overhead(args)
+    if args.part in ("all", "transformers"):
+        transformers(args)
+    if args.part in ("all", "collection"):
+        collection(args)
 
 
 if __name__ == "__main__":

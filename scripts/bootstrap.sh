@@ -19,4 +19,7 @@ pip install "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 pip install --no-deps "spikingjelly==2.0.0"
 pip install loguru h5py scipy matplotlib packaging numpy tqdm requests
 pip install -e ".[sdk,snn,devices,bench,test,spinnaker]"
+# syops 0.0.5 (the Spike-driven Transformer paper's counter, compared in docs/monitor.md):
+# its declared deps pull torchvision, which would replace torch; it needs `progress`.
+pip install --no-deps "syops==0.0.5" progress
 mark_installed "$VENV" "${DEFINED_BY[@]}"

@@ -67,6 +67,8 @@ def targets_table() -> str:
                 role += f"; called alone, inside a {t.standalone} span"
         if t.subclasses:
             role += " (and subclass overrides)"
+        if t.root_span:
+            role += " (also on its own, outside a conversion)"
         hardware = f"`{t.hardware_value}`" if t.hardware_value else (f"`{t.hardware}`" if t.hardware else "-")
         rows.append(f"| {module} | `{t.qualname}` | {role} | {t.framework} | "
                     f"{'`' + t.model + '`' if t.model else '-'} | {_cell(hardware)} |")

@@ -40,6 +40,11 @@ VENV_BIN = Path(sys.executable).parent
 # instruments themselves: resource attributes. Dashboards may use it for the
 # job variable.
 EXPORTER_SERIES = frozenset({"target_info"})
+# Host and process series of opentelemetry-instrumentation-system-metrics (the
+# devices extra), which the alerts and the hardware dashboard use; not ours.
+# tests/test_devices_poller.py checks them against the real instrumentation.
+SYSTEM_METRICS_SERIES = frozenset({
+    "system_memory_utilization", "process_memory_usage_bytes", "process_cpu_utilization"})
 
 
 def load_yaml(path: Path):
@@ -51,8 +56,9 @@ def load_yaml(path: Path):
 # Metric names
 # --------------------------------------------------------------------------
 def emitted_metric_names() -> frozenset[str]:
-    """Every Prometheus series name the plugin can produce (semconv contract)."""
-    names = set(EXPORTER_SERIES)
+    """Every Prometheus series name the plugin can produce (semconv contract), and
+    system-metrics' host series the stack relies on."""
+    names = set(EXPORTER_SERIES | SYSTEM_METRICS_SERIES)
     for spec in core_metrics.all_metrics():
         names.add(spec.prometheus)
         if spec.kind == "histogram":
@@ -168,6 +174,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_run(count: int) -> int:
+    """A port with ``count`` free consecutive ports from it (base + LOCAL_RANK)."""
+    for _ in range(100):
+        base = free_port()
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no run of {count} free ports")
+
+
 def run(args: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
 
@@ -183,7 +208,8 @@ class Process:
                                      stdin=stdin, env=env, cwd=cwd)
 
     def output(self) -> str:
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def alive(self) -> bool:
@@ -301,3 +327,119 @@ def parse_spans(text: str) -> list[Span]:
 
 def parse_metric_names(text: str) -> set[str]:
     return set(re.findall(r"^\s*-> Name: (\S+)\s*$", text, re.MULTILINE))
+
+
+# How the agent tier forwards to the gateway tier: collector/agent.yaml's
+# load_balancing exporters speak OTLP/gRPC to the gateways' gRPC port; the
+# rotel gateway test forwards the same way (test_collector_static checks both).
+AGENT_TO_GATEWAY_PROTOCOL = "grpc"
+
+
+def start_rotel(tmp: Path, name: str, *exporter: str) -> tuple[Process, int, int]:
+    """A real OTLP receiver (rotel-agent) on loopback that logs everything it
+    receives in detail: (process, gRPC port, HTTP port). ``exporter``: its
+    exporter arguments (default: ``--exporter blackhole``, i.e. only the log).
+    Stop it with ``.stop()``."""
+    grpc_port, http_port = free_port(), free_port()
+    proc = Process(
+        [str(rotel_agent()), "start",
+         "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+         "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+         *(exporter or ("--exporter", "blackhole")),
+         "--debug-log", "traces", "--debug-log", "metrics",
+         "--debug-log-verbosity", "detailed",
+         # Defaults are /tmp/rotel-agent.{pid,log}, shared by every rotel.
+         "--pid-file", str(tmp / f"{name}.pid"), "--log-file", str(tmp / f"{name}.internal.log")],
+        tmp / f"{name}.log", env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+    try:
+        wait_until(lambda: "Starting Rotel" in proc.output() or not proc.alive(),
+                   timeout=20, what=f"rotel {name} to start")
+        assert proc.alive(), proc.output()
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, grpc_port, http_port
+
+
+@dataclass
+class Received:
+    """One ResourceSpans / ResourceMetrics block of rotel's detailed log."""
+
+    kind: str  # "spans" | "metrics"
+    resource: dict[str, str] = field(default_factory=dict)
+    spans: list[str] = field(default_factory=list)  # span names
+    metrics: dict[str, list[tuple[dict[str, str], str]]] = field(default_factory=dict)
+
+    def total(self, metric: str) -> float:
+        return sum(float(value) for _attrs, value in self.metrics.get(metric, ()))
+
+
+_POINT = re.compile(r"^(Number|Histogram|ExponentialHistogram|Summary)DataPoints #\d+")
+
+
+def parse_received(text: str) -> list[Received]:
+    """rotel's detailed log as blocks, each with its resource attributes, span
+    names and metric points (attributes, value or count). Typed values keep
+    their text: ``Int(1)`` -> ``"1"``, ``Str(x)`` -> ``"x"``."""
+    blocks: list[Received] = []
+    cur: Received | None = None
+    section, metric, point = None, None, None
+    for line in text.splitlines():
+        s = line.strip()
+        if line.startswith(("ResourceSpans #", "ResourceMetrics #")):
+            cur = Received("spans" if line.startswith("ResourceSpans") else "metrics")
+            blocks.append(cur)
+            section, metric, point = None, None, None
+            continue
+        if cur is None:
+            continue
+        if s == "Resource attributes:":
+            section = "resource"
+        elif s.startswith(("ScopeSpans #", "ScopeMetrics #")):
+            section = None
+        elif section == "resource" and (m := _ATTR.match(line)):
+            cur.resource[m.group(1)] = m.group(3)
+        elif cur.kind == "spans":
+            section = "span" if s.startswith("Span #") else section
+            if section == "span" and s.startswith("Name") and ":" in s and not s.startswith("Name:"):
+                cur.spans.append(s.split(":", 1)[1].strip())
+                section = None
+        elif m := re.match(r"^-> Name: (\S+)$", s):
+            metric = m.group(1)
+            cur.metrics.setdefault(metric, [])
+            section = None
+        elif _POINT.match(s):
+            point, section = {}, "point"
+        elif section == "point" and s == "Data point attributes:":
+            section = "point-attrs"
+        elif section == "point-attrs" and (m := _ATTR.match(line)):
+            point[m.group(1)] = m.group(3)
+        elif section in ("point", "point-attrs") and metric and point is not None \
+                and (m := re.match(r"^(Value|Count): (.+)$", s)):
+            cur.metrics[metric].append((point, m.group(2)))
+            point, section = None, None
+    return blocks
+
+
+def by_instance(blocks: list[Received]) -> dict[str, list[Received]]:
+    """Blocks grouped by the ``service.instance.id`` of their resource."""
+    grouped: dict[str, list[Received]] = {}
+    for block in blocks:
+        grouped.setdefault(block.resource.get("service.instance.id", "?"), []).append(block)
+    return grouped
+
+
+def launcher_env(**extra: str) -> dict[str, str]:
+    """Environment for a job under the launcher: no OTEL_* and no torchrun
+    variables inherited, every exporter off unless ``extra`` turns it on."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "RANK", "WORLD_SIZE", "LOCAL_", "TORCHELASTIC",
+                                "MASTER_", "GROUP_"))}
+    env.update({
+        "OTEL_SERVICE_NAME": "snn-job", "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_PYTHON_SPIKEFORMER_DEVICE_ADAPTERS": "none",
+        "PIP_NO_INDEX": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+    })
+    env.update(extra)
+    return env

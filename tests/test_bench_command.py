@@ -29,15 +29,15 @@ def _env(**extra):
 
 def test_one_shot_prints_the_table_writes_the_plot_and_exits_0(tmp_path):
     png = tmp_path / "bench.png"
-    done = subprocess.run([str(SCRIPT), "bench", *TINY, "--targets", "loihi2,truenorth",
+    done = subprocess.run([str(SCRIPT), "bench", *TINY, "--targets", "loihi,truenorth",
                            "--plot", str(png)], capture_output=True, text=True, timeout=300,
                           env=_env(), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     header = next(line for line in lines if line.startswith("model "))
     assert header.split() == ["model", "framework", "T", "accuracy", "drop", "p50", "latency",
-                              "p95", "latency", "throughput", "sparsity", "uJ", "loihi2", "uJ",
-                              "truenorth"]
+                              "p95", "latency", "throughput", "sparsity", "SOPs/inf", "uJ",
+                              "loihi", "uJ", "truenorth"]
     rows = [line.split() for line in lines if line.startswith("digits_cnn ")]
     assert [r[1] for r in rows] == ["torch", "sinabs"] and rows[1][2] == "4"
     assert rows[0][1:3] == ["torch", "(ANN)"]

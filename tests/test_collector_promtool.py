@@ -59,8 +59,9 @@ def test_every_alert_has_a_firing_and_a_quiet_case():
 
 @pytest.mark.parametrize("alert,old,new", [
     ("HighCompilationFailureRate", "> 0.05", "> 0.5"),
-    ("HardwareDisconnected", 'hw_state="ok"} == 0', 'hw_state="failed"} == 0'),
+    ("HardwareDisconnected", 'hw_state="failed"} == 1', 'hw_state="ok"} == 0'),
     ("EnergyEfficiencyDegraded", "for: 10m", "for: 30m"),
+    ("EnergyEfficiencyDegraded", "energy_efficiency_ratio < 1", "energy_efficiency_ratio < 0.5"),
 ])
 def test_unit_tests_catch_a_broken_rule(promtool, tmp_path: Path, alert, old, new):
     """The unit tests have teeth: a weakened rule makes them fail."""

@@ -13,8 +13,10 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from opentelemetry_instrumentation_spikeformer.core import attributes as a
+
 from collector_support import (
-    ALERTS, COLLECTOR, DASHBOARDS, PROMETHEUS_DIR, REPO, all_dashboard_exprs, dashboard_exprs,
+    AGENT_TO_GATEWAY_PROTOCOL, ALERTS, COLLECTOR, DASHBOARDS, PROMETHEUS_DIR, REPO, all_dashboard_exprs, dashboard_exprs,
     emitted_metric_names, load_yaml, metric_names, rule_exprs,
 )
 
@@ -183,6 +185,64 @@ def test_gateway_tier_routes_traces_by_trace_id_to_the_gateway_otlp_port():
         assert int(agent["exporters"][exporter]["resolver"]["dns"]["port"]) == gateway_grpc
     assert agent["service"]["pipelines"]["traces"]["exporters"] == ["load_balancing/traces"]
     assert "tail_sampling" in gateway["service"]["pipelines"]["traces"]["processors"]
+
+
+# -- the tier and the ranks' identity (tests/test_multiprocess_gateway.py runs it with rotel)
+def test_agents_route_each_ranks_metrics_by_resource_over_the_tested_protocol():
+    """Metrics go by resource, whose stable per-rank service.instance.id keeps each
+    rank's cumulative series on one gateway; over OTLP/gRPC to the gateways' gRPC
+    port, as the rotel gateway test forwards."""
+    agent, gateway = collector_config("agent.yaml"), collector_config("gateway.yaml")
+    assert agent["service"]["pipelines"]["metrics"]["exporters"] == ["load_balancing/metrics"]
+    assert agent["exporters"]["load_balancing/metrics"]["routing_key"] == "resource"
+    assert AGENT_TO_GATEWAY_PROTOCOL == "grpc"
+    for exporter in ("load_balancing/traces", "load_balancing/metrics"):
+        assert list(agent["exporters"][exporter]["protocol"]) == ["otlp"]  # OTLP/gRPC
+    assert "grpc" in gateway["receivers"]["otlp"]["protocols"]
+    # Host facts from the node never replace what the app reported.
+    assert agent["processors"]["resource_detection"]["override"] is False
+
+
+RANK_IDENTITY = ("service.instance.id", *a.DIST_ATTRIBUTES)
+# OTTL functions that drop keys they do not name.
+_DROPS_KEYS = re.compile(r"\b(delete_matching_keys|keep_keys|keep_matching_keys|limit)\(")
+
+
+def identity_changes(config: dict) -> list[str]:
+    """Processors of ``config`` that can remove or rewrite a rank's identity
+    (``RANK_IDENTITY``) in the resource: attribute actions other than insert on
+    those keys, and OTTL resource statements that name them or drop keys wholesale."""
+    found = []
+    for proc_id, proc in (config.get("processors") or {}).items():
+        kind = proc_id.split("/")[0]
+        if kind in ("resource", "attributes"):
+            for action in proc.get("actions") or proc.get("attributes") or []:
+                key, verb = action.get("key") or action.get("pattern", ""), action.get("action")
+                if verb != "insert" and (key in RANK_IDENTITY or "pattern" in action):
+                    found.append(f"{proc_id}: {verb} {key}")
+        elif kind == "transform":
+            for block in proc.get("metric_statements", []) + proc.get("trace_statements", []) \
+                    + proc.get("log_statements", []):
+                for statement in block.get("statements", []):
+                    on_resource = block.get("context") == "resource" or "resource.attributes" in statement
+                    names = any(key in statement for key in RANK_IDENTITY)
+                    if on_resource and (names or _DROPS_KEYS.search(statement)):
+                        found.append(f"{proc_id}: {statement}")
+    return found
+
+
+@pytest.mark.parametrize("name", COLLECTOR_CONFIGS)
+def test_no_processor_removes_or_rewrites_a_ranks_identity(name):
+    assert identity_changes(collector_config(name)) == []
+
+
+def test_the_identity_check_finds_what_would_blur_the_ranks():
+    bad = {"processors": {
+        "resource/x": {"attributes": [{"key": "service.instance.id", "action": "delete"}]},
+        "resource/ok": {"attributes": [{"key": a.DIST_RANK, "action": "insert", "value": 0}]},
+        "transform/trim": {"metric_statements": [{"context": "resource", "statements": [
+            'delete_matching_keys(attributes, "^spikeformer\\\\..*")']}]}}}
+    assert [line.split(":")[0] for line in identity_changes(bad)] == ["resource/x", "transform/trim"]
 
 
 # --------------------------------------------------------------------------

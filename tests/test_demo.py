@@ -54,7 +54,7 @@ def test_demo_console_summary():
     for metric in ("spikeformer.conversions", "spikeformer.conversion.duration",
                    "spike_compiler.compilations", "neural.spikes", "neural.synops",
                    "spike_compiler.energy_estimate", "energy_efficiency_ratio", "hw.status",
-                   "system.memory.utilization", "neuromorphic.compile.core_utilization",
+                   "neuromorphic.compile.core_utilization",
                    "neuromorphic.compile.routing_entries"):
         assert f"  {metric} [" in text, metric
     assert "neuron_type=IAFSqueeze" in text and "neuron_type=IFNode" in text

@@ -60,7 +60,7 @@ def test_hanging_adapter_never_blocks_collection(otel, polled):
 
         power = {p.attributes[device_metrics.HW_ID]: p.value for p in _points(data, "hw.power")}
         assert power == {"steady0": 12.5}  # the hung board reports no power, not 0
-        assert [p.value for p in _points(data, "system.memory.utilization")][0] > 0
+        assert _points(data, "system.memory.utilization") == []  # system-metrics' name
         status = {(p.attributes[device_metrics.HW_ID], p.attributes[device_metrics.HW_STATE]): p.value
                   for p in _points(data, "hw.status")}
         assert status[("hang0", "failed")] == 1 and status[("hang0", "ok")] == 0
@@ -151,13 +151,15 @@ def test_feature_disabled_starts_nothing(otel, instrument):
 
 def test_feature_through_the_instrumentor(otel, instrument_devices):
     instrumentor = instrument_devices(device_adapters="host", device_poll_interval=0.05)
-    assert wait_for(lambda: otel.points("system.memory.utilization"))
-    rss = otel.value("process.memory.usage")
-    assert rss > 1_000_000
+    assert wait_for(lambda: otel.points("hw.status"))
     assert otel.value("hw.status", **{"hw.id": "host", "hw.state": "ok"}) == 1
+    [host] = [v for v in instrumentor.poller.views() if v.name == "host"]
+    assert 0 < host.snapshots[0].extra["memory_utilization"] < 1  # kept for health
+    # host and process metrics are opentelemetry-instrumentation-system-metrics' names
+    for name in ("system.memory.utilization", "process.memory.usage", "process.cpu.utilization"):
+        assert otel.points(name) == [], name
     instrumentor.uninstrument()
-    assert otel.points("system.memory.utilization") == []  # callbacks yield nothing
-    assert otel.points("hw.status") == []
+    assert otel.points("hw.status") == []  # callbacks yield nothing
 
 
 def test_prometheus_names_match_the_semconv_table():
@@ -183,3 +185,29 @@ def test_prometheus_names_match_the_semconv_table():
         provider.shutdown()
     missing = [s.prometheus for s in device_metrics.HARDWARE_METRICS if s.prometheus not in names]
     assert missing == []
+
+
+def test_system_metrics_serves_the_host_series_alerts_and_dashboards_use():
+    """Host memory and process series come from opentelemetry-instrumentation-system-metrics,
+    through the SDK's Prometheus reader, with the labels the alert expects."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import REGISTRY, generate_latest
+
+    from collector_support import SYSTEM_METRICS_SERIES
+
+    reader = PrometheusMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    instrumentor = SystemMetricsInstrumentor()
+    instrumentor.instrument(meter_provider=provider)
+    try:
+        lines = [line for line in generate_latest(REGISTRY).decode().splitlines()
+                 if line and not line.startswith("#")]
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    names = {line.split("{")[0].split(" ")[0] for line in lines}
+    assert SYSTEM_METRICS_SERIES <= names
+    assert any(line.startswith("system_memory_utilization{") and 'state="used"' in line
+               for line in lines)

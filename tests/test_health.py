@@ -139,7 +139,7 @@ def _get(url):
 
 def test_http_endpoints_over_loopback(otel):
     checker, poller = _checker(otel, Steady(), Flaky())
-    server = HealthServer(checker, "127.0.0.1", 0)
+    server = HealthServer(checker, "127.0.0.1", 0, cache_s=0.0)  # no cache: see each change
     try:
         code, body = _get(f"{server.url}/health")
         assert code == 200 and body["status"] == "degraded" and set(body) == {

@@ -1,5 +1,6 @@
-"""Energy model: the estimate's arithmetic on a real model, tables overridden
-through the environment, and bad input (one warning, defaults)."""
+"""Energy model: the papers' estimate on a real model (45 nm by default, encoding
+MACs once per new input), chip tables without an ANN baseline, tables
+overridden through the environment, and bad input (one warning, defaults)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from opentelemetry_instrumentation_spikeformer.monitor import energy, monitor_mo
 
 ENV = "OTEL_PYTHON_SPIKEFORMER_ENERGY_TABLE"
 B, T = 2, 4
+CONV_MACS = 4 * 8 * 8 * (1 * 3 * 3)  # output elements x MACs per output
+LINEAR_MACS = 64 * 5
 
 
 @pytest.fixture
@@ -27,49 +30,85 @@ def snn():
                              num_timesteps=T).spiking_model
 
 
-def run(model, **kwargs):
+def frames(static: bool = False):
+    torch.manual_seed(1)
+    if static:  # one image per sample, repeated over its T steps (sinabs: batch-major)
+        return (torch.rand(B, 1, 1, 8, 8) * 3).expand(B, T, 1, 8, 8).reshape(B * T, 1, 8, 8)
+    return torch.rand(B * T, 1, 8, 8) * 3
+
+
+def run(model, static: bool = False, **kwargs):
     monitor = monitor_model(model, "tiny", **kwargs)
     for layer in model.modules():
         if isinstance(layer, sinabs.layers.StatefulLayer):
             layer.reset_states()  # every run starts from rest: same spikes
-    torch.manual_seed(1)
     with torch.no_grad():
-        model(torch.rand(B * T, 1, 8, 8) * 3)
+        model(frames(static))
     snap = monitor.read()
     monitor.detach()
     return snap
 
 
-def test_estimate_arithmetic(snn):
+def test_papers_method_by_default(snn):
+    snap = run(snn)
+    est, counts = snap["energy"], snap["counts"]
+    assert snap["hardware"] == est["hardware"] == "cmos45nm"
+    assert counts["ann_macs"] == est["ann_macs"] == CONV_MACS + LINEAR_MACS
+    # a new input every step: the encoding conv runs T times per inference
+    assert est["encoding_macs_per_inference"] == CONV_MACS * T
+    synops = snap["totals"]["synops_by_input"]
+    assert synops["spikes"] == 0 and synops["spike_sums"] > 0  # avg pool -> linear
+    pj = 0.9 * (synops["spikes"] + synops["spike_sums"]) + 4.6 * CONV_MACS * T * B
+    assert est["snn_mj"] == pytest.approx(pj * 1e-9 / B)
+    assert est["ann_mj"] == pytest.approx((CONV_MACS + LINEAR_MACS) * 4.6e-9)
+    assert est["ratio"] == pytest.approx(est["ann_mj"] / est["snn_mj"])
+    assert est["terms_mj"]["neurons"] == 0.0  # the papers do not price neuron updates
+    assert snap["sparsity"] == pytest.approx(
+        1 - snap["totals"]["spikes"] / snap["totals"]["neuron_steps"])
+
+
+def test_a_static_image_is_encoded_once(snn):
+    moving, static = run(snn), run(snn, static=True)
+    assert static["counts"]["encoding_macs_every_step"] == CONV_MACS * T * B
+    assert static["counts"]["encoding_macs"] == CONV_MACS * B  # once per image
+    assert moving["counts"]["encoding_macs"] == CONV_MACS * T * B
+
+
+def test_chip_tables_have_no_ann_baseline(snn):
     snap = run(snn, hardware="loihi")
     est = snap["energy"]
-    conv_macs = 4 * 8 * 8 * (1 * 3 * 3)  # output elements x MACs per output
-    linear_macs = 64 * 5
-    assert est["ann_macs"] == conv_macs + linear_macs
-    assert est["encoding_macs_per_inference"] == conv_macs * T  # dense input every step
-    synops = snap["totals"]["synops"]
-    snn_pj = synops * 23.6 + conv_macs * T * B * 4.6
-    assert est["snn_mj"] == pytest.approx(snn_pj * 1e-9 / B)
-    assert est["ann_mj"] == pytest.approx((conv_macs + linear_macs) * 4.6e-9)
-    assert est["ratio"] == pytest.approx(est["ann_mj"] / est["snn_mj"])
-    assert snap["sparsity"] == pytest.approx(1 - snap["totals"]["spikes"] / snap["totals"]["neuron_steps"])
+    assert est["hardware"] == "loihi" and est["ann_mj"] is None and est["ratio"] is None
+    synops = sum(snap["totals"]["synops_by_input"].values())
+    pj = 23.6 * synops + 81.0 * snap["totals"]["neuron_steps"]
+    assert est["snn_mj"] == pytest.approx(pj * 1e-9 / B)
+    assert est["unpriced_macs_per_inference"] == CONV_MACS * T  # host work: not a chip's
 
 
 def test_builtin_tables_cite_a_source():
-    for table in energy.BUILTIN_TABLES.values():
-        assert table.source and table.synop_pj > 0 and table.mac_pj > 0
-    assert energy.BUILTIN_TABLES["cmos45nm"].synop_pj == 0.9
-    assert energy.BUILTIN_TABLES["cmos45nm"].mac_pj == 4.6
-    assert energy.BUILTIN_TABLES["loihi"].synop_pj == 23.6
+    tables = energy.BUILTIN_TABLES
+    for table in tables.values():
+        assert table.source and table.synop_pj > 0
+        assert table.mac_pj is None or table.mac_pj > 0
+    assert (tables["cmos45nm"].synop_pj, tables["cmos45nm"].mac_pj) == (0.9, 4.6)
+    assert energy.DEFAULT_TABLE == "cmos45nm"
+    assert (tables["loihi"].synop_pj, tables["loihi"].neuron_pj) == (23.6, 81.0)
+    # keras-spiking 0.3.0's ModelEnergy.devices, in pJ
+    assert (tables["spinnaker"].synop_pj, tables["spinnaker"].neuron_pj) == (13300.0, 26000.0)
+    assert (tables["spinnaker2"].synop_pj, tables["spinnaker2"].neuron_pj) == (450.0, 2190.0)
+    for name, pj in (("cpu", 8600.0), ("gpu", 300.0), ("arm", 900.0)):
+        table = tables[f"{name}_degnan2016"]
+        assert table.synop_pj == table.mac_pj == table.neuron_pj == pj
+    chips = [t for t in tables.values() if t.mac_pj is None]
+    assert {t.name for t in chips} == {"loihi", "truenorth", "spinnaker", "spinnaker2"}
 
 
 def test_table_override_from_env_json(snn, monkeypatch):
     base = run(snn)
-    monkeypatch.setenv(ENV, json.dumps({"loihi2": {"synop_pj": 11.8}}))
+    monkeypatch.setenv(ENV, json.dumps({"cmos45nm": {"synop_pj": 0.45}}))
     snap = run(snn)
-    assert snap["energy"]["table"]["synop_pj"] == 11.8
+    assert snap["energy"]["table"]["synop_pj"] == 0.45
     assert snap["energy"]["table"]["mac_pj"] == 4.6  # untouched fields stay
-    saved = snap["totals"]["synops"] * (23.6 - 11.8) * 1e-9 / B
+    saved = sum(snap["totals"]["synops_by_input"].values()) * (0.9 - 0.45) * 1e-9 / B
     assert base["energy"]["snn_mj"] - snap["energy"]["snn_mj"] == pytest.approx(saved)
 
 
@@ -80,15 +119,17 @@ def test_table_override_from_file_adds_a_target(snn, monkeypatch, tmp_path):
     snap = run(snn, hardware="mychip")
     est = snap["energy"]
     assert snap["hardware"] == est["hardware"] == "mychip"
-    expected = (snap["totals"]["synops"] * 2.0 + est["encoding_macs_per_inference"] * B * 1.0
+    synops = sum(snap["totals"]["synops_by_input"].values())
+    expected = (synops * 2.0 + est["encoding_macs_per_inference"] * B * 1.0
                 + snap["totals"]["neuron_steps"] * 0.5) * 1e-9 / B
     assert est["snn_mj"] == pytest.approx(expected)
+    assert est["ratio"] is not None  # it named a MAC of its own technology
 
 
 @pytest.mark.parametrize("raw", [
     "{not json",
-    json.dumps({"loihi2": {"synop_pj": -1}}),
-    json.dumps({"loihi2": {"synop_joules": 1}}),
+    json.dumps({"cmos45nm": {"synop_pj": -1}}),
+    json.dumps({"cmos45nm": {"synop_joules": 1}}),
     json.dumps({"newchip": {"mac_pj": 1}}),
     json.dumps([1, 2]),
     "/nonexistent/energy-table.json",
@@ -101,14 +142,14 @@ def test_bad_table_warns_once_and_uses_defaults(snn, monkeypatch, caplog, raw):
     warnings = [r for r in caplog.records if ENV in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
     assert "\n" not in warnings[0].getMessage()
-    assert first["energy"]["table"]["synop_pj"] == energy.BUILTIN_TABLES["loihi2"].synop_pj
+    assert first["energy"]["table"]["synop_pj"] == energy.BUILTIN_TABLES["cmos45nm"].synop_pj
 
 
 def test_unknown_hardware_falls_back_with_one_warning(snn, caplog):
     with caplog.at_level(logging.WARNING, logger=energy.__name__):
         snap = run(snn, hardware="speck2fdevkit:0")
         run(snn, hardware="speck2fdevkit")
-    assert snap["hardware"] == "loihi2"
+    assert snap["hardware"] == "cmos45nm"
     assert len([r for r in caplog.records if "speck2fdevkit" in r.getMessage()]) == 1
 
 

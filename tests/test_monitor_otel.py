@@ -51,7 +51,7 @@ def test_instruments_report_what_read_returns(otel):
     snn = sinabs.from_model(ann(), input_shape=(1, 8, 8), batch_size=B,
                             num_timesteps=T).spiking_model
     monitor = monitor_model(snn, "tiny", meter_provider=otel.meter_provider,
-                            hardware="loihi", timestep_ms=0.5)
+                            hardware="cmos45nm", timestep_ms=0.5)
     with torch.no_grad():
         snn(spike_input())
         snn(spike_input(2))
@@ -66,16 +66,23 @@ def test_instruments_report_what_read_returns(otel):
         return hits[0]
 
     assert value("neural.spikes", **attrs).value == layer["spikes"] > 0
-    assert value("neural.synops", **attrs).value == layer["synops"] > 0
+    # AvgPool -> Linear: the layer's events reach the head through a sum pooling
+    assert value("neural.synops", **attrs, synop_input="spike_sums").value == \
+        layer["synops_by_input"]["spike_sums"] == layer["synops"] > 0
+    assert not [p for p in points["neural.synops"] if p.attributes["layer_name"] == "1"
+                and p.attributes["synop_input"] != "spike_sums"]  # categories it never saw
+    assert "neural.spike_magnitude" not in points  # binary and count layers: none
     assert value("neural.firing_rate", **attrs).value == pytest.approx(layer["firing_rate"])
     assert value("spike.rate", **attrs).value == pytest.approx(layer["firing_rate"] / 0.5e-3)
     hist = value("membrane_potential", **attrs)
     assert 0 < hist.count <= len(layer["membrane_sample"])
-    energy_attrs = {"model_name": "tiny", "hardware_target": "loihi"}
+    energy_attrs = {"model_name": "tiny", "hardware_target": "cmos45nm"}
     assert value("spike_compiler.energy_estimate", **energy_attrs).value == \
         pytest.approx(snap["energy"]["snn_mj"])
     assert value("energy_efficiency_ratio", **energy_attrs).value == \
         pytest.approx(snap["energy"]["ratio"])
+    assert value("spike_compiler.energy_estimate_memory_aware", model_name="tiny").value == \
+        pytest.approx(snap["energy_memory"]["snn_mj"])
     # counters stay monotonic across reset(); gauges cover the interval only
     monitor.reset()
     with torch.no_grad():
@@ -109,7 +116,18 @@ def test_energy_attributes_are_bounded(otel):
     for name, spec_attrs in ((s.name, set(s.attributes)) for s in monitor_metrics.MONITOR_METRICS):
         for point in points.get(name, ()):
             assert set(point.attributes) == spec_attrs, name
-    assert monitor.read()["hardware"] == "loihi2"  # the energy_hardware default
+    assert monitor.read()["hardware"] == "cmos45nm"  # the energy_hardware default
+
+
+def test_chip_tables_report_no_efficiency_ratio(otel):
+    snn = sinabs.from_model(ann(), input_shape=(1, 8, 8), batch_size=B,
+                            num_timesteps=T).spiking_model
+    with monitor_model(snn, "tiny", meter_provider=otel.meter_provider, hardware="loihi"):
+        with torch.no_grad():
+            snn(spike_input())
+        points = monitor_points(otel)
+    assert points["spike_compiler.energy_estimate"][0].value > 0
+    assert "energy_efficiency_ratio" not in points  # no 45 nm MAC against a chip's synop
 
 
 def test_auto_attach_on_sinabs_conversion_and_uninstrument(instrument, otel):
@@ -124,14 +142,22 @@ def test_auto_attach_on_sinabs_conversion_and_uninstrument(instrument, otel):
     assert otel.value("neural.spikes", model_name="Sequential", layer_name="1") == layer["spikes"] > 0
     recorded = sum(p.count for p in monitor_points(otel)["membrane_potential"])
     assert recorded > 0
+    spikes = otel.value("neural.spikes", model_name="Sequential")
     instrumentor.uninstrument()
     assert not monitor.attached and not monitors_of(snn)
     with torch.no_grad():
-        snn(spike_input(2))
+        snn(spike_input(2))  # no longer counted
+    points = monitor_points(otel)
+    # what was counted stays reported (a shutdown after uninstrument exports it);
+    # the interval gauges have no new forward to describe
+    assert otel.value("neural.spikes", model_name="Sequential") == spikes
+    assert points["spike_compiler.energy_estimate"]
+    assert "neural.firing_rate" not in points and "spike.rate" not in points
+    assert sum(p.count for p in points["membrane_potential"]) == recorded
+    monitor.detach()  # detached: no longer reported
     for spec in monitor_metrics.MONITOR_METRICS:
         if spec.kind != "histogram":  # a cumulative histogram keeps its old buckets
             assert otel.points(spec.name) == [], spec.name
-    assert sum(p.count for p in monitor_points(otel)["membrane_potential"]) == recorded
 
 
 def test_auto_attach_on_spikingjelly_conversion(instrument, otel):

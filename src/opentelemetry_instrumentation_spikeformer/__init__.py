@@ -38,6 +38,7 @@ _LAZY = {
     "teardown_logging": "structured_logging:teardown_logging",
     "NeuromorphicLogger": "structured_logging:NeuromorphicLogger",
     "run_benchmark": "tools.bench.runner:run_benchmark",
+    "TelemetryNotConfiguredWarning": "core.scope:TelemetryNotConfiguredWarning",
 }
 
 __all__ = ["SpikeformerInstrumentor", "__version__", *_LAZY]

@@ -34,6 +34,12 @@ SUCCESS = "spikeformer.success"
 CALIBRATION_SAMPLES = "spikeformer.calibration.samples"
 CALIBRATION_BATCHES = "spikeformer.calibration.batches"
 RECIPE = "spikeformer.recipe"
+RECIPE_MODE = "spikeformer.recipe.mode"  # a recipe's own mode string (STA: spiking_encoder ...)
+# Transformer shape of a model, where it is readable (config or attention modules)
+TRANSFORMER_LAYERS = "spikeformer.model.transformer.layers"
+TRANSFORMER_HEADS = "spikeformer.model.transformer.heads"
+TRANSFORMER_KV_HEADS = "spikeformer.model.transformer.kv_heads"
+TRANSFORMER_EMBED_DIM = "spikeformer.model.transformer.embed_dim"
 STAGE = "spikeformer.stage"
 LAYER_NAME = "spikeformer.layer.name"
 EXPORT_DIRECTION = "spikeformer.export.direction"  # to_nir | from_nir
@@ -52,6 +58,7 @@ M_ERROR_TYPE = ERROR_TYPE  # Prometheus label error_type
 M_MODEL_NAME = "model_name"
 M_LAYER_NAME = "layer_name"
 M_NEURON_TYPE = "neuron_type"
+M_SYNOP_INPUT = "synop_input"  # spikes | spike_sums | graded (monitor/dataflow.CATEGORIES)
 M_NETWORK = "network"  # ann | snn (benchmark runner)
 M_TIMESTEPS = "timesteps"  # benchmark sweep only: a configured set of at most MAX_SWEEP_TIMESTEPS
 # Compile-time resources of a chip mapping (frameworks/mapping.py)
@@ -62,6 +69,19 @@ M_STATISTIC = "statistic"  # total | max_per_chip
 # Values used when something is not known; bounded by construction.
 UNSPECIFIED = "none"
 OTHER = "other"
+
+# --------------------------------------------------------------------------
+# Resource attributes of one process of a torch.distributed job (resource
+# detector ``spikeformer_distributed``, distributed/resource.py). No semantic
+# convention covers ranks, so they live in our namespace. Bounded: one value
+# per process, constant for its lifetime.
+# --------------------------------------------------------------------------
+DIST_RANK = "spikeformer.distributed.rank"  # RANK, < world_size
+DIST_WORLD_SIZE = "spikeformer.distributed.world_size"  # WORLD_SIZE
+DIST_LOCAL_RANK = "spikeformer.distributed.local_rank"  # LOCAL_RANK (rank on its node)
+DIST_NODE_RANK = "spikeformer.distributed.node_rank"  # GROUP_RANK
+DIST_RUN_ID = "spikeformer.distributed.run_id"  # TORCHELASTIC_RUN_ID (one per job)
+DIST_ATTRIBUTES = (DIST_RANK, DIST_WORLD_SIZE, DIST_LOCAL_RANK, DIST_NODE_RANK, DIST_RUN_ID)
 
 # --------------------------------------------------------------------------
 # Structured log events: the logger our events go to and their ``event_type``

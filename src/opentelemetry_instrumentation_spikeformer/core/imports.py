@@ -10,17 +10,17 @@ listener that raises never fails the import.
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any, Callable
 
 import wrapt
 
+from . import forksafe
 from .errors import log_internal_error
 
 Listener = Callable[[Any], None]
 _listeners: dict[str, list[Listener]] = {}
 _pending: set[str] = set()  # names whose wrapt hook has not fired yet
-_lock = threading.Lock()
+_lock = forksafe.lock()
 
 
 def _call(listener: Listener, module: Any) -> None:

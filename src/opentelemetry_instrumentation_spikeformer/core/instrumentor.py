@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from ..package import _instruments
 from .attributes import SCOPE
+from .errors import log_internal_error
 from .patching import PatchSession
 from .scope import get_meter, get_tracer
 from .settings import NAMES, load_settings
@@ -34,6 +35,7 @@ class SpikeformerInstrumentor(BaseInstrumentor):
 
     _session: PatchSession | None = None
     _stop_monitor: Any = None
+    _stop_sigterm: Any = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -42,8 +44,9 @@ class SpikeformerInstrumentor(BaseInstrumentor):
         settings = load_settings({k: v for k, v in kwargs.items() if k in NAMES})
         meter_provider = kwargs.get("meter_provider")
         tracer = get_tracer(kwargs.get("tracer_provider"))
+        global_providers = meter_provider is None and kwargs.get("tracer_provider") is None
         try:
-            telemetry = Telemetry(tracer, get_meter(meter_provider), settings)
+            telemetry = Telemetry(tracer, get_meter(meter_provider), settings, global_providers)
         except Exception as exc:  # a meter whose instruments fail: spans still work
             _LOG.warning("spikeformer: meter unusable (%s: %s); metrics disabled",
                          type(exc).__name__, exc)
@@ -59,14 +62,30 @@ class SpikeformerInstrumentor(BaseInstrumentor):
             except Exception as exc:
                 _LOG.warning("spikeformer: spike monitor unavailable (%s: %s)",
                              type(exc).__name__, exc)
+        self._start_multiprocess(settings, kwargs)
+
+    def _start_multiprocess(self, settings: Any, kwargs: dict[str, Any]) -> None:
+        """Hints about ranks and exporters; the SIGTERM flush if asked for."""
+        from ..distributed import advice, sigterm
+
+        providers = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
+        try:
+            advice.check(*providers)
+            if settings.flush_on_sigterm:
+                self._stop_sigterm = sigterm.install(*providers)
+        except Exception:
+            log_internal_error("multi-process start-up")
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        if self._stop_sigterm is not None:
+            self._stop_sigterm()
+            self._stop_sigterm = None
         if self._stop_monitor is not None:
             self._stop_monitor()
             self._stop_monitor = None
         if self._session is not None:
-            self._session.telemetry.close()
             self._session.stop()
+            self._session.telemetry.close()
             self._session = None
 
     @property

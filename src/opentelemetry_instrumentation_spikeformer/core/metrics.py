@@ -9,10 +9,12 @@ extensions); ``all_metrics()`` lists them all for README, dashboards and alerts.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from . import attributes as a
+from . import forksafe
 
 # MetricSpec.kind -> the Meter method that creates it.
 _FACTORIES = {
@@ -68,8 +70,35 @@ class MetricSpec:
 
 
 def create_all(meter: Any, specs: Iterable[MetricSpec]) -> dict[str, Any]:
-    """Synchronous instruments by metric name."""
-    return {spec.name: spec.create(meter) for spec in specs}
+    """Synchronous instruments by metric name (observable ones are created
+    with their callbacks, once per provider: see ``once_per``)."""
+    return {spec.name: spec.create(meter) for spec in specs if not spec.observable}
+
+
+T = TypeVar("T")
+# owner -> {kind: built}; weak, so a dropped provider is freed. Owners that
+# cannot be weakly referenced are kept by id (with the owner, so the id stays theirs).
+_ONCE: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_ONCE_STRONG: dict[int, tuple[Any, dict[str, Any]]] = {}
+ONCE_LOCK = forksafe.lock()
+
+
+def once_per(kind: str, owner: Any, build: Callable[[], T]) -> T:
+    """``build()`` once per ``owner`` (a meter or meter provider) and ``kind``.
+
+    The SDK keeps the first registration of an observable instrument and drops
+    the callbacks of any later one with the same name, and callbacks cannot be
+    unregistered: so each observable instrument set exists once per owner and
+    is reused by every later session on it.
+    """
+    with ONCE_LOCK:
+        try:
+            built = _ONCE.setdefault(owner, {})
+        except TypeError:  # not weakly referenceable, or unhashable
+            built = _ONCE_STRONG.setdefault(id(owner), (owner, {}))[1]
+        if kind not in built:
+            built[kind] = build()
+        return built[kind]
 
 
 _CONV_ATTRS = (a.M_MODEL_TYPE, a.M_HARDWARE_TARGET, a.M_FRAMEWORK)
@@ -93,7 +122,7 @@ CONVERSION_DURATION = MetricSpec(
     DURATION_BUCKETS_S,
 )
 ACTIVE_CONVERSIONS = MetricSpec(
-    "spikeformer.active_conversions", "up_down_counter", "{conversion}",
+    "spikeformer.active_conversions", "observable_up_down_counter", "{conversion}",
     "spikeformer_active_conversions", (a.M_FRAMEWORK,), "Conversions in progress",
     "spikeformer_active_conversions",
 )

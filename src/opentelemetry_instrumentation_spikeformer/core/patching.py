@@ -9,14 +9,17 @@ loads that extension and adds its rows (``core.imports`` runs the hooks).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
-import threading
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import wrapt
 
 from .. import frameworks
+from ..environment_variables import OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS
+from . import forksafe
 from .errors import log_internal_error
 from .imports import listen, unlisten
 from .targets import Target
@@ -67,6 +70,14 @@ def _subclasses(cls: type) -> Iterable[type]:
             stack.extend(sub.__subclasses__())
 
 
+def _missing(module: str) -> bool:
+    """No such module (found without importing it; its parent is imported already)."""
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):
+        return True
+
+
 def _current(owner: Any, attr: str) -> Any:
     if isinstance(owner, type):
         return owner.__dict__.get(attr)
@@ -86,14 +97,23 @@ class PatchSession:
         # id(original) -> our wrapper, so that a re-export bound before the
         # extension loaded (sinabs.from_model) gets the very same wrapper object.
         self._wrappers: dict[int, SpikeformerWrapper] = {}
-        self._lock = threading.RLock()
+        self._lock = forksafe.rlock()
+        # parent module -> extra rows in a submodule of it, checked for existence
+        # when the parent is imported (finding a submodule then imports nothing new)
+        self._submodules: dict[str, list[Target]] = {}
         for row in extra_rows:
             self._add_row(row)
+            parent = row.module.rpartition(".")[0]
+            if parent:
+                self._submodules.setdefault(parent, []).append(row)
+            elif _missing(row.module):
+                _LOG.warning("%s: module %s not found; target %s waits for it to be imported",
+                             OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS, row.module, row.function_name)
 
     # -- lifetime -------------------------------------------------------------
     def start(self) -> None:
         self.active = True
-        for name in (*self._packages, *list(self._rows)):
+        for name in (*self._packages, *list(self._rows), *list(self._submodules)):
             listen(name, self.imported)
 
     def stop(self) -> None:
@@ -123,6 +143,11 @@ class PatchSession:
                 self._patch_row(module, row)
             except Exception:
                 log_internal_error(f"patching {row.function_name}")
+        for row in self._submodules.get(name, ()):
+            if row.module not in sys.modules and _missing(row.module):
+                _LOG.warning("%s: module %s not found; target %s skipped",
+                             OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS, row.module,
+                             row.function_name)
 
     def add_framework(self, framework: frameworks.Framework) -> None:
         """Watch every module a framework's rows live in."""
@@ -153,7 +178,7 @@ class PatchSession:
             # an extra target is the user's explicit request: say so.
             log = _LOG.warning if row.extra else _LOG.debug
             log("%s: %s not found in module %s; target skipped",
-                "OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS" if row.extra else row.framework,
+                OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS if row.extra else row.framework,
                 row.qualname, row.module)
             return
         self._apply(owner, attr, row)

@@ -101,6 +101,24 @@ def parse_level(text: str) -> int | str:
     return value
 
 
+ALL_RANKS = "all"
+
+
+def parse_ranks(text: str) -> tuple[str, ...]:
+    """``all``, or a comma list of global ranks (``0,8,16``), kept as sorted
+    decimal strings."""
+    items = parse_list(text)
+    if tuple(item.lower() for item in items) == (ALL_RANKS,):
+        return (ALL_RANKS,)
+    try:
+        ranks = sorted({int(item) for item in items})
+    except ValueError:
+        raise BadValue("expected `all` or a comma list of ranks") from None
+    if not ranks or ranks[0] < 0:
+        raise BadValue("expected `all` or ranks >= 0")
+    return tuple(str(rank) for rank in ranks)
+
+
 def _setting(env_name: str, default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"env": env_name, "parse": parse, "doc": doc})
 
@@ -120,10 +138,18 @@ class Settings:
     capture_memory: bool = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_CAPTURE_MEMORY, True, parse_bool,
         "Measure peak RSS growth during compilations")
+    max_models: int = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_MAX_MODELS, 50, parse_number(int, 1, 10_000, "an integer"),
+        "Distinct `model_type` values of the conversion metrics, and distinct monitored "
+        "`model_name` values; later new ones are `other`")
     # -- spike monitor ----------------------------------------------------------
     spike_monitor: bool = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_SPIKE_MONITOR, True, parse_bool,
         "Attach the spike/energy monitor to models returned by conversions")
+    model_name: str = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_MODEL_NAME, "", parse_str,
+        "`model_name` of auto-attached monitors (empty: the source model's class); a second "
+        "model of that name alive at the same time is `<name>#2`, and so on")
     monitor_sample_every: int = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_MONITOR_SAMPLE_EVERY, 1,
         parse_number(int, 1, 1_000_000, "an integer"), "Monitor one forward pass in N")
@@ -135,8 +161,9 @@ class Settings:
         env.OTEL_PYTHON_SPIKEFORMER_MAX_LAYERS, 256, parse_number(int, 1, 4096, "an integer"),
         "Layers per model with their own label; the rest fold into one `other` layer")
     energy_hardware: str = _setting(
-        env.OTEL_PYTHON_SPIKEFORMER_ENERGY_HARDWARE, "loihi2", parse_str,
-        "Energy table used for estimates when the target is not known")
+        env.OTEL_PYTHON_SPIKEFORMER_ENERGY_HARDWARE, "cmos45nm", parse_str,
+        "Energy table used for estimates when the target is not known (`cmos45nm`: the "
+        "papers' 45 nm method; chip tables such as `loihi` are opt-in)")
     energy_table: str = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_ENERGY_TABLE, "", parse_str,
         "Per-operation energy overrides: JSON object or path to a JSON file")
@@ -168,6 +195,15 @@ class Settings:
     health_port: int = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT, 8099, parse_port,
         "Port of the health server (0: any free port)")
+    # -- multi-process jobs ------------------------------------------------------
+    monitor_ranks: tuple[str, ...] = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_MONITOR_RANKS, (ALL_RANKS,), parse_ranks,
+        "torchrun jobs: global ranks whose converted models get the per-layer spike monitor "
+        "(comma list, e.g. `0`); the others still report conversions (docs/scaling.md)")
+    flush_on_sigterm: bool = _setting(
+        env.OTEL_PYTHON_SPIKEFORMER_FLUSH_ON_SIGTERM, False, parse_bool,
+        "On SIGTERM (torchrun stopping the ranks of a failed job) flush spans and metrics, "
+        "then die by SIGTERM as before; only where SIGTERM has its default action")
     # -- setup_logging() defaults ------------------------------------------------
     log_format: str = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_LOG_FORMAT, "json", parse_choice("json", "text", "none"),
@@ -182,13 +218,18 @@ class Settings:
         "`spikeformer-otel bench`: seconds between runs (start to start); 0: one run, "
         "print the table, exit")
     bench_models: tuple[str, ...] = _setting(
-        env.OTEL_PYTHON_SPIKEFORMER_BENCH_MODELS, ("digits_cnn", "digits_mlp"), parse_list,
-        "Benchmark models (comma list: `digits_cnn`, `digits_mlp`)")
+        env.OTEL_PYTHON_SPIKEFORMER_BENCH_MODELS,
+        ("digits_cnn", "digits_mlp", "digits_vit", "digits_spikformer", "digits_sdt"), parse_list,
+        "Benchmark models (comma list: `digits_cnn`, `digits_mlp`, `digits_vit`; trained "
+        "directly as SNNs: `digits_spikformer`, `digits_sdt`)")
     bench_frameworks: tuple[str, ...] = _setting(
-        env.OTEL_PYTHON_SPIKEFORMER_BENCH_FRAMEWORKS, ("sinabs", "spikingjelly"), parse_list,
-        "Benchmark conversion frameworks (comma list: `sinabs`, `spikingjelly`)")
+        env.OTEL_PYTHON_SPIKEFORMER_BENCH_FRAMEWORKS,
+        ("sinabs", "spikingjelly", "spikingjelly_sta", "spikingjelly_td"), parse_list,
+        "Benchmark conversion frameworks (comma list: `sinabs`, `spikingjelly` (rate coding), "
+        "`spikingjelly_sta`, `spikingjelly_td` (transformer recipes)); each converts the "
+        "models it accepts")
     bench_targets: tuple[str, ...] = _setting(
-        env.OTEL_PYTHON_SPIKEFORMER_BENCH_TARGETS, ("cmos45nm", "loihi2"), parse_list,
+        env.OTEL_PYTHON_SPIKEFORMER_BENCH_TARGETS, ("cmos45nm", "loihi"), parse_list,
         "Benchmark energy targets: names of energy tables (built-in or from `energy_table`)")
     bench_timesteps: tuple[int, ...] = _setting(
         env.OTEL_PYTHON_SPIKEFORMER_BENCH_TIMESTEPS, (4, 8, 16, 32), parse_timesteps,

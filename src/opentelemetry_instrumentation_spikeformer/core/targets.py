@@ -54,6 +54,9 @@ class Target:
     direction: str = ""  # to_nir | from_nir
     aliases: tuple[str, ...] = ()  # modules that re-export the same function
     subclasses: bool = False  # also wrap overrides in subclasses of the class
+    # a child-role row that still gets its (root) span when called outside any
+    # operation (a step the user calls before the conversion: calibrate_qwen2_snn)
+    root_span: bool = False
     extra: bool = False  # came from OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS
     hooks: "RowHooks | None" = None
     # (session) -> wrapt wrapper, instead of the standard span-and-metrics one

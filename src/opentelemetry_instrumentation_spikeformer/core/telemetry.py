@@ -27,6 +27,9 @@ from . import metrics as m
 from . import model_info
 from .errors import log_internal_error
 from .hardware import hardware_label
+from .in_flight import in_flight_for
+from .labels import BoundedLabels
+from .scope import warn_if_no_sdk
 from .settings import Settings
 from .snapshots import Snapshot, snapshot_gauges
 from .targets import CALIBRATION, OP, Source, Target
@@ -117,23 +120,25 @@ def _qualified_name(wrapped: Callable, target: Target) -> str:
     return target.function_name
 
 
-@dataclass
+@dataclass(eq=False)
 class Call:
     """One measured call in flight."""
 
     telemetry: "Telemetry"
     row: _Compiled
-    span: Any
     metric_attrs: dict[str, Any] = field(default_factory=dict)
+    span: Any = None
     # The call's object and arguments by name, for row hooks; dropped when it finishes.
     instance: Any = None
     bound: dict[str, Any] = field(default_factory=dict)
     start: float = 0.0
-    token: Any = None
-    op_token: Any = None
+    # What ``start`` changed, so that ``release`` can put it back.
+    parent_context: Any = None  # the OTel context before ours was attached
+    parent_op: str | None = None
+    op_set: bool = False
     counted: bool = False
-    active_added: bool = False
-    ended: bool = False
+    released: bool = False
+    model_class: str | None = None  # the source model's class name, unbounded (spans only)
     peak_rss: int | None = None
     forward_hooks: list[Any] = field(default_factory=list)
     samples: int = 0
@@ -147,8 +152,6 @@ class Call:
         """Record metrics and end the span; never raises an ``Exception``."""
         try:
             duration = time.perf_counter() - self.start
-            for handle in self.forward_hooks:
-                _quietly(handle.remove, "calibration hook removal")
             hooks = self.target.hooks
             if hooks is not None:
                 _quietly(lambda: hooks.on_end(self, result, error),
@@ -163,33 +166,43 @@ class Call:
             self.release()
 
     def release(self) -> None:
-        """Undo what ``start`` set up: in-progress gauge, operation, context, span.
-        Each step runs even if an earlier one is interrupted."""
+        """Undo what ``start`` set up: hooks, in-flight entry, operation, context, span.
+
+        Every step is idempotent, so an interrupt while undoing is answered by
+        undoing again, then re-raised; calling it twice is harmless (the
+        wrapper calls it once more on its way out, in case ``finish`` itself
+        was interrupted).
+        """
+        if self.released:
+            return
         try:
-            try:
-                try:
-                    if self.active_added:
-                        self.active_added = False
-                        _quietly(lambda: self.telemetry.active(self.target, -1), "active gauge")
-                finally:
-                    if self.op_token is not None:
-                        token, self.op_token = self.op_token, None
-                        _quietly(lambda: _CURRENT_OP.reset(token), "context detach")
-            finally:
-                if self.token is not None:
-                    token, self.token = self.token, None
-                    _quietly(lambda: otel_context.detach(token), "context detach")
-        finally:
-            if not self.ended:
-                self.ended = True
-                _quietly(self.span.end, "span end")
+            self._undo()
+        except BaseException:
+            self._undo()
+            raise
+
+    def _undo(self) -> None:
+        for handle in self.forward_hooks:
+            _quietly(handle.remove, "calibration hook removal")  # a no-op when removed
+        self.telemetry.in_flight.discard(self)
+        if self.op_set:
+            _CURRENT_OP.set(self.parent_op)
+        if self.parent_context is not None:
+            # Attaching the parent again is what detaching our token does, but
+            # can be repeated (a token can be used once).
+            _quietly(lambda: otel_context.attach(self.parent_context), "context detach")
+        span = self.span
+        if span is not None and getattr(span, "end_time", None) is None:
+            self.span = None  # first: a span ended twice warns on stderr
+            _quietly(span.end, "span end")
+        self.released = True
 
     def _describe_end(self, result: Any, error: BaseException | None) -> None:
         span = self.span
         if not span.is_recording():
             return
         target = self.target
-        if target.role == CALIBRATION and self.batches:
+        if target.role == CALIBRATION and self.forward_hooks:  # counted: 0 when none ran
             span.set_attribute(a.CALIBRATION_SAMPLES, self.samples)
             span.set_attribute(a.CALIBRATION_BATCHES, self.batches)
         if target.role == OP:
@@ -229,11 +242,18 @@ def _log_end(call: Call, duration: float, error: BaseException | None) -> None:
 class Telemetry:
     """Tracer, instruments and settings shared by every wrapper of one session."""
 
-    def __init__(self, tracer: Any, meter: Any, settings: Settings) -> None:
+    def __init__(self, tracer: Any, meter: Any, settings: Settings,
+                 global_providers: bool = False) -> None:
         self.tracer = tracer
+        # Built on the global providers: at the first call, say so if no SDK is behind them.
+        self._check_sdk = global_providers
         self.meter = meter
         self.settings = settings
         self.instruments = m.create_all(meter, m.CORE_METRICS)
+        self.in_flight = in_flight_for(meter)
+        self.in_flight.open(self)
+        # model_type values of this meter's metrics, bounded (dynamic classes)
+        self.model_types = m.once_per("model_types", meter, BoundedLabels)
         self._extension_instruments: dict[str, Any] = {}
         self.closed = False  # set by uninstrument(): snapshot gauges stop reporting
         self._rows: dict[Target, _Compiled] = {}
@@ -253,7 +273,9 @@ class Telemetry:
         snapshot_gauges(self.meter).publish(self, group, snapshot)
 
     def close(self) -> None:
+        """The session ended: the in-flight and snapshot gauges stop reporting for it."""
         self.closed = True
+        self.in_flight.close(self)
 
     def compiled(self, target: Target) -> _Compiled:
         row = self._rows.get(target)
@@ -261,22 +283,27 @@ class Telemetry:
             row = self._rows[target] = _Compiled.of(target)
         return row
 
-    def active(self, target: Target, delta: int) -> None:
-        self.instruments[m.ACTIVE_CONVERSIONS.name].add(delta, {a.M_FRAMEWORK: target.framework})
-
     # -- start ---------------------------------------------------------------
     def start(self, target: Target, wrapped: Callable, instance: Any, args: tuple,
-              kwargs: dict) -> Call | None:
-        """Open the span (and count the call); ``None`` means run the call bare."""
+              kwargs: dict, started: list) -> Call | None:
+        """Open the span (and count the call); ``None`` means run the call bare.
+
+        The call is appended to ``started`` before anything is changed, so the
+        caller can release it whatever interrupts us after that.
+        """
         try:
-            return self._start(target, wrapped, instance, args, kwargs)
+            return self._start(target, wrapped, instance, args, kwargs, started)
         except Exception:
             log_internal_error(f"start of {target.function_name}")
             return None
 
-    def _start(self, target, wrapped, instance, args, kwargs) -> Call | None:
+    def _start(self, target, wrapped, instance, args, kwargs, started) -> Call | None:
+        if self._check_sdk:
+            self._check_sdk = False
+            warn_if_no_sdk()
         parent_op = _CURRENT_OP.get()
-        if target.role != OP and (parent_op is None or not self.settings.layer_spans):
+        if target.role != OP and (not self.settings.layer_spans
+                                  or (parent_op is None and not target.root_span)):
             return None
         row = self.compiled(target)
         bound = _bind(wrapped, args, kwargs)
@@ -284,12 +311,19 @@ class Telemetry:
             return None
         attrs, metric_attrs = self._attributes(row, bound, args, instance)
         attrs[CODE_FUNCTION_NAME] = _qualified_name(wrapped, target)
-        span = self.tracer.start_span(target.span_name, kind=SpanKind.INTERNAL, attributes=attrs)
-        call = Call(self, row, span, metric_attrs, instance, bound)
+        call = Call(self, row, metric_attrs, instance=instance, bound=bound, parent_op=parent_op,
+                    model_class=attrs.get(a.MODEL_TYPE))
+        started.append(call)
         call.counted = target.role == OP and parent_op != target.operation
         try:
-            call.token = otel_context.attach(trace.set_span_in_context(span))
-            call.op_token = _CURRENT_OP.set(target.operation if target.role == OP else parent_op)
+            # Each change is recorded on ``call`` as it is made, so that an
+            # interrupt at any point leaves nothing that release() misses.
+            call.span = self.tracer.start_span(target.span_name, kind=SpanKind.INTERNAL,
+                                               attributes=attrs)
+            call.parent_context = otel_context.get_current()
+            otel_context.attach(trace.set_span_in_context(call.span, call.parent_context))
+            call.op_set = True
+            _CURRENT_OP.set(target.operation if target.role == OP else parent_op)
             call.start = time.perf_counter()
             # From here on the context is attached: failures are logged, the
             # call goes on and finish() restores the context.
@@ -306,8 +340,7 @@ class Telemetry:
         target = call.target
         if call.counted:
             if target.operation == a.CONVERSION:
-                self.active(target, 1)
-                call.active_added = True
+                self.in_flight.add(call, target.framework)
             elif self.settings.capture_memory:
                 call.peak_rss = _peak_rss_bytes()
         if target.role == CALIBRATION:
@@ -349,7 +382,8 @@ class Telemetry:
                 attrs[a.CALIBRATION_SAMPLES] = samples
         metric_attrs = {}
         if target.role == OP:
-            model_type = attrs.get(a.MODEL_TYPE, a.UNSPECIFIED)
+            model_type = self.model_types(attrs.get(a.MODEL_TYPE, a.UNSPECIFIED),
+                                          self.settings.max_models)
             if target.operation == a.CONVERSION:
                 metric_attrs = {a.M_MODEL_TYPE: model_type, a.M_HARDWARE_TARGET: hardware,
                                 a.M_FRAMEWORK: target.framework,
@@ -369,13 +403,17 @@ class Telemetry:
         if register is None:
             return
 
-        def count(_module, inputs):
-            first = inputs[0] if inputs else None
-            shape = getattr(first, "shape", None)
+        def count(_module, args, kwargs):
+            # the first argument with a shape, positional or keyword (input_ids=...)
+            shape = next((s for s in (getattr(v, "shape", None) for v in (*args, *kwargs.values()))
+                          if s), None)
             call.batches += 1
             call.samples += int(shape[0]) if shape else 1
 
-        call.forward_hooks.append(register(count))
+        try:
+            call.forward_hooks.append(register(count, with_kwargs=True))
+        except TypeError:  # a module-like without torch's keyword hooks: not counted
+            pass
 
     # -- finish ----------------------------------------------------------------
     def record(self, call: Call, duration: float, result: Any, error: BaseException | None):

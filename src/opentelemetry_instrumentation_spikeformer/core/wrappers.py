@@ -23,71 +23,105 @@ def bypass(session: Any) -> bool:
 
 
 def guarded(step: Callable, *args: Any) -> Any:
-    """Run one step of our own code with re-entrancy suppressed."""
-    token = _IN_TELEMETRY.set(True)
+    """Run one step of our own code with re-entrancy suppressed.
+
+    The flag is cleared with ``set(False)``, not a token reset: steps never
+    nest (``bypass`` runs the call bare while it is set), and clearing is then
+    correct even when an interrupt lands before the flag was set.
+    """
     try:
+        _IN_TELEMETRY.set(True)
         return step(*args)
     finally:
-        _IN_TELEMETRY.reset(token)
+        _IN_TELEMETRY.set(False)
+
+
+# The measured call is a function of its own, not a nested ``try`` in the
+# wrapper: CPython leaves the line of a nested ``try:`` outside the enclosing
+# ``finally`` (an interrupt reported on that line would skip the release).
+def _measured(call: Any, run: Callable[[], Any]) -> Any:
+    try:
+        result = run()
+    except BaseException as exc:
+        guarded(call.finish, None, exc)
+        raise
+    guarded(call.finish, result)
+    return result
+
+
+async def _measured_async(call: Any, run: Callable[[], Any]) -> Any:
+    try:
+        result = await run()
+    except BaseException as exc:
+        guarded(call.finish, None, exc)
+        raise
+    guarded(call.finish, result)
+    return result
+
+
+def _measure(telemetry: Any, row: Target, wrapped, instance, args, kwargs,
+             run: Callable[[], Any]) -> Any:
+    """``run()`` measured as ``row``. ``start`` hands the call over in ``started``
+    before it changes anything, and the ``finally`` releases it (a no-op when
+    ``finish`` completed), so an interrupt anywhere leaves nothing behind."""
+    started: list = []
+    try:
+        call = guarded(telemetry.start, row, wrapped, instance, args, kwargs, started)
+        if call is None:
+            return run()
+        return _measured(call, run)
+    finally:
+        if started:
+            guarded(started[0].release)
+
+
+async def _measure_async(telemetry: Any, row: Target, wrapped, instance, args, kwargs,
+                         run: Callable[[], Any]) -> Any:
+    started: list = []
+    try:
+        call = guarded(telemetry.start, row, wrapped, instance, args, kwargs, started)
+        if call is None:
+            return await run()
+        return await _measured_async(call, run)
+    finally:
+        if started:
+            guarded(started[0].release)
 
 
 def make_wrapper(target: Target, session: Any) -> Callable:
     """A wrapt wrapper that measures ``target`` while ``session`` is active.
 
     The wrapped call's return value and exception object pass through
-    untouched; ``Telemetry.start`` / ``Call.finish`` swallow their own errors.
-    A child row with ``standalone`` also opens its operation's span when it is
-    called outside any operation.
+    untouched; ``Telemetry.start`` / ``Call.finish`` swallow their own errors,
+    and an interrupt (Ctrl-C) anywhere in our code still leaves span, context
+    and gauge restored. A child row with ``standalone`` also opens its
+    operation's span when it is called outside any operation.
     """
     telemetry = session.telemetry
     outer = target.standalone_row()
-
-    def measured(row, wrapped, instance, args, kwargs, run):
-        call = guarded(telemetry.start, row, wrapped, instance, args, kwargs)
-        if call is None:
-            return run()
-        try:
-            result = run()
-        except BaseException as exc:
-            guarded(call.finish, None, exc)
-            raise
-        guarded(call.finish, result)
-        return result
 
     def wrapper(wrapped, instance, args, kwargs):
         if bypass(session):
             return wrapped(*args, **kwargs)
 
         def step():
-            return measured(target, wrapped, instance, args, kwargs,
+            return _measure(telemetry, target, wrapped, instance, args, kwargs,
                             lambda: wrapped(*args, **kwargs))
 
         if outer is not None and current_operation() is None:
-            return measured(outer, wrapped, instance, args, kwargs, step)
+            return _measure(telemetry, outer, wrapped, instance, args, kwargs, step)
         return step()
-
-    async def measured_async(row, wrapped, instance, args, kwargs, run):
-        call = guarded(telemetry.start, row, wrapped, instance, args, kwargs)
-        if call is None:
-            return await run()
-        try:
-            result = await run()
-        except BaseException as exc:
-            guarded(call.finish, None, exc)
-            raise
-        guarded(call.finish, result)
-        return result
 
     async def async_wrapper(wrapped, instance, args, kwargs):
         if bypass(session):
             return await wrapped(*args, **kwargs)
 
         async def step():
-            return await measured_async(target, wrapped, instance, args, kwargs,
+            return await _measure_async(telemetry, target, wrapped, instance, args, kwargs,
                                         lambda: wrapped(*args, **kwargs))
 
         if outer is not None and current_operation() is None:
-            return await measured_async(outer, wrapped, instance, args, kwargs, step)
+            return await _measure_async(telemetry, outer, wrapped, instance, args, kwargs, step)
         return await step()
 
     def choose(original: Any) -> Callable:

@@ -49,7 +49,8 @@ class Device:
 
 
 # Snapshot field that feeds each metric; other metrics read ``Snapshot.extra``
-# under their metric name (e.g. the host adapter's "system.memory.utilization").
+# under their metric name (a third-party adapter's own metric specs). Extra keys
+# that are no metric name are health details (the host adapter's memory use).
 FIELD_FOR_METRIC = {
     specs.HW_POWER.name: "power_w",
     specs.HW_ENERGY.name: "energy_j",
@@ -117,6 +118,10 @@ class DeviceAdapter:
     kinds: ClassVar[tuple[str, ...]] = ()  # health keys this adapter answers for
     # Packages whose import means this hardware is in use: polling starts then.
     triggers: ClassVar[tuple[str, ...]] = ()
+    # Reads the machine (host memory, every GPU, a board): in a torchrun job
+    # only LOCAL_RANK 0 polls it, so each node reports it once. False for an
+    # adapter that reads only what its own process uses.
+    per_host: ClassVar[bool] = True
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings

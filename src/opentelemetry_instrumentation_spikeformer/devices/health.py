@@ -32,9 +32,10 @@ from importlib.metadata import entry_points
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from ..core.scope import is_noop_provider
 from ..core.settings import load_settings, parse_list
 from ..version import __version__
-from . import metrics as specs
+from . import host as host_adapter
 from .base import DEGRADED, FAILED
 from .poller import ABSENT, DOWN, PENDING, AdapterView, Poller
 
@@ -156,11 +157,6 @@ def check_endpoint(endpoint: Endpoint, timeout: float = ENDPOINT_TIMEOUT_S) -> E
     return endpoint
 
 
-def _is_noop(provider: Any) -> bool:
-    name = type(provider).__name__
-    return name.startswith(("Proxy", "NoOp", "_Proxy", "_NoOp"))
-
-
 # --------------------------------------------------------------------------
 # Overall
 # --------------------------------------------------------------------------
@@ -250,7 +246,7 @@ class HealthChecker:
             meter = self.meter_provider or metrics.get_meter_provider()
             info.update(tracer_provider=type(tracer).__name__,
                         meter_provider=type(meter).__name__,
-                        sdk_configured=not (_is_noop(tracer) or _is_noop(meter)))
+                        sdk_configured=not (is_noop_provider(tracer) or is_noop_provider(meter)))
         else:
             info["sdk_configured"] = None  # unknown from outside the program
         return info
@@ -279,13 +275,13 @@ def _system(hardware: HardwareStatus) -> dict[str, Any]:
     out: dict[str, Any] = {}
     host = hardware.adapters.get("host")
     for snap in host.snapshots if host else ():
-        memory = snap.extra.get(specs.SYSTEM_MEMORY_UTILIZATION.name)
-        cpu = snap.extra.get(specs.PROCESS_CPU_UTILIZATION.name)
+        memory = snap.extra.get(host_adapter.MEMORY_UTILIZATION)
+        cpu = snap.extra.get(host_adapter.PROCESS_CPU)
         if memory is not None:
             out["memory_percent"] = round(memory * 100, 1)
         if cpu is not None:
             out["process_cpu_percent"] = round(cpu * 100, 1)
-        out["process_rss_bytes"] = snap.extra.get(specs.PROCESS_MEMORY_USAGE.name)
+        out["process_rss_bytes"] = snap.extra.get(host_adapter.PROCESS_RSS)
     gpus = [s for v in hardware.adapters.values() for s in v.snapshots
             if s.device.type == "gpu" and s.state != FAILED]
     out["gpu_count"] = len(gpus)

@@ -1,8 +1,9 @@
-"""Host memory and this process' memory and CPU (psutil).
+"""Host memory and this process' memory and CPU (psutil), for health only.
 
-Feeds ``system.memory.utilization`` (the HighMemoryUsage alert),
-``process.memory.usage`` and ``process.cpu.utilization``; the host counts as
-degraded above ``MEMORY_DEGRADED`` memory use.
+The host counts as degraded above ``MEMORY_DEGRADED`` memory use, and the
+readings fill ``/health/detailed``'s ``system`` block. They are not metrics of
+ours: ``system.memory.utilization``, ``process.memory.usage`` and
+``process.cpu.utilization`` belong to opentelemetry-instrumentation-system-metrics.
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ from __future__ import annotations
 import os
 import platform
 
-from . import metrics as specs
 from .base import DEGRADED, OK, Device, DeviceAdapter, Snapshot, missing_module
 
 MEMORY_DEGRADED = 0.9  # the HighMemoryUsage alert's "memory usage > 90%"
+# Snapshot.extra keys (health only, never exported as metrics)
+MEMORY_UTILIZATION = "memory_utilization"  # (total - available) / total, 0..1
+MEMORY_LIMIT = "memory_limit_bytes"
+PROCESS_RSS = "process_rss_bytes"
+PROCESS_CPU = "process_cpu_utilization"  # 0..1 of all cores
+CPU_COUNT = "cpu_count"
 
 
 class HostAdapter(DeviceAdapter):
@@ -45,11 +51,11 @@ class HostAdapter(DeviceAdapter):
         used = (memory.total - memory.available) / memory.total  # psutil's percent, unrounded
         cpus = self._psutil.cpu_count() or 1
         extra = {
-            specs.SYSTEM_MEMORY_UTILIZATION.name: used,
-            specs.PROCESS_MEMORY_USAGE.name: self._process.memory_info().rss,
-            specs.PROCESS_CPU_UTILIZATION.name: self._process.cpu_percent(None) / 100.0 / cpus,
-            "system.memory.limit": memory.total,
-            "system.cpu.count": cpus,
+            MEMORY_UTILIZATION: used,
+            MEMORY_LIMIT: memory.total,
+            PROCESS_RSS: self._process.memory_info().rss,
+            PROCESS_CPU: self._process.cpu_percent(None) / 100.0 / cpus,
+            CPU_COUNT: cpus,
         }
         if used > MEMORY_DEGRADED:
             return Snapshot(device, DEGRADED, extra=extra,

@@ -6,18 +6,26 @@ Polling starts at once when adapters are named in
 ``OTEL_PYTHON_SPIKEFORMER_DEVICE_ADAPTERS`` (or the health server is on);
 otherwise at the first import of an SNN library or of an adapter's hardware
 package, so a program that uses neither gets no thread. ``none``: nothing.
+
+Multi-process jobs: a helper process (spawn worker, resource tracker, the
+torchrun agent; ``core.process``) polls nothing and serves nothing; a fork
+child reports nothing its parent's poller read. In a torchrun rank, adapters
+that read the machine (``per_host``) are polled by ``LOCAL_RANK`` 0 only, and
+the health server listens on ``health_port + LOCAL_RANK``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import os
 from typing import Any, Collection
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .. import frameworks
+from ..core import forksafe
 from ..core.imports import listen, unlisten
+from ..core.process import helper_kind, local_rank
 from ..core.scope import get_meter
 from ..core.settings import NAMES, Settings, load_settings
 from .instruments import register
@@ -36,7 +44,7 @@ class SpikeformerDevicesInstrumentor(BaseInstrumentor):
     _server: Any = None
     _enabled = False
     _kwargs: dict[str, Any] = {}
-    _lock = threading.Lock()
+    _lock = forksafe.lock()
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ()
@@ -50,6 +58,10 @@ class SpikeformerDevicesInstrumentor(BaseInstrumentor):
         settings = load_settings({k: v for k, v in kwargs.items() if k in NAMES})
         self._settings, self._kwargs, self._enabled = settings, kwargs, True
         if settings.device_adapters == (DISABLED,) and not settings.health_server:
+            return
+        helper = helper_kind()
+        if helper is not None:
+            _LOG.debug("spikeformer devices: no polling, no health server in %s", helper)
             return
         register(get_meter(kwargs.get("meter_provider")), self._views, lambda: self._enabled)
         if settings.device_adapters or settings.health_server:
@@ -88,7 +100,7 @@ class SpikeformerDevicesInstrumentor(BaseInstrumentor):
             settings = self._settings
             if settings.device_adapters == (DISABLED,):
                 return
-            adapters = enabled_adapters(settings)
+            adapters = _this_rank(enabled_adapters(settings))
             if not adapters:
                 return
             self._poller = Poller(adapters, settings.device_poll_interval,
@@ -103,13 +115,49 @@ class SpikeformerDevicesInstrumentor(BaseInstrumentor):
         from .health_server import HealthServer
 
         settings = self._settings
+        port, offset = settings.health_port, local_rank()
+        if port and offset:  # one port per rank of a node
+            port += offset
+            if port > 65535:
+                _LOG.warning("spikeformer health server: OTEL_PYTHON_SPIKEFORMER_HEALTH_PORT %s "
+                             "+ LOCAL_RANK %s is beyond 65535; not started",
+                             settings.health_port, offset)
+                return
         checker = HealthChecker(settings, poller=lambda: self._poller,
                                 tracer_provider=self._kwargs.get("tracer_provider"),
                                 meter_provider=self._kwargs.get("meter_provider"))
         try:
-            self._server = HealthServer(checker, settings.health_host, settings.health_port)
+            self._server = HealthServer(checker, settings.health_host, port)
         except OSError as exc:
             _LOG.warning("spikeformer health server cannot listen on %s:%s (%s); not started",
-                         settings.health_host, settings.health_port, exc.strerror or exc)
+                         settings.health_host, port, exc.strerror or exc)
             return
         _LOG.info("spikeformer health server on %s/health", self._server.url)
+
+    def _forget_inherited(self) -> None:
+        """In a fork child: the poller's and server's threads stayed in the
+        parent; report none of the parent's readings, start nothing."""
+        self._enabled = False
+        self._poller = self._server = None
+
+
+def _this_rank(adapters: list) -> list:
+    """Adapters this process polls: in a torchrun rank other than LOCAL_RANK 0,
+    none of those that read the machine (``per_host``)."""
+    rank = local_rank()
+    if not rank:
+        return adapters
+    kept = [e for e in adapters if not getattr(e.adapter, "per_host", True)]
+    if len(kept) < len(adapters):
+        _LOG.info("spikeformer devices: LOCAL_RANK %d leaves %s to LOCAL_RANK 0", rank,
+                  ", ".join(e.adapter.name for e in adapters if e not in kept))
+    return kept
+
+
+def _after_fork_in_child() -> None:
+    instance = SpikeformerDevicesInstrumentor.__dict__.get("_instance")
+    if instance is not None:
+        instance._forget_inherited()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,6 +1,11 @@
 """Metric specs of the device adapters: OpenTelemetry's hardware semantic
 conventions (names, attribute keys and instrument kinds as semconv defines
 them; values are observed, so counters and up-down counters are observable).
+
+Host and process metrics (``system.memory.utilization``, ``process.memory.usage``,
+``process.cpu.utilization``) are not ours: opentelemetry-instrumentation-system-metrics
+(in the ``devices`` extra) emits them under those semconv names, and two
+definitions under one name would conflict.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from opentelemetry.semconv._incubating.attributes.hw_attributes import (
     HW_STATE,
     HW_TYPE,
 )
-from opentelemetry.semconv._incubating.metrics import hw_metrics, process_metrics, system_metrics
+from opentelemetry.semconv._incubating.metrics import hw_metrics
 
 from ..core.attributes import M_ERROR_TYPE
 from ..core.metrics import MetricSpec
@@ -51,19 +56,6 @@ HW_TEMPERATURE = MetricSpec(
     hw_metrics.HW_TEMPERATURE, "observable_gauge", "Cel", "hw_temperature_celsius", HW_ATTRS,
     "Device temperature",
 )
-SYSTEM_MEMORY_UTILIZATION = MetricSpec(
-    system_metrics.SYSTEM_MEMORY_UTILIZATION, "observable_gauge", "1",
-    "system_memory_utilization", (), "Host memory in use, 0..1",
-    "node_memory_* (HighMemoryUsage)",
-)
-PROCESS_MEMORY_USAGE = MetricSpec(
-    process_metrics.PROCESS_MEMORY_USAGE, "observable_up_down_counter", "By",
-    "process_memory_usage_bytes", (), "Resident set size of this process",
-)
-PROCESS_CPU_UTILIZATION = MetricSpec(
-    process_metrics.PROCESS_CPU_UTILIZATION, "observable_gauge", "1",
-    "process_cpu_utilization", (), "CPU used by this process, 0..1 of all cores",
-)
 NEUROMORPHIC_CORE_UTILIZATION = MetricSpec(
     "neuromorphic.core.utilization", "observable_gauge", "1", "neuromorphic_core_utilization",
     HW_ATTRS, "Fraction of neuro-cores in use (no per-core label)",
@@ -76,6 +68,5 @@ NEUROMORPHIC_SYNAPSE_UPDATES = MetricSpec(
 )
 HARDWARE_METRICS = (
     HW_POWER, HW_ENERGY, HW_STATUS, HW_ERRORS, HW_UTILIZATION, HW_MEMORY_USAGE,
-    HW_MEMORY_LIMIT, HW_TEMPERATURE, SYSTEM_MEMORY_UTILIZATION, PROCESS_MEMORY_USAGE,
-    PROCESS_CPU_UTILIZATION, NEUROMORPHIC_CORE_UTILIZATION, NEUROMORPHIC_SYNAPSE_UPDATES,
+    HW_MEMORY_LIMIT, HW_TEMPERATURE, NEUROMORPHIC_CORE_UTILIZATION, NEUROMORPHIC_SYNAPSE_UPDATES,
 )

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..core import forksafe
 from ..core.attributes import EVENT_TYPE, EVENTS_LOGGER
 from .base import DEGRADED, FAILED, OK, Device, Snapshot, Unavailable, worst
 from .registry import Enabled
@@ -61,7 +62,7 @@ class _Probe:
         self.adapter = enabled.adapter
         self.required = enabled.required
         self.timeout = timeout
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
         self._devices: list[Device] | None = None
         self._snapshots: dict[str, Snapshot] = {}
         self._errors: dict[tuple[Device, str], int] = {}
@@ -69,8 +70,8 @@ class _Probe:
         self._done_once = False
         self._retired = False  # not required and nothing to read: no thread
         self._logged: dict[str, str] = {}  # device id -> last state an event was logged for
-        self._go = threading.Event()
-        self._idle = threading.Event()
+        self._go = forksafe.event()
+        self._idle = forksafe.event()
         self._idle.set()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -236,7 +237,7 @@ class Poller:
         self.interval = interval
         self.timeout = timeout
         self._probes = [_Probe(e, timeout) for e in enabled]
-        self._stop = threading.Event()
+        self._stop = forksafe.event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> "Poller":

@@ -14,15 +14,15 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import threading
 import weakref
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
+from ..core import forksafe
 from .base import Framework, NeuronRule
 
 __all__ = ["ENTRY_POINT_GROUP", "Framework", "NeuronRule", "all_frameworks", "for_package",
-           "neuron_rule", "packages", "unwrap"]
+           "module_rule", "neuron_rule", "packages", "rule_for_class", "unwrap"]
 
 _LOG = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "opentelemetry_instrumentation_spikeformer.frameworks"
@@ -40,7 +40,7 @@ BUILTIN: dict[str, str] = {
     "akida": ".akida",
 }
 
-_lock = threading.Lock()
+_lock = forksafe.lock()
 _loaded: dict[str, Framework | None] = {}  # package -> framework (None: failed to load)
 
 
@@ -112,17 +112,31 @@ def _frameworks_of(klass: type) -> list[Framework]:
 _RULES: "weakref.WeakKeyDictionary[type, NeuronRule | None]" = weakref.WeakKeyDictionary()
 
 
-def neuron_rule(module: Any) -> NeuronRule | None:
-    """The neuron rule of ``module``, ``None`` for anything that is not a spiking neuron."""
-    klass = type(module)
+def rule_for_class(klass: type) -> NeuronRule | None:
+    """The first rule of the extensions along ``klass``'s MRO, whatever its role."""
     try:
-        rule = _RULES[klass]
+        return _RULES[klass]
     except KeyError:
-        rule = next((r for fw in _frameworks_of(klass) if (r := fw.neuron_rule(klass))), None)
+        rule = next((r for fw in _frameworks_of(klass) if (r := fw.rule_for(klass))), None)
         _RULES[klass] = rule
+        return rule
+
+
+def module_rule(module: Any) -> NeuronRule | None:
+    """The rule of ``module`` whatever its role (neuron, encoder, operator, opaque
+    consumer, ignored look-alike), ``None`` when no extension knows its class or
+    the rule's per-instance ``spiking`` check says no."""
+    rule = rule_for_class(type(module))
     if rule is not None and rule.spiking is not None and not rule.spiking(module):
         return None
     return rule
+
+
+def neuron_rule(module: Any) -> NeuronRule | None:
+    """The rule of ``module`` when it emits events (a spiking neuron, a spike
+    encoder or a time-differential operator), ``None`` for anything else."""
+    rule = module_rule(module)
+    return rule if rule is not None and rule.is_source else None
 
 
 def unwrap(obj: Any) -> Any:

@@ -7,13 +7,21 @@ converter just built), it is replaced by an equal ``_HookDict`` that leaves our
 entries out when pickled or copied: the model round-trips exactly as it would
 without the plugin and comes back unmonitored. Where the user already holds
 hooks in that dict (their handles point at it, so it must stay), our hook is a
-``_Detachable``, which pickles as a no-op.
+``_Detachable``, which pickles as a no-op made of the standard library only
+(``functools.partial(sys.audit, ...)``), so the pickle loads without the plugin.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable
+
+# What a hook of ours becomes in a pickle where it cannot be left out: a call
+# that returns None (a forward hook's "no change") and does nothing else.
+_NOOP_EVENT = "opentelemetry_instrumentation_spikeformer.unpickled_hook"
 
 
 class _HookDict(OrderedDict):
@@ -28,14 +36,6 @@ class _HookDict(OrderedDict):
         return OrderedDict, (), None, None, iter(kept)
 
 
-def _noop(*_args: Any) -> None:
-    return None
-
-
-def _revive_as_noop() -> Callable:
-    return _noop
-
-
 class _Detachable:
     """Our hook in a dict we could not replace: pickles as a no-op hook."""
 
@@ -48,7 +48,7 @@ class _Detachable:
         return self.fn(*args)
 
     def __reduce__(self) -> Any:
-        return _revive_as_noop, ()
+        return functools.partial, (sys.audit, _NOOP_EVENT)
 
 
 def _own(module: Any, attr: str) -> _HookDict | None:
@@ -74,12 +74,85 @@ def _register(module: Any, attrs: tuple[str, ...], register: Callable, fn: Calla
     return handle
 
 
-def forward_hook(module: Any, fn: Callable) -> Any:
+def forward_hook(module: Any, fn: Callable, *, prepend: bool = False,
+                 always_call: bool = False) -> Any:
     """``module.register_forward_hook(fn)``, left out of pickles and copies."""
-    return _register(module, ("_forward_hooks",), module.register_forward_hook, fn)
+    return _register(module, ("_forward_hooks", "_forward_hooks_always_called"),
+                     module.register_forward_hook, fn, prepend=prepend,
+                     always_call=always_call)
 
 
-def forward_pre_hook(module: Any, fn: Callable, with_kwargs: bool = False) -> Any:
+def forward_pre_hook(module: Any, fn: Callable, with_kwargs: bool = False, *,
+                     prepend: bool = False) -> Any:
     """``module.register_forward_pre_hook(fn)``, left out of pickles and copies."""
     return _register(module, ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs"),
-                     module.register_forward_pre_hook, fn, with_kwargs=with_kwargs)
+                     module.register_forward_pre_hook, fn, with_kwargs=with_kwargs,
+                     prepend=prepend)
+
+
+class _Tap:
+    """A method on a class that calls the taps registered for the calling
+    instance around the original. The instance itself is untouched (nothing to
+    pickle or copy); the class gets its own method back when the last tap goes."""
+
+    def __init__(self, klass: type, name: str) -> None:
+        self.klass, self.name = klass, name
+        self.owned = name in klass.__dict__
+        self.original = klass.__dict__[name] if self.owned else getattr(klass, name)
+        self.taps: "weakref.WeakKeyDictionary[Any, list]" = weakref.WeakKeyDictionary()
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        bound = self.original.__get__(obj, objtype) if hasattr(self.original, "__get__") \
+            else self.original
+        taps = self.taps.get(obj) if obj is not None else None
+        if not taps:
+            return bound
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for pre, _ in taps:
+                if pre is not None:
+                    pre(obj, args, kwargs)
+            out = None
+            try:
+                out = bound(*args, **kwargs)
+            finally:
+                for _, post in taps:
+                    if post is not None:
+                        post(obj, args, out)
+            return out
+
+        return call
+
+
+class _TapHandle:
+    def __init__(self, tap: _Tap, module: Any, entry: tuple) -> None:
+        self.tap, self.module, self.entry = tap, weakref.ref(module), entry
+
+    def remove(self) -> None:
+        tap, module = self.tap, self.module()
+        entries = tap.taps.get(module, []) if module is not None else []
+        if self.entry in entries:
+            entries.remove(self.entry)
+        if not entries and module is not None:
+            tap.taps.pop(module, None)
+        if not tap.taps and tap.klass.__dict__.get(tap.name) is tap:
+            if tap.owned:
+                setattr(tap.klass, tap.name, tap.original)
+            else:
+                delattr(tap.klass, tap.name)
+
+
+def method_tap(module: Any, name: str, post: Callable | None = None,
+               pre: Callable | None = None) -> Any:
+    """Call ``pre(module, args, kwargs)`` / ``post(module, args, output)`` around
+    ``module.<name>(...)`` for a method the model calls directly (no module hooks
+    fire for it: spikingjelly's ``encoder.encode(x)``). Returns a handle with
+    ``remove()``. Runs ``post`` even when the method raises (output ``None``)."""
+    klass = type(module)
+    tap = klass.__dict__.get(name)
+    if not isinstance(tap, _Tap):
+        tap = _Tap(klass, name)
+        setattr(klass, name, tap)
+    entry = (pre, post)
+    tap.taps.setdefault(module, []).append(entry)
+    return _TapHandle(tap, module, entry)

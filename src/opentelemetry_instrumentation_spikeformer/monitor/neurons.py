@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..frameworks import NeuronRule, neuron_rule
-from ..frameworks.base import BT, SQUEEZE, TB
+from ..frameworks import NeuronRule, module_rule, neuron_rule
+from ..frameworks.base import BT, SQUEEZE, T_ONLY, TB
 
-__all__ = ["NeuronRule", "batch_time", "kind_of", "spikes_of", "state_in_call"]
+__all__ = ["NeuronRule", "batch_time", "kind_of", "rule_of", "spikes_of", "state_in_call"]
 
 
 def kind_of(module: Any) -> NeuronRule | None:
-    """The rule for a spiking neuron module, ``None`` for anything else."""
+    """The rule for a module that emits events (neuron, encoder, operator), else ``None``."""
     return neuron_rule(module)
+
+
+def rule_of(module: Any) -> NeuronRule | None:
+    """Any rule for ``module``: also opaque consumers, routes and ignored look-alikes."""
+    return module_rule(module)
 
 
 def batch_time(layout: str, module: Any, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -31,8 +36,10 @@ def batch_time(layout: str, module: Any, shape: tuple[int, ...]) -> tuple[int, i
         return max(1, rows // steps), steps, 1
     if layout == BT and len(shape) >= 3:
         return shape[0], shape[1], 2
-    if layout == TB and len(shape) >= 3:
+    if layout == TB and len(shape) >= 2:
         return shape[1], shape[0], 2
+    if layout == T_ONLY:
+        return 1, (shape[0] if shape else 1), 1
     return (shape[0] if shape else 1), 1, 1
 
 

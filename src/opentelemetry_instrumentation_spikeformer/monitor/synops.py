@@ -1,288 +1,435 @@
-"""Fan-out of each spiking layer and the MACs of the ANN it came from.
+"""Dataflow-exact synaptic operations of a monitored model, forward by forward.
 
-Synaptic operations follow sinabs' ``SNNAnalyzer``: a spike entering a weight
-layer costs one operation per synapse it reaches, i.e. the layer's connection
-map (a transposed convolution of ones; ``out_features`` for ``Linear``). Here
-the cost is charged to the spiking layer that fired, so each spiking layer
-gets a per-neuron fan-out map: the connection map of the next weight layer
-routed back through pooling (as sum pooling, as SNNAnalyzer rescales average
-pooling) and reshapes.
+``Topology`` owns the hooks that count: a pre-hook and a forward hook on the
+model (what one forward is), one forward hook per event source (or a method
+tap where the model calls ``encode``), one per module that returns a derived
+source (a max pool of spikes). The first forward with a new input signature is
+traced (``dataflow``) and planned (``plan``); it and every later forward of
+that signature are counted by its ``Tally``. At most ``MAX_PLANS`` signatures
+get a plan; forwards of others are not counted (one warning).
 
-The next weight layer and the shapes come from the execution order of one
-forward pass: hooks on every leaf module that only read ``.shape`` and remove
-themselves after that pass. Maps are built at read time, off the forward path.
+The model is held weakly: the monitor must not keep the user's model alive.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from . import hooks, neurons
+from ..core.errors import log_internal_error
+from ..frameworks import base as fb
+from . import dataflow as df
+from . import hooks, lemaire
+from . import plan as planning
+from .accumulate import Sequencer
+from .tally import Tally, compile_nodes
 
-EXACT, MEAN, NONE = "exact", "mean", "none"
-_POOLS = ("AvgPool", "MaxPool", "LPPool", "SumPool")
-
-
-@dataclass
-class Seen:
-    """A leaf module as the discovery pass executed it (held weakly: the
-    monitor must not keep the user's model alive)."""
-
-    ref: Any  # weakref.ref to the module
-    in_shape: tuple[int, ...] | None
-    out_shape: tuple[int, ...] | None
-    bt: int | None = None  # batch x timesteps, for spiking layers
-
-    @property
-    def module(self) -> Any:
-        return self.ref()
-
-
-@dataclass
-class Route:
-    """Where a spiking layer's spikes go: the next weight layer and the modules between."""
-
-    weight: Seen | None
-    path: list[Seen] = field(default_factory=list)
-
-
-def _shape(value: Any) -> tuple[int, ...] | None:
-    shape = getattr(neurons.spikes_of(value), "shape", None)
-    return tuple(shape) if shape is not None else None
-
-
-def _prod(values) -> int:
-    return int(math.prod(values))
-
-
-def _conv_dims(module: Any) -> int | None:
-    import torch
-
-    for dims, klass in ((1, torch.nn.Conv1d), (2, torch.nn.Conv2d), (3, torch.nn.Conv3d)):
-        if isinstance(module, klass):
-            return dims
-    return None
-
-
-def is_weight_layer(module: Any) -> bool:
-    import torch
-
-    return isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))
-
-
-def _leaves(root: Any, is_neuron: Callable[[Any], bool]):
-    """Leaf modules, counting spiking neurons as leaves (their insides are theirs)."""
-    stack = [root]
-    while stack:
-        module = stack.pop()
-        children = list(module.children())
-        if not children or is_neuron(module):
-            yield module
-        else:
-            stack.extend(children)
+_LOG = logging.getLogger(__name__)
+MAX_PLANS = 8  # input signatures with their own plan (a shape change needs a new trace)
+MAX_FAILED = 3  # failed discovery passes before giving up on a model
 
 
 class Topology:
-    """Execution order of one forward, then routes, fan-out maps and MACs."""
+    """Discovery, per-forward counting and the read of one monitored model."""
 
-    def __init__(self, root: Any, layer_ids: Any) -> None:
+    def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
+        global _stack
+        import torch
+
+        _stack = torch._C._len_torch_dispatch_stack
         self._root = weakref.ref(root)
-        self._layer_ids = layer_ids  # ids of the monitored spiking modules
+        self._layer_ids = layer_ids  # id(module) -> LayerState
+        self.sequencer = sequencer if sequencer is not None else Sequencer(1)
         self._handles: list[Any] = []
-        self._seen: list[Seen] = []
-        self._ids: set[int] = set()
-        self.done = False
-        self.routes: dict[int, Route] = {}  # id(neuron module) -> route
-        self.order: list[int] = []  # ids of the spiking modules in execution order
-        self.ann_macs = 0.0  # per sample per timestep = one ANN forward
-        self.encoding_macs = 0.0  # weight layers before the first spiking layer, per sample-step
-        self._conn: dict[int, Any] = {}
-        self._fanout: dict[tuple[int, tuple[int, ...], str], tuple[Any, str]] = {}
+        self._capture_handles: dict[int, Any] = {}
+        self.tallies: dict[tuple, Tally] = {}
+        self.current: Tally | None = None
+        self.discovering: df.Graph | None = None
+        self._tracer: Any = None
+        self._depth = 0
+        self._failed = 0
+        self._warned = False
+        self._warned_trace = False
+        self._retired: list[Tally] = []  # plans replaced after a shape change, still counted
+        self.order: list[int] = []  # id of each source module in execution order
+        self.on_forward_end: Any = None  # WeakMethod: monitor callback(tally) after a forward
 
-    # -- discovery pass ---------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return bool(self.tallies)
+
+    # -- hooks ------------------------------------------------------------------
     def start(self) -> None:
         root = self._root()
         if root is None:
             return
-        for module in _leaves(root, self._is_neuron):
-            self._handles.append(hooks.forward_hook(module, self._record))
-        self._handles.append(hooks.forward_pre_hook(root, self._restart))
-        self._handles.append(hooks.forward_hook(root, self._finish))
+        add = self._handles.append
+        add(hooks.forward_pre_hook(root, self._root_pre, with_kwargs=True, prepend=True))
+        add(hooks.forward_hook(root, self._root_post, prepend=True, always_call=True))
+        for module_id, layer in self._layer_ids.items():
+            module = layer.module()
+            if module is None:
+                continue
+            if layer.rule.entry == "forward":
+                add(hooks.forward_hook(module, self._source_hook))
+            else:
+                add(hooks.method_tap(module, layer.rule.entry, post=self._source_hook))
 
     def stop(self) -> None:
-        for handle in self._handles:
+        self._end_discovery(None, keep=False)
+        for handle in self._handles + list(self._capture_handles.values()):
             handle.remove()
         self._handles = []
-
-    def _restart(self, _module, _args) -> None:
-        self._seen, self._ids = [], set()
-
-    def _record(self, module, args, output) -> None:
-        if id(module) in self._ids:
-            return
-        self._ids.add(id(module))
-        seen = Seen(weakref.ref(module), _shape(args[0]) if args else None, _shape(output))
-        rule = neurons.kind_of(module) if self._is_neuron(module) else None
-        if rule is not None and seen.out_shape:
-            batch, steps, _ = neurons.batch_time(rule.layout_of(module), module, seen.out_shape)
-            seen.bt = batch * steps
-        self._seen.append(seen)
-
-    def _finish(self, _module, _args, _output) -> None:
-        self.finalize()
+        self._capture_handles = {}
 
     def finalize(self) -> None:
-        """Routes and MACs from what the discovery pass saw; idempotent."""
-        if self.done or not self._seen:
+        """Kept for callers of the former shape-only pass: plans are built when
+        their discovery forward ends."""
+
+    # -- one forward --------------------------------------------------------------
+    def _root_pre(self, module: Any, args: tuple, kwargs: dict) -> None:
+        self._depth += 1
+        if self._depth > 1:
             return
-        self.stop()
-        self.done = True
-        seen = self._seen
-        spiking = [i for i, s in enumerate(seen) if self._is_neuron(s.module)]
-        self.order = [id(seen[i].module) for i in spiking]
-        bt = next((seen[i].bt for i in spiking if seen[i].bt), None) or 1
-        first = spiking[0] if spiking else len(seen)
-        for index, item in enumerate(seen):
-            if not is_weight_layer(item.module):
-                continue
-            macs = _macs(item, bt)
-            self.ann_macs += macs
-            if index < first:
-                self.encoding_macs += macs
-        for index in spiking:
-            path: list[Seen] = []
-            route = Route(None)
-            for item in seen[index + 1:]:
-                if self._is_neuron(item.module):
-                    break
-                if is_weight_layer(item.module):
-                    route = Route(item, path)
-                    break
-                path.append(item)
-            self.routes[id(seen[index].module)] = route
+        try:
+            if _stack():  # a tracer or profiler is on: our work stays out of its sight
+                with df.quiet(), _hidden():
+                    self._start_forward(module, args, kwargs)
+            else:
+                self._start_forward(module, args, kwargs)
+        except Exception:
+            self.current = None
+            log_internal_error("spike monitor forward start")
 
-    # -- fan-out maps (read time) ------------------------------------------
-    def _is_neuron(self, module: Any) -> bool:
-        return id(module) in self._layer_ids
+    def _start_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
+        seq = self.sequencer
+        if seq.lead_per_forward:
+            seq.begin()
+        signature = _signature(args, kwargs)
+        tally = self.tallies.get(signature)
+        if tally is not None and not tally.stale:
+            tally.begin()
+            self.current = tally
+            return
+        self.current = None
+        if len(self.tallies) < MAX_PLANS and self._failed < MAX_FAILED:
+            self._begin_discovery(module, signature)
+        elif not self._warned:
+            self._warned = True
+            _LOG.warning("spike monitor: more than %d input shapes (or failed discovery); "
+                         "forwards of new shapes are not counted", MAX_PLANS)
 
-    def fanout(self, module: Any, neuron_shape: tuple[int, ...], device: Any) -> tuple[Any, str]:
-        """Per-neuron synapse count (float64, ``neuron_shape``) and how exact it is."""
-        key = (id(module), neuron_shape, str(device))
-        found = self._fanout.get(key)
-        if found is None:
-            found = self._fanout[key] = self._build(module, neuron_shape, device)
-        return found
+    def _root_post(self, _module: Any, _args: tuple, output: Any) -> None:
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        self._depth = 0
+        try:
+            if _stack():
+                with df.quiet(), _hidden():
+                    self._finish_forward(output)
+            else:
+                self._finish_forward(output)
+        except Exception:
+            self.current = None
+            log_internal_error("spike monitor forward end")
 
-    def _build(self, module: Any, shape: tuple[int, ...], device: Any) -> tuple[Any, str]:
+    def _finish_forward(self, output: Any) -> None:
+        if self.discovering is not None:
+            self._end_discovery(output, keep=True)
+            return
+        tally, self.current = self.current, None
+        if tally is None:
+            return
+        if tally.stale:  # shapes changed inside: the next forward traces a new plan
+            self.tallies.pop(tally.plan.signature, None)
+            self._retired.append(tally)
+        elif self._active():
+            tally.end()
+            self._forward_end(tally)
+
+    def _source_hook(self, module: Any, _args: Any, output: Any) -> None:
+        """The hot path: one call per source per forward."""
+        tally = self.current
+        if tally is None or not self.sequencer.active:
+            return
+        try:
+            if _stack():  # a profiler's dispatch mode is on: hide our ops from it
+                with _hidden():
+                    tally.on_source(id(module), output)
+            else:
+                tally.on_source(id(module), output)
+        except Exception:
+            log_internal_error("spike monitor hook")
+
+    def _capture_hook(self, module: Any, _args: Any, output: Any) -> None:
+        tally = self.current
+        if tally is None or not self._active():
+            return
+        try:
+            with _hidden():
+                tally.on_capture(id(module), output)
+        except Exception:
+            log_internal_error("spike monitor hook")
+
+    def _active(self) -> bool:
+        return self.sequencer.active
+
+    def _forward_end(self, tally: Tally) -> None:
+        callback = self.on_forward_end and self.on_forward_end()
+        if callback is not None:
+            callback(tally)
+
+    # -- discovery ------------------------------------------------------------------
+    def _begin_discovery(self, root: Any, signature: tuple) -> None:
+        names = {id(m): (n or type(m).__name__) for n, m in root.named_modules()}
+        graph = df.Graph(root, names)
+        graph.signature = signature
+        graph.outputs = {key: layer.output for key, layer in self._layer_ids.items()}
+        graph.scopes.append(names[id(root)])  # the root's own forward body
+        graph.install(root)
+        self.discovering = graph
+        self._tracer = df.make_tracer(graph)
+        self._tracer.__enter__()
+
+    def _end_discovery(self, output: Any, keep: bool) -> None:
+        graph, self.discovering = self.discovering, None
+        if graph is None:
+            return
+        tracer, self._tracer = self._tracer, None
+        try:
+            tracer.__exit__(None, None, None)
+        finally:
+            graph.uninstall()
+        if not keep:
+            return
+        if not graph.sources:
+            self._failed += 1
+            return
+        self._failed += 1  # until the plan stands: a failing build is not retried forever
+        first = graph.sources[0]
+        graph.finish(output, (first.steps, first.batch), first.layout == fb.SQUEEZE)
+        built = planning.build(graph, graph.signature)
+        tally = Tally(built, compile_nodes(built))
+        self._failed -= 1
+        if built.errors and not self._warned_trace:
+            self._warned_trace = True
+            _LOG.warning("spike monitor: %d op(s) of %s could not be traced; its synops may "
+                         "miss them (first: %s)", len(built.errors),
+                         type(self._root()).__name__, built.errors[0][:200])
+        self.tallies[graph.signature] = tally
+        self.order = [id(s.module()) for s in built.sources if s.module() is not None]
+        self._watch_captures(tally)
+        if self._active():  # the traced forward counts like any other
+            tally.begin()
+            for s in built.sources:
+                out = graph.source_out.get(s.index)
+                if out is not None:
+                    tally.source(s.index, out)
+            for s in built.sources:  # captured leaves: recomputed once from the sources
+                leaf = tally.leaf_of.get(s.index)
+                if leaf is not None and s.index in graph.source_out:
+                    tally.stash.setdefault(leaf.node, graph.source_out[s.index])
+            for leaf in built.leaves:
+                if leaf.capture is not None and leaf.node not in tally.stash:
+                    value = tally._program(leaf.program)
+                    if value is not None:
+                        tally.add(leaf, value)
+            tally.end()
+            self._forward_end(tally)
+
+    def _watch_captures(self, tally: Tally) -> None:
+        for leaf in tally.plan.leaves:
+            module = leaf.capture[0]() if leaf.capture is not None else None
+            if module is not None and id(module) not in self._capture_handles:
+                self._capture_handles[id(module)] = hooks.forward_hook(module,
+                                                                       self._capture_hook)
+
+    # -- read ------------------------------------------------------------------------
+    def reset(self) -> None:
+        for tally in self.tallies.values():
+            tally.reset()
+        self._retired = []
+
+    def read(self) -> list[tuple[Any, dict]]:
+        """(plan, host numbers) per counted plan: one transfer per device."""
         import torch
 
-        dtype = torch.float64 if getattr(device, "type", str(device)) != "mps" else torch.float32
-        with torch.inference_mode(False):
-            route = self.routes.get(id(module))
-            if route is None or route.weight is None:
-                return torch.zeros(shape, dtype=dtype, device=device), NONE
-            weight = route.weight.module
-            if isinstance(weight, torch.nn.Linear):
-                return torch.full(shape, float(weight.out_features), dtype=dtype,
-                                  device=device), EXACT
-            conn = self._connection_map(route.weight)
-            if conn is None:
-                return torch.zeros(shape, dtype=dtype, device=device), NONE
-            conn = conn.to(device=device, dtype=dtype)
-            routed = _route_back(conn, shape, route.path)
-            if routed is not None:
-                return routed, EXACT
-            return torch.full(shape, float(conn.mean()), dtype=dtype, device=device), MEAN
-
-    def _connection_map(self, seen: Seen) -> Any:
-        """Synapses reached by one input element: gradient of a ones-convolution."""
-        import torch
-
-        found = self._conn.get(id(seen.module))
-        if found is not None:
-            return found
-        dims = _conv_dims(seen.module)
-        if dims is None or not seen.in_shape or len(seen.in_shape) < dims + 1:
-            return None
-        weight = seen.module.weight
-        with torch.enable_grad():
-            x = torch.ones((1, *seen.in_shape[-(dims + 1):]), dtype=torch.float64,
-                           device=weight.device, requires_grad=True)
-            ones = torch.ones(weight.shape, dtype=torch.float64, device=weight.device)
-            seen.module._conv_forward(x, ones, None).sum().backward()
-        found = self._conn[id(seen.module)] = x.grad[0].detach()
-        return found
+        tallies = [t for t in list(self.tallies.values()) + list(self._retired) if t.forwards]
+        by_device: dict[Any, list[tuple[Tally, list, list]]] = {}
+        for tally in tallies:
+            parts, index = tally.device_parts()
+            by_device.setdefault(tally.device, []).append((tally, parts, index))
+        out = []
+        with torch.inference_mode(False), torch.no_grad():
+            for entries in by_device.values():
+                flat_parts = [p.reshape(-1).to(torch.float64) for _, parts, _ in entries
+                              for p in parts]
+                flat = torch.cat(flat_parts).cpu().tolist() if flat_parts else []
+                at = 0
+                for tally, parts, index in entries:
+                    sizes = [p.numel() for p in parts]
+                    size = sum(sizes)
+                    out.append((tally.plan, tally.host(flat[at:at + size], index, sizes)))
+                    at += size
+        return out
 
 
-def _macs(item: Seen, bt: int) -> float:
-    """Multiply-accumulates per sample per timestep (one ANN forward pass)."""
-    module = item.module
-    dims = _conv_dims(module)
-    if dims is not None:
-        if not item.out_shape:
-            return 0.0
-        per_output = module.in_channels // module.groups * _prod(module.kernel_size)
-        return _prod(item.out_shape) / bt * per_output
-    if not item.in_shape:
-        return 0.0
-    return _prod(item.in_shape) / bt * module.out_features
+_stack: Any = None  # torch._C._len_torch_dispatch_stack, bound when a Topology is made
 
 
-def _sum_pool(x: Any, module: Any) -> Any:
-    """``module`` as sum pooling (every spike reaches one pooled cell); ``None`` if unknown."""
-    import torch.nn.functional as F
-
-    name = type(module).__name__
-    if not any(p in name for p in _POOLS) or name.startswith("Adaptive"):
-        return None
-    dims = 1 if "1d" in name else 3 if "3d" in name else 2
-    if "LPPool" in name and float(getattr(module, "norm_type", 1)) != 1.0:
-        return None
-    dilation = getattr(module, "dilation", 1)
-    if any(d != 1 for d in _tuple(dilation, dims)):
-        return None
-    kernel = _tuple(module.kernel_size, dims)
-    stride = _tuple(module.stride or module.kernel_size, dims)
-    padding = _tuple(getattr(module, "padding", 0), dims)
-    if x.dim() < dims + 1:
-        return None
-    pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[dims]
-    out = pool(x, kernel, stride, padding, bool(getattr(module, "ceil_mode", False)), True)
-    return out * _prod(kernel)
-
-
-def _tuple(value: Any, dims: int) -> tuple[int, ...]:
-    if isinstance(value, (tuple, list)):
-        return tuple(int(v) for v in value)
-    return (int(value),) * dims
-
-
-def _route_back(conn: Any, shape: tuple[int, ...], path: list[Seen]) -> Any:
-    """Fan-out per neuron of ``shape`` through ``path`` into the connection map."""
+def _modes() -> int:
+    """Python dispatch modes active on this thread (a profiler's, a tracer's)."""
     import torch
 
-    if _prod(shape) == conn.numel() and not any(_pooling(s) for s in path):
-        return conn.reshape(shape).clone()
-    with torch.enable_grad():
-        x = torch.ones((1, *shape), dtype=conn.dtype, device=conn.device, requires_grad=True)
-        y = x
-        for item in path:
-            if _pooling(item):
-                y = _sum_pool(y, item.module)
-                if y is None:
-                    return None
-            elif item.in_shape and item.out_shape and \
-                    _prod(item.in_shape) != _prod(item.out_shape):
-                return None  # changes the number of elements in a way we cannot route
-        if y.numel() != conn.numel():
-            return None
-        (y.reshape(conn.shape) * conn).sum().backward()
-    return x.grad[0].detach()
+    return torch._C._len_torch_dispatch_stack()
 
 
-def _pooling(item: Seen) -> bool:
-    name = type(item.module).__name__
-    return any(p in name for p in _POOLS)
+class _hidden:
+    """Our own tensor work, invisible to other code's dispatch modes (a profiler
+    counting ops must not count ours). Our discovery tracer is entered inside."""
+
+    __slots__ = ("guard",)
+    _keys: Any = None
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.guard = None
+        if not _modes():
+            return
+        if _hidden._keys is None:
+            _hidden._keys = torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
+        self.guard = torch._C._ExcludeDispatchKeyGuard(_hidden._keys)
+        self.guard.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.guard is not None:
+            self.guard.__exit__(*exc)
+
+
+def _signature(args: tuple, kwargs: dict) -> tuple:
+    """Shapes, dtypes and devices of the tensors a forward is called with."""
+    sig = []
+    for value in (*args, *kwargs.values()):
+        shape = getattr(value, "shape", None)
+        if shape is not None:
+            sig.append((tuple(shape), value.dtype, value.device))
+        elif isinstance(value, (list, tuple)):
+            sig.append(tuple(tuple(getattr(v, "shape", ())) for v in value))
+        else:
+            sig.append(type(value).__name__)
+    return tuple(sig)
+
+
+def summarize(topology: Topology, layers: list, detail: bool = False,
+              lemaire_cost: lemaire.Cost = lemaire.COST) -> dict[str, Any]:
+    """Per-layer and model totals from ``Topology.read()``: events, magnitude,
+    SOPs by category, neuron updates; dense MACs; the energy models' inputs."""
+    by_module = {id(layer.module()): layer for layer in layers if layer.module() is not None}
+    rows: dict[int, dict[str, Any]] = {}
+    totals = _zero_totals()
+    consumers: list[dict] = []
+    memory = None
+    for plan, host in topology.read():
+        forwards = host["forwards"]
+        layer_of_source = {}
+        for s in plan.sources:
+            module = s.module()
+            layer = by_module.get(id(module)) if module is not None else None
+            layer_of_source[s.index] = layer
+            if layer is None:
+                continue
+            row = rows.setdefault(id(layer), _zero_row())
+            numel = _prod(s.shape)
+            row["neuron_steps"] += numel * forwards
+            row["timesteps"] += s.steps * forwards
+            row["forwards"] += forwards
+            row["sample_steps"] += s.batch * s.steps * forwards
+            row["neurons"] = _prod(s.shape[s.lead:])
+        leaf_rows = {}
+        for leaf in plan.leaves:
+            layer = layer_of_source.get(leaf.owner) if leaf.owner is not None else None
+            row = rows.setdefault(id(layer), _zero_row()) if layer is not None else None
+            leaf_rows[leaf.node] = row
+            if row is not None and (leaf.maps or leaf.const):
+                row["consumed"] = True
+            if leaf.kind == "source" and row is not None:
+                events = host["events"].get(leaf.node, 0.0)
+                row["spikes"] += events
+                row["magnitude"] += host["magnitude"].get(leaf.node, events)
+        for c in plan.consumers:
+            if c.kind == "census_add":
+                totals["census_spike_adds"] += host["sops"][c.id]
+                continue
+            value = host["sops"][c.id]
+            totals["synops"][c.category] += value
+            if c.kind in ("reduce", "accumulate"):
+                totals["adds"][c.category] += value
+            elif c.category == df.SPIKES and c.values == fb.BINARY:
+                totals["binary_weight_synops"] += value
+            if not (c.kind in ("linear", "product") and c.category == df.SPIKES
+                    and c.values == fb.BINARY):
+                if c.kind in ("linear", "product"):
+                    totals["nonbinary_weight_macs"] += c.dense_macs * forwards
+            if detail:
+                consumers.append({"scope": c.scope, "kind": c.kind, "op": c.op, "seq": c.seq,
+                                  "category": c.category, "values": c.values, "synops": value,
+                                  "events_in": host["entering"].get(c.id, 0.0),
+                                  "dense_macs": c.dense_macs * forwards})
+        for leaf in plan.leaves:
+            row = leaf_rows.get(leaf.node)
+            if row is None:
+                continue
+            for cid, value in host["per_leaf"].get(leaf.node, {}).items():
+                c = plan.consumers[cid]
+                if c.kind != "census_add":
+                    row["synops_by_input"][c.category] += value
+        for p in plan.products:
+            layer = layer_of_source.get(p.owner) if p.owner is not None else None
+            if layer is not None:
+                row = rows.setdefault(id(layer), _zero_row())
+                row["consumed"] = True
+                row["synops_by_input"][plan.consumers[p.consumer].category] += \
+                    host["sops"][p.consumer]
+        for mac in plan.macs:
+            macs = mac.macs * forwards
+            if mac.encoding:
+                new = host["new_steps"].get(id(mac))
+                totals["encoding_macs_every_step"] += macs
+                totals["encoding_macs"] += macs * (new / mac.steps if new is not None else 1.0)
+            else:
+                totals["graded_macs"] += macs
+            totals["nonbinary_weight_macs"] += macs
+        totals["ann_macs"] += plan.ann_macs_per_sample() * forwards
+        totals["census_ac"] += (plan.census_ac + host["census_lazy"]) * forwards
+        totals["census_mac_bn"] += plan.census_mac_bn * forwards
+        totals["forwards"] += forwards
+        memory = lemaire.add(memory, lemaire.estimate(plan, host, lemaire_cost))
+    for row in rows.values():
+        row["synops"] = sum(row["synops_by_input"].values())
+    return {"rows": rows, "totals": totals, "consumers": consumers, "memory": memory}
+
+
+def _zero_row() -> dict[str, Any]:
+    return {"spikes": 0.0, "magnitude": 0.0, "synops": 0.0,
+            "synops_by_input": {k: 0.0 for k in df.CATEGORIES}, "neuron_steps": 0,
+            "timesteps": 0, "forwards": 0, "sample_steps": 0, "neurons": 0, "consumed": False}
+
+
+def _zero_totals() -> dict[str, Any]:
+    return {"synops": {k: 0.0 for k in df.CATEGORIES}, "adds": {k: 0.0 for k in df.CATEGORIES},
+            "binary_weight_synops": 0.0, "nonbinary_weight_macs": 0.0, "encoding_macs": 0.0,
+            "encoding_macs_every_step": 0.0, "graded_macs": 0.0, "ann_macs": 0.0,
+            "census_ac": 0.0, "census_mac_bn": 0.0, "census_spike_adds": 0.0, "forwards": 0}
+
+
+def _prod(shape: tuple) -> int:
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out
+
+
+__all__ = ["MAX_PLANS", "Topology", "summarize"]

@@ -31,14 +31,18 @@ def quiet_libraries() -> None:
     logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 
-def load_digits(seed: int = 0, test_fraction: float = 0.25) -> DigitsData:
-    """The 1797 digits from sklearn (shipped inside the package), scaled to [0, 1]."""
+def load_digits(seed: int = 0, test_fraction: float = 0.25, size: int = 8) -> DigitsData:
+    """The 1797 digits from sklearn (shipped inside the package), scaled to [0, 1];
+    ``size`` > 8 upsamples them bilinearly to ``size`` x ``size`` (for patch models)."""
     import torch
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 
     bunch = sk_load_digits()
     x = torch.tensor(bunch.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    if size != x.shape[-1]:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                            align_corners=False)
     y = torch.tensor(bunch.target, dtype=torch.long)
     idx_train, idx_test = train_test_split(
         list(range(len(y))), test_size=test_fraction, random_state=seed, stratify=bunch.target)
@@ -69,10 +73,6 @@ def build_mlp(seed: int = 0):
         nn.Flatten(), nn.Linear(64, 128, bias=False), nn.ReLU(),
         nn.Linear(128, 64, bias=False), nn.ReLU(), nn.Linear(64, CLASSES, bias=False),
     )
-
-
-# Model name (a bounded metric attribute value) -> builder.
-MODELS = {"digits_cnn": build_cnn, "digits_mlp": build_mlp}
 
 
 def train(model, data: DigitsData, epochs: int = 15, batch_size: int = 64, seed: int = 0,

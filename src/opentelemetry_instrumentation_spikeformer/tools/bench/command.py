@@ -45,12 +45,11 @@ def _names(known: Callable[[], Any], what: str) -> Callable[[str], tuple[str, ..
 
 def _parser(settings: config.Settings) -> argparse.ArgumentParser:
     from ...monitor import energy
-    from .. import digits
     from ..cli import make_parser
-    from .spec import FRAMEWORKS
+    from .spec import FRAMEWORKS, MODELS
 
     p = make_parser("bench", description=__doc__.splitlines()[0])
-    p.add_argument("--models", type=_names(lambda: digits.MODELS, "model"),
+    p.add_argument("--models", type=_names(lambda: MODELS, "model"),
                    default=settings.bench_models, metavar="M,...",
                    help=f"models (default {','.join(settings.bench_models)})")
     p.add_argument("--frameworks", type=_names(lambda: FRAMEWORKS, "framework"),
@@ -74,6 +73,8 @@ def _parser(settings: config.Settings) -> argparse.ArgumentParser:
                    help="write accuracy vs. energy per inference across timesteps to this PNG")
     p.add_argument("--epochs", type=_typed(config.parse_positive_int), default=15, metavar="N",
                    help="training epochs of each ANN (default 15)")
+    p.add_argument("--snn-epochs", type=_typed(config.parse_positive_int), default=3,
+                   metavar="N", help="training epochs of each directly trained SNN (default 3)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the data split, the initial weights and training (default 0)")
     p.add_argument("--latency-samples", type=_typed(config.parse_positive_int), default=50,
@@ -92,20 +93,23 @@ def _parser(settings: config.Settings) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     settings = config.load_settings()
     args = _parser(settings).parse_args(argv)
+    from .spec import FRAMEWORKS, MODELS, BenchConfig
+
+    # environment values may name unknown ones: the runner skips those with a warning
+    packages = {FRAMEWORKS[f].package for f in args.frameworks if f in FRAMEWORKS}
+    packages.update(MODELS[m].library for m in args.models if m in MODELS and MODELS[m].library)
     require("bench", ("opentelemetry.sdk", "torch", "sklearn",
-                      *(["matplotlib"] if args.plot else []),
-                      *args.frameworks))
+                      *(["matplotlib"] if args.plot else []), *sorted(packages)))
     from ... import SpikeformerInstrumentor
     from .. import digits
     from .plot import write_plot
     from .report import render_table
     from .runner import run_benchmark, run_periodic
-    from .spec import BenchConfig
 
     digits.quiet_libraries()
     cfg = BenchConfig.from_settings(
         settings, models=args.models, frameworks=args.frameworks, targets=args.targets,
-        timesteps=args.timesteps, epochs=args.epochs, seed=args.seed,
+        timesteps=args.timesteps, epochs=args.epochs, snn_epochs=args.snn_epochs, seed=args.seed,
         latency_samples=args.latency_samples, batch_size=args.batch_size, device=args.device,
         cache_dir=args.cache_dir)
     sdk = build_providers("spikeformer-bench", otlp=args.otlp,

@@ -21,6 +21,7 @@ _GAUGES: tuple[tuple[MetricSpec, Callable[[Any], float | None]], ...] = (
     (bm.BENCHMARK_ACCURACY, lambda row: row.accuracy),
     (bm.BENCHMARK_ACCURACY_DROP, lambda row: row.accuracy_drop),
     (bm.BENCHMARK_THROUGHPUT, lambda row: row.throughput),
+    (bm.BENCHMARK_SYNOPS, lambda row: row.synops),
     (bm.BENCHMARK_SPARSITY, lambda row: row.sparsity),
 )
 

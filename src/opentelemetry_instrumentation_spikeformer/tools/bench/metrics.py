@@ -1,5 +1,5 @@
 """Metric specs of the benchmark runner: accuracy after conversion, latency,
-throughput, energy and sparsity per model x framework x target."""
+throughput, energy, synaptic operations and sparsity per model x framework x target."""
 
 from __future__ import annotations
 
@@ -45,6 +45,12 @@ BENCHMARK_ENERGY = MetricSpec(
     "Estimated energy per inference under the energy table named by hardware_target "
     "(same model as spike_compiler.energy_estimate)", "BENCHMARK_ENERGY",
 )
+BENCHMARK_SYNOPS = MetricSpec(
+    "spikeformer.benchmark.synops_per_inference", "gauge", "{synop}",
+    "spikeformer_benchmark_synops_per_inference", _SNN_ATTRS,
+    "Synaptic operations (SOPs) per inference of the SNN over the test set, as the spike "
+    "monitor counts them (the count the energy estimate prices)",
+)
 BENCHMARK_SPARSITY = MetricSpec(
     "spikeformer.benchmark.sparsity", "gauge", "1", "spikeformer_benchmark_sparsity",
     _SNN_ATTRS, "Fraction of possible spikes not fired over the test set (the design's "
@@ -61,5 +67,5 @@ BENCHMARK_ERRORS = MetricSpec(
 )
 BENCHMARK_METRICS: tuple[MetricSpec, ...] = (
     BENCHMARK_ACCURACY, BENCHMARK_ACCURACY_DROP, BENCHMARK_LATENCY, BENCHMARK_THROUGHPUT,
-    BENCHMARK_ENERGY, BENCHMARK_SPARSITY, BENCHMARK_RUNS, BENCHMARK_ERRORS,
+    BENCHMARK_ENERGY, BENCHMARK_SYNOPS, BENCHMARK_SPARSITY, BENCHMARK_RUNS, BENCHMARK_ERRORS,
 )

@@ -26,6 +26,10 @@ def _rate(value: float | None) -> str:
     return DASH if value is None else f"{value:,.0f}/s"
 
 
+def _count(value: float | None) -> str:
+    return DASH if value is None else f"{value:,.0f}"
+
+
 def _uj(value: float | None) -> str:
     return DASH if value is None else f"{value * 1e3:.3g}"  # mJ -> uJ
 
@@ -41,6 +45,7 @@ _COLUMNS: tuple[tuple[str, Callable[[Row], str], bool], ...] = (
     ("p95 latency", lambda r: _ms(r.latency_p95), True),
     ("throughput", lambda r: _rate(r.throughput), True),
     ("sparsity", lambda r: _pct(r.sparsity), True),
+    ("SOPs/inf", lambda r: _count(r.synops), True),
 )
 
 
@@ -71,8 +76,10 @@ def render_table(result: BenchResult) -> str:
 def _footnote(result: BenchResult) -> str:
     cfg = result.config
     return textwrap.fill(
-        f"accuracy: {result.test_samples} test digits; drop: ANN - SNN in percentage points; "
+        f"accuracy: {result.test_samples} test digits; drop: ANN - SNN in percentage points "
+        "(none for an SNN trained directly); "
         f"latency: one sample, {cfg.latency_samples} timed; throughput: batches of "
-        f"{cfg.batch_size}; sparsity: fraction of possible spikes not fired; uJ: estimated "
+        f"{cfg.batch_size}; sparsity: fraction of possible spikes not fired; SOPs/inf: "
+        "synaptic operations per inference (the spike monitor's count); uJ: estimated "
         "energy per inference under each target's energy table (an estimate, not a "
         "measurement)", width=100)

@@ -1,5 +1,6 @@
 """One benchmark run: for each model, the ANN's figures, then for each framework
-its conversion and, for each timesteps value, the SNN's figures.
+that converts it its conversion and, for each timesteps value, the SNN's
+figures; a model trained directly as an SNN gets the SNN's figures only.
 
 Each run is one trace: a ``spikeformer.benchmark`` root span and one child
 span per stage (load_data, train, convert, evaluate, latency, throughput). A
@@ -28,12 +29,13 @@ from .. import digits
 from . import measure
 from . import metrics as bm
 from .instruments import BenchInstruments
-from .spec import FRAMEWORKS, BenchConfig
+from .spec import FRAMEWORKS, MODELS, BenchConfig, Model
 from .workloads import Workloads
 
 _LOG = logging.getLogger(__name__)
 SPAN_PREFIX = "spikeformer.benchmark"
 _WEIGHTS = SPAN_PREFIX + ".weights"  # span attribute: trained | loaded | reused
+_IMAGE_SIZE = SPAN_PREFIX + ".image_size"  # span attribute of load_data: pixels a side
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Row:
     latency_s: list[float] = field(default_factory=list)
     throughput: float | None = None
     sparsity: float | None = None
+    synops: float | None = None  # synaptic operations per inference
     energy_mj: dict[str, float | None] = field(default_factory=dict)  # by energy target
     error: str | None = None
 
@@ -98,6 +101,7 @@ class _Run:
         self.tables = {name: tables[name] for name in cfg.targets}
         self.rows: list[Row] = []
         self.test_samples = 0
+        self._loaded: dict[int, tuple[Any, Any, Any]] = {}  # image side -> data, x, y
 
     @contextlib.contextmanager
     def stage(self, name: str, model: str | None = None, framework: str | None = None,
@@ -118,37 +122,56 @@ class _Run:
     # -- the run ---------------------------------------------------------------
     def execute(self) -> list[Row]:
         cfg = self.cfg
-        try:
-            with self.stage("load_data"):
-                data = self.workloads.data(cfg.seed)
-                x_test, y_test = data.x_test.to(cfg.device), data.y_test.to(cfg.device)
-                self.test_samples = len(y_test)
-        except Exception as exc:
-            self.failed(Row(a.UNSPECIFIED, a.UNSPECIFIED, bm.NETWORK_ANN,
-                            self.device), exc)
-            return self.rows
         for name in cfg.models:
+            model = MODELS[name]
+            try:
+                data, x_test, y_test = self._data(model.image_size)
+            except Exception as exc:
+                self.failed(Row(name, a.UNSPECIFIED, bm.NETWORK_ANN, self.device), exc)
+                continue
+            if model.library:
+                try:
+                    self._direct(name, model, x_test, y_test)
+                except Exception as exc:
+                    self.failed(Row(name, model.library, bm.NETWORK_SNN, self.device), exc)
+                continue
             ann_row = Row(name, bm.FRAMEWORK_TORCH, bm.NETWORK_ANN, self.device)
             try:
-                ann = self._ann(ann_row, data, x_test, y_test)
+                ann = self._ann(ann_row, x_test, y_test)
             except Exception as exc:
                 self.failed(ann_row, exc)
                 continue
             self.rows.append(ann_row)
-            for framework in cfg.frameworks:
+            for framework in (f for f in cfg.frameworks if f in model.frameworks):
                 try:
                     self._snn(ann, ann_row, FRAMEWORKS[framework], data, x_test, y_test)
                 except Exception as exc:
                     self.failed(Row(name, framework, bm.NETWORK_SNN, self.device), exc)
         return self.rows
 
-    def _ann(self, row: Row, data: Any, x_test: Any, y_test: Any) -> Any:
+    def _data(self, size: int) -> tuple[Any, Any, Any]:
+        """The digits at ``size`` pixels a side, loaded in a span the first time."""
+        found = self._loaded.get(size)
+        if found is None:
+            with self.stage("load_data") as span:
+                span.set_attribute(_IMAGE_SIZE, size)
+                data = self.workloads.data(self.cfg.seed, size)
+                found = (data, data.x_test.to(self.cfg.device), data.y_test.to(self.cfg.device))
+            self._loaded[size] = found
+            self.test_samples = len(found[2])
+        return found
+
+    def _train(self, name: str, epochs: int) -> Any:
+        with self.stage("train", name) as span:
+            trained, how = self.workloads.ann(name, self.cfg.seed, epochs)
+            span.set_attribute(_WEIGHTS, how)
+        return trained
+
+    def _ann(self, row: Row, x_test: Any, y_test: Any) -> Any:
         import torch
 
         cfg = self.cfg
-        with self.stage("train", row.model) as span:
-            ann, how = self.workloads.ann(row.model, cfg.seed, cfg.epochs)
-            span.set_attribute(_WEIGHTS, how)
+        ann = self._train(row.model, cfg.epochs)
         model = copy.deepcopy(ann).to(cfg.device)
 
         def infer(x):
@@ -164,28 +187,45 @@ class _Run:
     def _snn(self, ann: Any, ann_row: Row, framework: Any, data: Any, x_test: Any,
              y_test: Any) -> None:
         cfg = self.cfg
-        with self.stage("convert", ann_row.model, framework.name):
-            snn = framework.convert(copy.deepcopy(ann), data, max(cfg.timesteps)).to(cfg.device)
+        snn = None
         for steps in cfg.timesteps:
+            if snn is None or framework.per_timesteps:
+                converted_for = steps if framework.per_timesteps else None
+                with self.stage("convert", ann_row.model, framework.name, converted_for):
+                    snn = framework.convert(copy.deepcopy(ann), data,
+                                            converted_for or max(cfg.timesteps)).to(cfg.device)
             row = Row(ann_row.model, framework.name, bm.NETWORK_SNN, self.device, steps)
+            self._measure_snn(row, snn, lambda x, s=snn, t=steps: framework.run(s, x, t),
+                              x_test, y_test, ann_row)
 
-            def infer(x, steps=steps):
-                return framework.run(snn, x, steps)
+    def _direct(self, name: str, model: Model, x_test: Any, y_test: Any) -> None:
+        """An SNN trained directly: no ANN, no conversion; every T runs the same weights."""
+        snn = copy.deepcopy(self._train(name, self.cfg.snn_epochs)).to(self.cfg.device)
+        for steps in self.cfg.timesteps:
+            row = Row(name, model.library, bm.NETWORK_SNN, self.device, steps)
+            self._measure_snn(row, snn, lambda x, t=steps: model.run(snn, x, t), x_test, y_test)
 
-            with self.stage("evaluate", row.model, row.framework, steps) as span:
-                logits, snapshot = self._monitored(snn, row.model, infer, x_test)
-                row.accuracy = digits.accuracy(logits, y_test)
+    def _measure_snn(self, row: Row, snn: Any, infer: Callable, x_test: Any, y_test: Any,
+                     ann_row: Row | None = None) -> None:
+        with self.stage("evaluate", row.model, row.framework, row.timesteps) as span:
+            logits, snapshot = self._monitored(snn, row.model, infer, x_test)
+            row.accuracy = digits.accuracy(logits, y_test)
+            if ann_row is not None:
                 row.accuracy_drop = ann_row.accuracy - row.accuracy
-                row.sparsity = snapshot["sparsity"]
-                for target, table in self.tables.items():
-                    estimate = energy.reestimate(snapshot, table)
-                    row.energy_mj[target] = estimate["snn_mj"]
+            row.sparsity = snapshot["sparsity"]
+            for target, table in self.tables.items():
+                estimate = energy.reestimate(snapshot, table)
+                row.energy_mj[target] = estimate["snn_mj"]
+                row.synops = estimate["synops_per_inference"]
+                if ann_row is not None:
                     ann_row.energy_mj.setdefault(target, estimate["ann_mj"])
-                span.set_attribute(bm.BENCHMARK_ACCURACY.name, row.accuracy)
-                if row.sparsity is not None:
-                    span.set_attribute(bm.BENCHMARK_SPARSITY.name, row.sparsity)
-            self._time(row, infer, x_test)
-            self.rows.append(row)
+            span.set_attribute(bm.BENCHMARK_ACCURACY.name, row.accuracy)
+            for spec, value in ((bm.BENCHMARK_SPARSITY, row.sparsity),
+                                (bm.BENCHMARK_SYNOPS, row.synops)):
+                if value is not None:
+                    span.set_attribute(spec.name, value)
+        self._time(row, infer, x_test)
+        self.rows.append(row)
 
     def _monitored(self, snn: Any, name: str, infer: Callable, x_test: Any) -> tuple[Any, dict]:
         """Outputs over the test set and the spike monitor's counts for exactly that

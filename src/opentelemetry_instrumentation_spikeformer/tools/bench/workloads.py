@@ -1,4 +1,5 @@
-"""The data set and the trained ANNs, made once per process.
+"""The data sets and the trained networks (ANNs, and SNNs trained directly),
+made once per process.
 
 Periodic runs (and tests) reuse them: a run benchmarks the conversion and the
 inference, not the training. With a cache directory the weights also survive
@@ -12,6 +13,7 @@ import os
 from typing import Any
 
 from .. import digits
+from .spec import MODELS
 
 _LOG = logging.getLogger(__name__)
 
@@ -21,26 +23,30 @@ TRAINED, LOADED, REUSED = "trained", "loaded", "reused"
 class Workloads:
     def __init__(self, cache_dir: str | None = None) -> None:
         self.cache_dir = cache_dir
-        self._data: dict[int, Any] = {}
+        self._data: dict[tuple[int, int], Any] = {}
         self._anns: dict[tuple[str, int, int], Any] = {}
 
-    def data(self, seed: int) -> digits.DigitsData:
-        found = self._data.get(seed)
+    def data(self, seed: int, size: int = 8) -> digits.DigitsData:
+        """The digits split by ``seed``, ``size`` x ``size`` pixels."""
+        found = self._data.get((seed, size))
         if found is None:
-            found = self._data[seed] = digits.load_digits(seed=seed)
+            found = self._data[(seed, size)] = digits.load_digits(seed=seed, size=size)
         return found
 
     def ann(self, name: str, seed: int, epochs: int) -> tuple[Any, str]:
-        """The trained ANN for ``name`` (a ``digits.MODELS`` key) and how it was got."""
+        """The trained network for ``name`` (a ``spec.MODELS`` key: an ANN, or an
+        SNN trained directly) and how it was got."""
         key = (name, seed, epochs)
         found = self._anns.get(key)
         if found is not None:
             return found, REUSED
-        model = digits.MODELS[name](seed=seed)
+        spec = MODELS[name]
+        model = spec.build(seed)
         how = self._load(model, key)
         if how is None:
-            model = digits.MODELS[name](seed=seed)  # fresh: a failed load may leave half the weights
-            digits.train(model, self.data(seed), epochs=epochs, seed=seed)
+            model = spec.build(seed)  # fresh: a failed load may leave half the weights
+            digits.train(model, self.data(seed, spec.image_size), epochs=epochs, seed=seed,
+                         lr=spec.lr, batch_size=spec.batch_size)
             self._save(model, key)
             how = TRAINED
         model.eval()

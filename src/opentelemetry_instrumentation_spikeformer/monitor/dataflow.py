@@ -1,0 +1,843 @@
+"""One traced forward: where every event goes (the discovery pass).
+
+A ``TorchDispatchMode`` sees each aten op of one forward of the monitored
+model. Modules an extension's rule matches are opaque: a neuron's, encoder's or
+operator's output becomes a *source* of events, an opaque weight module
+(``TDLinear``) charges its inputs like the ANN op. From the sources on, every
+tensor that only moves or adds events is tracked (views, copies, cat, pad,
+index, sums, means, average pooling, scaling); max pooling and the product of
+two tracked tensors start a *derived* source (the selected / coinciding
+events). What consumes tracked tensors is recorded as a ``Consumer``:
+
+* ``linear``: a weight op (aten ``convolution``, ``mm``, ``addmm``, ``bmm``,
+  ``baddbmm``) or an opaque weight module with one tracked operand: one
+  synaptic operation per (event, synapse it reaches);
+* ``product``: a weight op with two tracked operands (spike @ spike):
+  one accumulate per pair of events that meet;
+* ``reduce``: a sum/mean/pooling of tracked values whose result reaches
+  anything but a weight op (SDSA's ``(k*v).sum``, QKA's ``q.sum``): one add per
+  event entering it (reductions that feed weight ops are folded into them);
+* ``accumulate``: tracked values added into an untracked tensor (a dense
+  residual stream): one add per event;
+* ``census_add``: spike + spike (for the SimpleEnergyProfiler parity only).
+
+Weight ops on untracked inputs are dense MACs: ``encoding`` when nothing
+upstream spiked, ``graded`` after. Nothing here reads a tensor's values (no
+host sync): value-dependent facts are kept as device tensors for ``read()``.
+Only ops in module forward bodies are traced: other code's hooks (a profiler's,
+SNNAnalyzer's) and our own run inside "hook windows" that the tracer skips.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..frameworks import base as fb
+from . import census as cs
+from . import hooks, neurons
+
+# Categories of synaptic operations by what reaches the consumer.
+SPIKES = "spikes"  # events as a source emitted them (binary, signed, counts), moved or max-pooled
+SPIKE_SUMS = "spike_sums"  # events that went through a sum, mean or average pooling
+GRADED = "graded"  # events with an amplitude (graded sources, scaled spikes): value x weight
+CATEGORIES = (SPIKES, SPIKE_SUMS, GRADED)
+
+_ORDER = {fb.BINARY: 0, fb.SIGNED: 1, fb.COUNT: 2, fb.SCALED: 3, fb.GRADED: 4}
+
+
+def join(a: str, b: str) -> str:
+    return a if _ORDER[a] >= _ORDER[b] else b
+
+
+def category(values: str, summed: bool) -> str:
+    if values in (fb.SCALED, fb.GRADED):
+        return GRADED
+    return SPIKE_SUMS if summed else SPIKES
+
+
+@dataclass
+class Ref:
+    """A tracked tensor in a recorded op's arguments."""
+
+    node: int
+
+
+@dataclass
+class Node:
+    id: int
+    kind: str  # source | derived | op
+    shape: tuple
+    values: str  # event kind (frameworks.base OUTPUTS)
+    summed: bool = False  # went through an additive mix
+    scope: str = ""
+    func: Any = None
+    args: Any = None
+    kwargs: Any = None
+    out_index: int | None = None
+    structural: str = "as_is"  # as_is | add | scale | reduce | pool | sumpool
+    leaves: frozenset = frozenset()
+    source: int | None = None
+    name: str = ""
+    deps: tuple = ()
+    capture: Any = None  # (weakref to module, call index): a module returns this tensor
+    # A view of one source's output: (source node, size, stride, offset from the
+    # source's storage offset, the source's stride); recomputed as one as_strided.
+    view_of: tuple | None = None
+
+
+@dataclass
+class Consumer:
+    id: int
+    kind: str  # linear | product | reduce | accumulate | census_add
+    op: str
+    scope: str
+    inputs: tuple  # node ids (two for a product)
+    category: str
+    values: str
+    g: Any = None  # per-element synapse count of the input (linear), CPU float64
+    dense_macs: float = 0.0  # the same op dense (the ANN's cost)
+    seq: int = -1  # position among the forward's aten weight ops
+    call: "ModuleCall | None" = None  # the nn.Linear / nn.Conv call the op ran in
+    lead: tuple = ()  # first two dims of the op's input (does it still hold T?)
+
+
+@dataclass
+class MacOp:
+    """A weight op on untracked inputs: dense multiply-accumulates."""
+
+    op: str
+    scope: str
+    macs: float
+    encoding: bool  # computed from the model input only (nothing spiked upstream)
+    seq: int = -1
+    steps: int = 1  # timesteps the input holds (for "once per static image")
+    new_steps: Any = None  # device tensor: steps whose input is new and non-zero
+    lead: tuple = ()  # first two dims of the op's input
+
+
+@dataclass
+class Source:
+    index: int
+    name: str
+    module: Any  # weakref.ref
+    rule: fb.NeuronRule
+    layout: str
+    values: str
+    shape: tuple
+    batch: int
+    steps: int
+    lead: int
+
+
+@dataclass
+class ModuleCall:
+    """An ``nn.Linear`` / ``nn.Conv*`` call (for Lemaire's per-module model)."""
+
+    name: str
+    linear: bool
+    in_shape: tuple
+    out_shape: tuple
+    in_features: int = 0
+    out_features: int = 0
+    out_channels: int = 0
+    groups: int = 1
+    kernel: tuple = ()
+    stride: tuple = ()
+    weight_per_output: int = 0  # prod(weight.shape[1:])
+    params: int = 0
+    bias: bool = False
+    steps: int = 1  # module.step_mode == 'm': x.shape[0]
+    seqs: list = field(default_factory=list)
+
+
+def _op(name: str) -> Any:
+    import torch
+
+    packet, overload = name.split(".")
+    return getattr(getattr(torch.ops.aten, packet, None), overload, None)
+
+
+class Ops:
+    """The aten op classes the recorder distinguishes (built once, torch imported)."""
+
+    def __init__(self) -> None:
+        def ops(*names: str) -> set:
+            return {o for o in (_op(n) for n in names) if o is not None}
+
+        self.weight = {_op("convolution.default"): "conv", _op("mm.default"): "mm",
+                       _op("addmm.default"): "addmm", _op("bmm.default"): "bmm",
+                       _op("baddbmm.default"): "baddbmm"}
+        self.copy = ops(
+            "clone.default", "_to_copy.default", "cat.default", "stack.default",
+            "constant_pad_nd.default", "index_select.default", "gather.default", "index.Tensor",
+            "repeat.default", "flip.default", "roll.default", "lift_fresh.default",
+            "detach.default", "alias.default", "expand_copy.default", "permute_copy.default",
+            "view_copy.default", "pixel_shuffle.default", "pixel_unshuffle.default",
+            "unfold.default", "split.Tensor", "split_with_sizes.default", "unbind.int",
+            "upsample_nearest2d.default", "upsample_nearest2d.vec", "_unsafe_view.default",
+            "view.default", "reshape.default", "squeeze.dim", "unsqueeze.default",
+            "transpose.int", "permute.default", "expand.default", "t.default", "select.int",
+            "slice.Tensor", "contiguous.default")
+        self.view_as_reshape = ops("view.default", "_unsafe_view.default", "reshape.default")
+        self.cat = ops("cat.default", "stack.default")
+        self.reduce = ops("sum.dim_IntList", "sum.default", "mean.dim", "mean.default")
+        self.pool = {_op("avg_pool1d.default"): 1, _op("avg_pool2d.default"): 2,
+                     _op("avg_pool3d.default"): 3, _op("_adaptive_avg_pool2d.default"): -2,
+                     _op("_adaptive_avg_pool3d.default"): -3,
+                     _op("adaptive_avg_pool1d.default"): -1}
+        self.pool.pop(None, None)
+        self.maxpool = ops("max_pool2d_with_indices.default", "max_pool3d_with_indices.default",
+                           "max_pool2d.default", "max_pool1d.default", "max_pool3d.default",
+                           "max_pool1d_with_indices.default")
+        self.add = ops("add.Tensor", "add_.Tensor", "sub.Tensor", "sub_.Tensor")
+        self.mul = ops("mul.Tensor", "mul_.Tensor")
+        self.scale = ops("mul.Tensor", "mul_.Tensor", "div.Tensor", "div_.Tensor",
+                         "mul.Scalar", "div.Scalar", "neg.default")
+        self.neg = ops("neg.default")
+        self.cumsum = ops("cumsum.default")
+        self.identity = ops("clone.default", "alias.default", "detach.default",
+                            "lift_fresh.default", "_to_copy.default", "contiguous.default")
+
+
+_OPS: Ops | None = None
+_LOCAL = threading.local()  # .quiet > 0: our own tensor work, never traced
+
+
+class quiet:
+    """Context in which no discovery pass (of any monitor) records ops: plan
+    building, counting and finishing run while another monitor may be tracing."""
+
+    def __enter__(self) -> None:
+        _LOCAL.quiet = getattr(_LOCAL, "quiet", 0) + 1
+
+    def __exit__(self, *_exc: Any) -> None:
+        _LOCAL.quiet -= 1
+
+
+def ops() -> Ops:
+    global _OPS
+    if _OPS is None:
+        _OPS = Ops()
+    return _OPS
+
+
+def make_tracer(graph: "Graph") -> Any:
+    """The dispatch mode that feeds every aten op of the forward to ``graph``.
+    What it computes itself is hidden from other modes (a profiler's)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    keys = torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
+
+    class Tracer(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if graph.window == 0 and not getattr(_LOCAL, "quiet", 0):
+                try:
+                    with torch._C._ExcludeDispatchKeyGuard(keys):
+                        graph.census.record(func, args, out, graph)
+                        if graph.opaque == 0:
+                            graph.on_op(func, args, kwargs, out)
+                except Exception as exc:  # never break the user's forward
+                    graph.errors.append(f"{func}: {type(exc).__name__}: {exc}")
+            return out
+
+    return Tracer()
+
+
+class Graph:
+    """What one traced forward saw: nodes, consumers, dense MACs, module calls."""
+
+    def __init__(self, root: Any, names: dict[int, str]) -> None:
+        self.names = names  # id(module) -> qualified name
+        self.outputs: dict[int, str] = {}  # id(module) -> output kind read at attach
+        self.nodes: list[Node] = []
+        self.ids: dict[int, int] = {}  # id(tensor) -> node id
+        self.keep: list[Any] = []  # strong refs: ids are not reused during the trace
+        self.post: set[int] = set()  # ids of untracked tensors downstream of spikes
+        self.sources: list[Source] = []
+        self.source_out: dict[int, Any] = {}  # source index -> this forward's output
+        self.source_keep: dict[int, int] = {}  # source node id -> its tensor in ``keep``
+        self.consumers: list[Consumer] = []
+        self.macs: list[MacOp] = []
+        self.calls: list[ModuleCall] = []
+        self.sinks: set[int] = set()  # nodes consumed by something non-linear
+        self.reductions: list[tuple[int, int, str]] = []  # (input, output, scope)
+        self.spike_adds: list[tuple[Any, Any]] = []
+        self.errors: list[str] = []
+        self.census = cs.Census()
+        self.opaque = 0  # > 0 inside a matched module's forward
+        self.window = 0  # > 0 while hooks (ours, other code's) run: not traced
+        self.scopes: list[str] = []
+        self.weight_seq = 0
+        self.derived = 0
+        self._rules: dict[int, tuple[str, Any, fb.NeuronRule]] = {}
+        self._calls_of: dict[int, int] = {}  # module calls seen (for captures)
+        self._open_calls: list[ModuleCall | None] = []
+        self._route_in: list[Any] = []
+        self._fed: list[bool] = []
+        self._tapped: list[bool] = []
+        self._handles: list[Any] = []
+        for name, module in root.named_modules():
+            rule = neurons.rule_of(module)
+            if rule is not None:
+                self._rules[id(module)] = (name or type(module).__name__, module, rule)
+
+    # -- hook windows around module forwards ---------------------------------
+    def install(self, root: Any) -> None:
+        """Hooks on every module (through ``hooks``: left out of pickles), one
+        method tap per source the model calls by another name. Removed by
+        ``uninstall`` at the end of the traced forward."""
+        outer = set()  # modules inside a matched one: opaque, no hooks needed
+        for _, module, _rule in self._rules.values():
+            outer.update(id(m) for m in module.modules() if m is not module)
+        add = self._handles.append
+        for module in root.modules():
+            if module is root or id(module) in outer:
+                continue
+            add(hooks.forward_pre_hook(module, self._open, prepend=True))
+            add(hooks.forward_pre_hook(module, self._enter, with_kwargs=True))
+            add(hooks.forward_hook(module, self._exit, prepend=True, always_call=True))
+            add(hooks.forward_hook(module, self._close, always_call=True))
+        for name, module, rule in self._rules.values():
+            if rule.entry != "forward" and hasattr(module, rule.entry):
+                add(hooks.method_tap(module, rule.entry, post=self._method_exit,
+                                     pre=self._method_enter))
+
+    def uninstall(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _open(self, _module, _args) -> None:
+        self.window += 1
+
+    def _enter(self, module, args, kwargs) -> None:
+        self.scopes.append(self.names.get(id(module), type(module).__name__))
+        try:
+            self.pre(module, args, kwargs)
+        finally:
+            self.window -= 1
+
+    def _exit(self, module, args, output) -> None:
+        self.window += 1
+        try:
+            self.post_forward(module, output)
+        finally:
+            if self.scopes:
+                self.scopes.pop()
+
+    def _close(self, _module, _args, _output) -> None:
+        self.window -= 1
+
+    def _method_enter(self, module, args, kwargs) -> None:
+        handled = self.window == 0 and self.opaque == 0
+        self._tapped.append(handled)
+        if handled:
+            self.scopes.append(self.names.get(id(module), type(module).__name__))
+            self.pre(module, args, kwargs)
+
+    def _method_exit(self, module, _args, output) -> None:
+        if self._tapped and self._tapped.pop():
+            self.post_forward(module, output)
+            if self.scopes:
+                self.scopes.pop()
+
+    # -- module boundaries ----------------------------------------------------
+    def scope(self) -> str:
+        return self.scopes[-1] if self.scopes else ""
+
+    def tracked(self, t: Any) -> Node | None:
+        nid = self.ids.get(id(t))
+        return self.nodes[nid] if nid is not None else None
+
+    def pre(self, module: Any, args: tuple, kwargs: dict) -> None:
+        import torch
+        from torch.utils._pytree import tree_flatten
+
+        entry = self._rules.get(id(module))
+        if entry is None:
+            if self.opaque == 0:
+                self._open_calls.append(self._module_call(module, args))
+            return
+        fed = False  # an input downstream of spikes
+        if self.opaque == 0:
+            name, mod, rule = entry
+            tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+            fed = any(self.tracked(t) is not None or id(t) in self.post for t in tensors)
+            if rule.role == fb.ROUTE:
+                self._route_in.append(self.tracked(tensors[0]) if tensors else None)
+            elif rule.consumes:
+                self._opaque_consumer(mod, rule, tensors, name)
+            else:
+                for t in tensors:
+                    n = self.tracked(t)
+                    if n is not None:
+                        self.sinks.add(n.id)
+        self._fed.append(fed)
+        self.opaque += 1
+
+    def post_forward(self, module: Any, output: Any) -> None:
+        import torch
+        from torch.utils._pytree import tree_flatten
+
+        entry = self._rules.get(id(module))
+        if entry is None:
+            if self.opaque == 0:
+                call = self._open_calls.pop() if self._open_calls else None
+                if call is not None and isinstance(output, torch.Tensor):
+                    call.out_shape = tuple(output.shape)
+                    self.calls.append(call)
+                self._capture(module, output)
+                self._calls_of[id(module)] = self._calls_of.get(id(module), 0) + 1
+            return
+        self.opaque -= 1
+        fed = self._fed.pop() if self._fed else False
+        if self.opaque:
+            return
+        name, mod, rule = entry
+        outputs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        if rule.role == fb.ROUTE:
+            x = self._route_in.pop() if self._route_in else None
+            if x is not None and isinstance(output, torch.Tensor):
+                self._sum_pool(mod, x, output)
+        elif rule.is_source and output is not None:
+            self._register_source(name, mod, rule, output)
+            self._mark_post(outputs)  # a membrane returned next to the spikes
+        elif rule.role == fb.CONSUMER or fed:
+            self._mark_post(outputs)
+
+    def _module_call(self, module: Any, args: tuple) -> ModuleCall | None:
+        import torch
+
+        if not isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d,
+                                   torch.nn.Conv3d)):
+            return None
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if x is None:
+            return None
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        steps = int(x.shape[0]) if getattr(module, "step_mode", "s") == "m" else 1
+        name = self.names.get(id(module), type(module).__name__)
+        if isinstance(module, torch.nn.Linear):
+            return ModuleCall(name, True, tuple(x.shape), (), in_features=module.in_features,
+                              out_features=module.out_features, params=params,
+                              bias=module.bias is not None, steps=steps)
+        return ModuleCall(name, False, tuple(x.shape), (), out_channels=module.out_channels,
+                          groups=module.groups, kernel=tuple(module.kernel_size),
+                          stride=tuple(module.stride),
+                          weight_per_output=math.prod(module.weight.shape[1:]), params=params,
+                          bias=module.bias is not None, steps=steps)
+
+    def _capture(self, module: Any, output: Any) -> None:
+        """A derived source some module returns as is (``nn.MaxPool2d`` on spikes,
+        also through spikingjelly's multi-step reshape): the runtime reads it in
+        that module's forward hook instead of recomputing it."""
+        import torch
+
+        if not isinstance(output, torch.Tensor):
+            return
+        n = self.tracked(output)
+        while n is not None and n.kind == "op" and n.func in ops().view_as_reshape \
+                and len(n.deps) == 1:
+            n = self.nodes[n.deps[0]]
+        if n is not None and n.kind == "derived" and n.capture is None \
+                and output.numel() == math.prod(n.shape):
+            n.capture = (weakref.ref(module), self._calls_of.get(id(module), 0))
+
+    def _register_source(self, name: str, module: Any, rule: fb.NeuronRule, output: Any) -> None:
+        import torch
+
+        spikes = neurons.spikes_of(output)
+        if not isinstance(spikes, torch.Tensor) or self.tracked(spikes) is not None:
+            return
+        layout = rule.layout_of(module)
+        batch, steps, lead = neurons.batch_time(layout, module, tuple(spikes.shape))
+        index = len(self.sources)
+        values = self.outputs.get(id(module)) or rule.output_kind(module)
+        self.sources.append(Source(index, name, weakref.ref(module), rule, layout, values,
+                                   tuple(spikes.shape), batch, steps, lead))
+        self.source_keep[len(self.nodes)] = len(self.keep)
+        node = self.add(spikes, kind="source", values=values, source=index, name=name)
+        node.scope = name
+        node.leaves = frozenset([node.id])
+        self.source_out[index] = spikes.detach()
+
+    # -- opaque consumers -------------------------------------------------------
+    def _opaque_consumer(self, module: Any, rule: fb.NeuronRule, tensors: list,
+                         name: str) -> None:
+        """``TDLinear`` / ``TDConv2d`` / ``TDMultiheadAttention`` charge their
+        inputs like the ANN op they stand for; the operators that combine two
+        time-differential inputs charge each event the other operand it meets."""
+        import torch
+
+        kind = rule.consumes
+        if kind in ("sdpa", "ewise", "matmul"):
+            return self._operator_consumer(kind, tensors, name)
+        seen: set[int] = set()
+        for t in tensors:
+            n = self.tracked(t)
+            if n is None or n.id in seen:
+                continue
+            seen.add(n.id)
+            if kind == "linear":
+                g = torch.full(n.shape, float(module.out_features), dtype=torch.float64)
+                macs = math.prod(n.shape) * module.out_features
+            elif kind == "conv":
+                x = t if t.dim() == 4 else t.flatten(0, 1)
+                pad = module.padding if not isinstance(module.padding, str) else (0, 0)
+                g = ("conv", tuple(x.shape), tuple(module.weight.shape), tuple(module.stride),
+                     tuple(pad), tuple(module.dilation), False, (0, 0), int(module.groups),
+                     tuple(n.shape))
+                macs = _conv_macs(x.shape, module.weight.shape, module.stride, pad,
+                                  module.dilation, module.groups)
+            elif kind == "mha":  # q, k, v projections: one tensor passed thrice meets three
+                uses = sum(1 for u in tensors if u is t)
+                g = torch.full(n.shape, float(module.embed_dim * uses), dtype=torch.float64)
+                macs = math.prod(n.shape) * module.embed_dim * uses
+            else:
+                continue
+            self._consumer("linear", type(module).__name__, (n,), g=g, dense=float(macs),
+                           scope=name).lead = tuple(t.shape[:2])
+        first = tensors[0] if tensors else None
+        if first is not None and self.tracked(first) is None and id(first) not in self.post \
+                and kind in ("linear", "conv"):
+            x = first if kind == "linear" or first.dim() == 4 else first.flatten(0, 1)
+            macs = math.prod(x.shape) * module.out_features if kind == "linear" else \
+                _conv_macs(x.shape, module.weight.shape, module.stride,
+                           module.padding if not isinstance(module.padding, str) else 0,
+                           module.dilation, module.groups)
+            self._mac(type(module).__name__, name, float(macs), first, -1)
+
+    def _operator_consumer(self, kind: str, tensors: list, name: str) -> None:
+        import torch
+
+        fan: list[tuple[Any, Any]] = []
+        if kind == "sdpa" and len(tensors) >= 3:
+            q, k, v = tensors[:3]
+            fan = [(q, float(k.shape[-2])), (k, float(q.shape[-2])), (v, float(q.shape[-2]))]
+        elif kind == "ewise" and len(tensors) >= 2:
+            a, b = tensors[:2]
+            shape = torch.broadcast_shapes(a.shape, b.shape)
+            fan = [(t, torch.ones(tuple(shape), dtype=torch.float64).sum_to_size(tuple(t.shape)))
+                   for t in (a, b)]
+        elif kind == "matmul" and len(tensors) >= 2:
+            a, b = tensors[:2]
+            fan = [(a, float(b.shape[-1])), (b, float(a.shape[-2]))]
+        for t, f in fan:
+            n = self.tracked(t)
+            if n is None:
+                continue
+            g = f.contiguous() if isinstance(f, torch.Tensor) else \
+                torch.full(n.shape, f, dtype=torch.float64)
+            self._consumer("linear", kind, (n,), g=g, scope=name)
+
+    def _sum_pool(self, module: Any, x: Node, output: Any) -> None:
+        import torch
+
+        k = _pair(module.kernel_size, 2)
+        stride = _pair(module.stride if module.stride is not None else module.kernel_size, 2)
+        args = (Ref(x.id), list(k), list(stride), [0, 0], bool(module.ceil_mode), True, 1)
+        node = self.add(output, kind="op", values=x.values, summed=True,
+                        func=torch.ops.aten.avg_pool2d.default, args=args, kwargs={},
+                        structural="sumpool", leaves=x.leaves, deps=(x.id,))
+        self.reductions.append((x.id, node.id, self.scope()))
+
+    # -- recording helpers --------------------------------------------------------
+    def add(self, tensor: Any, **kwargs: Any) -> Node:
+        node = Node(id=len(self.nodes), shape=tuple(tensor.shape), scope=self.scope(), **kwargs)
+        self.nodes.append(node)
+        self.ids[id(tensor)] = node.id
+        self.keep.append(tensor)
+        return node
+
+    def template(self, obj: Any) -> Any:
+        import torch
+        from torch.utils._pytree import tree_map
+
+        def ref(x):
+            if isinstance(x, torch.Tensor):
+                nid = self.ids.get(id(x))
+                if nid is not None:
+                    return Ref(nid)
+                self.keep.append(x)
+            return x
+
+        return tree_map(ref, obj)
+
+    def _consumer(self, kind: str, op: str, inputs: tuple, *, g: Any = None, dense: float = 0.0,
+                  seq: int = -1, scope: str | None = None) -> Consumer:
+        values = inputs[0].values
+        summed = inputs[0].summed
+        for n in inputs[1:]:
+            values, summed = join(values, n.values), summed or n.summed
+        call = self._open_calls[-1] if seq >= 0 and self._open_calls else None
+        consumer = Consumer(len(self.consumers), kind, op, self.scope() if scope is None else scope,
+                            tuple(n.id for n in inputs), category(values, summed), values, g=g,
+                            dense_macs=dense, seq=seq, call=call)
+        self.consumers.append(consumer)
+        return consumer
+
+    def _mac(self, op: str, scope: str, macs: float, x: Any, seq: int) -> None:
+        encoding = id(x) not in self.post
+        self.macs.append(MacOp(op, scope, macs, encoding, seq, lead=tuple(x.shape[:2])))
+        if encoding:
+            self.macs[-1].new_steps = x  # replaced by a device count in ``finish``
+
+    def _sink(self, tracked: list[Node], outs: list) -> None:
+        for n in tracked:
+            self.sinks.add(n.id)
+        self._mark_post(outs)
+
+    def _mark_post(self, outs: list) -> None:
+        for o in outs:
+            if self.tracked(o) is None:
+                self.post.add(id(o))
+                self.keep.append(o)
+
+    def _op_nodes(self, func, args, kwargs, out, tracked, values, summed, structural) -> list[Node]:
+        import torch
+
+        targs, tkw = self.template(args), self.template(kwargs)
+        leaves = frozenset().union(*[n.leaves for n in tracked])
+        deps = tuple(dict.fromkeys(n.id for n in tracked))
+        made = []
+        outs = list(enumerate(out)) if isinstance(out, (tuple, list)) else [(None, out)]
+        for index, o in outs:
+            if isinstance(o, torch.Tensor):
+                node = self.add(o, kind="op", values=values, summed=summed, func=func,
+                                args=targs, kwargs=tkw, out_index=index,
+                                structural=structural, leaves=leaves, deps=deps)
+                node.view_of = self._view_of(tracked, o) if structural == "as_is" else None
+                made.append(node)
+        return made
+
+    def _view_of(self, tracked: list[Node], out: Any) -> tuple | None:
+        """Where ``out`` sits in the storage of the one source it views, if it does."""
+        if len(tracked) != 1:
+            return None
+        dep = tracked[0]
+        base = dep.id if dep.kind == "source" else (dep.view_of[0] if dep.view_of else None)
+        if base is None:
+            return None
+        src = self.keep[self.source_keep[base]]
+        if out.untyped_storage().data_ptr() != src.untyped_storage().data_ptr():
+            return None
+        return (base, tuple(out.shape), tuple(out.stride()),
+                out.storage_offset() - src.storage_offset(), tuple(src.stride()))
+
+    # -- aten ops -----------------------------------------------------------------
+    def on_op(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        import torch
+        from torch.utils._pytree import tree_flatten
+
+        o = ops()
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        tracked = [n for n in (self.tracked(t) for t in tensors) if n is not None]
+        post = any(id(t) in self.post for t in tensors)
+        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if func in o.weight:
+            self._weight_op(func, args, out, post)
+            self._mark_post(outs)
+            return
+        if not tracked:
+            if post:
+                self._mark_post(outs)
+            return
+        if func in o.maxpool:
+            return self._maxpool(func, args, kwargs, out, tracked, outs)
+        if getattr(func, "is_view", False) or func in o.copy:
+            values, summed = tracked[0].values, tracked[0].summed
+            for n in tracked[1:]:
+                values, summed = join(values, n.values), summed or n.summed
+            self._op_nodes(func, args, kwargs, out, tracked, values, summed, "as_is")
+            return
+        if func in o.add:
+            return self._add(func, args, kwargs, out, tracked, outs)
+        if func in o.scale:
+            return self._scale(func, args, kwargs, out, tracked, outs)
+        if func in o.reduce or func in o.pool:
+            x = tracked[0]
+            summed_values = x.values if x.values in (fb.SCALED, fb.GRADED) else \
+                (fb.COUNT if x.values != fb.SIGNED else fb.SIGNED)
+            nodes = self._op_nodes(func, args, kwargs, out, [x], summed_values, True,
+                                   "reduce" if func in o.reduce else "pool")
+            self.reductions.append((x.id, nodes[0].id, self.scope()))
+            return
+        if func in o.cumsum:
+            x = tracked[0]
+            self._op_nodes(func, args, kwargs, out, [x], x.values, True, "as_is")
+            return
+        self._sink(tracked, outs)  # BN, comparisons, exp, ...: consumes spikes non-linearly
+
+    def _maxpool(self, func, args, kwargs, out, tracked, outs) -> None:
+        x = self.tracked(args[0])
+        if x is None:
+            return self._sink(tracked, outs)
+        first = out[0] if isinstance(out, (tuple, list)) else out
+        self.derived += 1
+        node = self.add(first, kind="derived", values=x.values, summed=x.summed, func=func,
+                        args=self.template(args), kwargs=self.template(kwargs),
+                        out_index=0 if isinstance(out, (tuple, list)) else None, deps=(x.id,),
+                        name=f"{self.scope()}::maxpool#{self.derived}")
+        node.leaves = frozenset([node.id])
+        for extra in outs[1:]:
+            self.post.add(id(extra))
+            self.keep.append(extra)
+
+    def _add(self, func, args, kwargs, out, tracked, outs) -> None:
+        import torch
+
+        operands = [a for a in args[:2] if isinstance(a, torch.Tensor)]
+        if all(self.tracked(a) is not None for a in operands):
+            values = tracked[0].values
+            for n in tracked[1:]:
+                values = join(values, n.values)
+            if values == fb.BINARY:
+                values = fb.COUNT
+            elif len(operands) == 2 and values in (fb.BINARY, fb.COUNT) and \
+                    func in (ops().add - {_op("add.Tensor"), _op("add_.Tensor")}):
+                values = fb.SIGNED  # a difference of spikes
+            if len(operands) == 2 and all(n.values == fb.BINARY and not n.summed
+                                          for n in tracked[:2]):
+                self.spike_adds.append((tracked[0].id, tracked[1].id))
+            self._op_nodes(func, args, kwargs, out, tracked, values, True, "add")
+            return
+        if len(tracked) == 1 and len(operands) == 2:
+            # events added into a real tensor (a dense residual stream): one add each
+            x = tracked[0]
+            t = next(a for a in operands if self.tracked(a) is not None)
+            g = torch.ones(tuple(out.shape), dtype=torch.float64).sum_to_size(tuple(t.shape))
+            self._consumer("accumulate", str(func).split(".")[1], (x,), g=g.contiguous())
+        self._sink(tracked, outs)
+
+    def _scale(self, func, args, kwargs, out, tracked, outs) -> None:
+        import torch
+
+        operands = [a for a in args[:2] if isinstance(a, torch.Tensor)]
+        both = len(operands) == 2 and all(self.tracked(a) is not None for a in operands)
+        if both and func in ops().mul:
+            a, b = self.tracked(operands[0]), self.tracked(operands[1])
+            self.derived += 1
+            values = fb.BINARY if a.values == b.values == fb.BINARY else fb.SCALED
+            node = self.add(out, kind="derived", values=values, func=func,
+                            args=self.template(args), kwargs=self.template(kwargs),
+                            deps=(a.id, b.id), name=f"{self.scope()}::mul#{self.derived}")
+            node.leaves = frozenset([node.id])
+            return
+        if both:
+            return self._sink(tracked, outs)
+        x = tracked[0]
+        other = args[1] if len(args) > 1 else None
+        if isinstance(other, (int, float)) and float(other) == 1.0:
+            values = x.values
+        elif func in ops().neg and x.values in (fb.BINARY, fb.SIGNED):
+            values = fb.SIGNED
+        else:
+            values = fb.SCALED
+        self._op_nodes(func, args, kwargs, out, tracked, values, x.summed, "scale")
+
+    def _weight_op(self, func, args, out, post: bool) -> None:
+        import torch
+
+        kind = ops().weight[func]
+        seq = self.weight_seq
+        self.weight_seq += 1
+        call = self._open_calls[-1] if self._open_calls else None
+        if call is not None:
+            call.seqs.append(seq)
+        if kind == "conv":
+            x, w, bias = args[0], args[1], args[2]
+            stride, padding, dilation, transposed, out_pad, groups = args[3:9]
+            dense = float((x.numel() if transposed else out.numel()) * w.shape[1]
+                          * math.prod(w.shape[2:]))
+        elif kind in ("mm", "bmm"):
+            x, w, bias = args[0], args[1], None
+            dense = float(math.prod(out.shape) * x.shape[-1])
+        else:
+            bias, x, w = args[0], args[1], args[2]
+            dense = float(math.prod(out.shape) * x.shape[-1])
+        if isinstance(bias, torch.Tensor) and self.tracked(bias) is not None:
+            self.sinks.add(self.tracked(bias).id)  # added, not a synaptic input
+        nx, nw = self.tracked(x), self.tracked(w)
+        if nx is None and nw is None:
+            self._mac(kind, self.scope(), dense, x, seq)
+            return
+        lead = tuple(x.shape[:2])
+        if nx is not None and nw is not None:
+            self._consumer("product", kind, (nx, nw), dense=dense, seq=seq).lead = lead
+            return
+        if kind == "conv":
+            if nx is None:  # spikes as convolution weights: priced as MACs
+                self.macs.append(MacOp(kind, self.scope(), dense, False, seq, lead=lead))
+                self.sinks.add(nw.id)
+                return
+            g = ("conv", tuple(x.shape), tuple(w.shape), tuple(stride), tuple(padding),
+                 tuple(dilation), bool(transposed), tuple(out_pad), int(groups))
+            node = nx
+        elif nx is not None:  # A[.., M, K] @ W[.., K, N]: N synapses per element
+            g = torch.full(nx.shape, float(w.shape[-1]), dtype=torch.float64)
+            node = nx
+        else:  # W[.., M, K] @ B[.., K, N]: M per element
+            g = torch.full(nw.shape, float(x.shape[-2]), dtype=torch.float64)
+            node = nw
+        self._consumer("linear", kind, (node,), g=g, dense=dense, seq=seq).lead = lead
+
+    # -- end of the traced forward ----------------------------------------------
+    def finish(self, output: Any, batch_steps: tuple[int, int], batch_major: bool = False) -> None:
+        """Mark what the model returns as consumed; turn encoding inputs into
+        device counts of the timesteps that bring a new input (no host sync)."""
+        import torch
+        from torch.utils._pytree import tree_flatten
+
+        for t in tree_flatten(output)[0]:
+            n = self.tracked(t) if isinstance(t, torch.Tensor) else None
+            if n is not None:
+                self.sinks.add(n.id)
+        steps, batch = batch_steps
+        for mac in self.macs:
+            x, mac.new_steps = mac.new_steps, None
+            if x is None:
+                continue
+            mac.steps, mac.new_steps = _new_steps(x, steps, batch, batch_major)
+
+
+def _new_steps(x: Any, steps: int, batch: int, batch_major: bool) -> tuple[int, Any]:
+    """(timesteps the input holds, device count of those with a new non-zero
+    input): a static image repeated over T is 1 (the papers' "once per image"),
+    first-frame-then-zeros is 1, a DVS stream is T."""
+    import torch
+
+    if steps <= 1 or x.dim() < 2:
+        return 1, None
+    if x.shape[0] == steps and x.shape[1] == batch:
+        seq = x
+    elif x.shape[0] == steps * batch and batch_major:  # (B*T, ...): sinabs Squeeze
+        seq = x.reshape(batch, steps, *x.shape[1:]).transpose(0, 1)
+    elif x.shape[0] == steps * batch:  # (T*B, ...): a multi-step model's flattened input
+        seq = x.reshape(steps, batch, *x.shape[1:])
+    else:
+        return 1, None
+    flat = seq.detach().reshape(steps, -1)
+    nonzero = flat.ne(0).any(dim=1)
+    changed = torch.ones(steps, dtype=torch.bool, device=flat.device)
+    changed[1:] = flat[1:].ne(flat[:-1]).any(dim=1)
+    return steps, (nonzero & changed).sum(dtype=torch.float64)
+
+
+def _pair(value: Any, n: int) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,) * n
+
+
+def _conv_macs(x_shape, w_shape, stride, padding, dilation, groups) -> float:
+    import torch
+
+    x = torch.empty(tuple(x_shape), device="meta")
+    w = torch.empty(tuple(w_shape), device="meta")
+    y = torch.nn.functional.conv2d(x, w, None, stride, padding, dilation, groups)
+    return float(y.numel() * w_shape[1] * math.prod(w_shape[2:]))

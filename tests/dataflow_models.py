@@ -1,0 +1,208 @@
+"""Models for the synop tests: spikingjelly's three spiking transformers (tiny
+configs) and small hand-made networks that each isolate one dataflow case.
+torch and spikingjelly are imported by the callers' importorskip first."""
+
+from __future__ import annotations
+
+import warnings
+
+T, B = 4, 2
+
+
+def settle(model, x):
+    """One train-mode forward with cumulative BatchNorm statistics, then eval:
+    at random init with the default momentum the tiny transformers are silent
+    in eval mode."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(x)
+    functional.reset_net(model)
+    return model.eval()
+
+
+def image(seed=0, batch=B):
+    import torch
+
+    gen = torch.Generator().manual_seed(100 + seed)
+    return torch.rand(batch, 3, 32, 32, generator=gen) * 2
+
+
+def spikformer(seed=0):
+    import torch
+    from spikingjelly.activation_based.model.spikformer import Spikformer
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Spikformer(T=T, img_size_h=32, img_size_w=32, patch_size=4, num_classes=10,
+                           embed_dims=32, num_heads=2, mlp_ratio=4., depths=1)
+    return settle(model, image(seed))
+
+
+def sdt(seed=0):
+    import torch
+    from spikingjelly.activation_based.model.spike_driven_transformer import (
+        SpikeDrivenTransformer,
+    )
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SpikeDrivenTransformer(T=T, num_classes=10, embed_dims=32, num_heads=2, depths=1,
+                                       mlp_ratio=4., pooling_stat="0011")
+    return settle(model, image(seed))
+
+
+def qkformer(seed=0):
+    import torch
+    from spikingjelly.activation_based.model.qkformer import QKFormer
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = QKFormer(T=T, num_classes=10, embed_dims=32, num_heads=(1, 2, 2),
+                         depths=(1, 1, 1), mlp_ratio=4.)
+    return settle(model, image(seed))
+
+
+TRANSFORMERS = {"spikformer": spikformer, "sdt": sdt, "qkformer": qkformer}
+
+
+def small_input(shape, seed=0, scale=2.0):
+    import torch
+
+    gen = torch.Generator().manual_seed(200 + seed)
+    return torch.rand(T, B, *shape, generator=gen) * scale
+
+
+def _lif(threshold=0.5):
+    from spikingjelly.activation_based import neuron
+
+    return neuron.LIFNode(tau=2.0, v_threshold=threshold, step_mode="m")
+
+
+def _seq(*mods):
+    """A module applied to [T*B, ...] inside a [T, B, ...] model."""
+    import torch.nn as nn
+
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*mods)
+
+        def forward(self, x):
+            y = self.body(x.flatten(0, 1))
+            return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
+
+    return Seq()
+
+
+def residual_cnn():
+    """conv-LIF, a residual block whose shortcut adds spike tensors (SEW ADD:
+    counts {0, 1, 2}), a grouped conv, a strided conv and an avg-pooled head."""
+    import torch.nn as nn
+
+    class ResidualCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = _seq(nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8))
+            self.lif0 = _lif()
+            self.c1 = _seq(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8))
+            self.lif1 = _lif()
+            self.c2 = _seq(nn.Conv2d(8, 8, 3, padding=1, groups=2), nn.BatchNorm2d(8))
+            self.lif2 = _lif()
+            self.down = _seq(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16))
+            self.lif3 = _lif()
+            self.pool = _seq(nn.AvgPool2d(2))
+            self.fc = nn.Linear(16 * 2 * 2, 10)
+
+        def forward(self, x):
+            s0 = self.lif0(self.stem(x))
+            s1 = self.lif1(self.c1(s0))
+            s2 = self.lif2(self.c2(s1)) + s0
+            s3 = self.lif3(self.down(s2))
+            return self.fc(self.pool(s3).flatten(2))
+
+    return ResidualCNN()
+
+
+def qkv_block(c=8, heads=2):
+    """One LIF feeding q, k and v convs and (through a concat) the projection:
+    fan-out; SSA-style attention on spikes (Q Kt, then attn V)."""
+    import torch
+    import torch.nn as nn
+
+    class QKVBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = _seq(nn.Conv1d(4, c, 1))
+            self.lif_in = _lif()
+            self.q = _seq(nn.Conv1d(c, c, 1), nn.BatchNorm1d(c))
+            self.k = _seq(nn.Conv1d(c, c, 1), nn.BatchNorm1d(c))
+            self.v = _seq(nn.Conv1d(c, c, 1), nn.BatchNorm1d(c))
+            self.lq, self.lk, self.lv = _lif(), _lif(), _lif()
+            self.lattn = _lif()
+            self.proj = _seq(nn.Conv1d(2 * c, c, 1))
+
+        def forward(self, x):  # [T, B, 4, L]
+            s = self.lif_in(self.inp(x))
+            q, k, v = self.lq(self.q(s)), self.lk(self.k(s)), self.lv(self.v(s))
+            t, b, ch, length = q.shape
+
+            def heads_of(z):
+                return z.reshape(t, b, heads, ch // heads, length).transpose(-1, -2)
+
+            attn = heads_of(q) @ heads_of(k).transpose(-1, -2)
+            y = (attn @ heads_of(v)) * 0.25
+            y = self.lattn(y).transpose(-1, -2).reshape(t, b, ch, length)
+            return self.proj(torch.cat([y, s], dim=2))
+
+    return QKVBlock()
+
+
+def overlap_maxpool():
+    import torch.nn as nn
+
+    class OverlapMaxPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = _seq(nn.Conv2d(2, 6, 3, padding=1))
+            self.l0 = _lif()
+            self.mp = _seq(nn.MaxPool2d(3, stride=2, padding=1))
+            self.c1 = _seq(nn.Conv2d(6, 6, 3, padding=1))
+            self.l1 = _lif()
+
+        def forward(self, x):
+            return self.l1(self.c1(self.mp(self.l0(self.c0(x)))))
+
+    return OverlapMaxPool()
+
+
+def adaptive_head(out_hw=(1, 1)):
+    import torch.nn as nn
+
+    class AdaptiveHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = _seq(nn.Conv2d(2, 6, 3, padding=1))
+            self.l0 = _lif()
+            self.gap = _seq(nn.AdaptiveAvgPool2d(out_hw))
+            self.fc = nn.Linear(6 * out_hw[0] * out_hw[1], 5)
+
+        def forward(self, x):
+            return self.fc(self.gap(self.l0(self.c0(x))).flatten(2))
+
+    return AdaptiveHead()
+
+
+def reset(model) -> None:
+    from spikingjelly.activation_based import functional
+
+    functional.reset_net(model)

@@ -1,0 +1,169 @@
+"""The monitor's synops equal an independent brute-force count (tests/bruteforce.py:
+every consumer re-run on its exact input with all-ones weights), per consumer
+op, per layer and input category, and in total, on spikingjelly's three spiking
+transformers and on small models that each isolate one dataflow case. The
+first forward is the discovery pass; the compared forwards use other inputs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("spikingjelly")
+
+import dataflow_models as M  # noqa: E402
+from bruteforce import brute_force  # noqa: E402
+
+from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
+
+REL = 1e-6
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def is_neuron(module) -> bool:
+    from spikingjelly.activation_based import neuron
+
+    return isinstance(module, neuron.BaseNode)
+
+
+def measure(model, discover, inputs):
+    """Our snapshot over ``inputs`` (after a discovery forward on ``discover``)
+    and the brute force on the same inputs."""
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        model(discover)
+        M.reset(model)
+        monitor.reset()
+        for x in inputs:
+            model(x)
+            M.reset(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    refs = []
+    for x in inputs:
+        refs.append(brute_force(model, is_neuron, x))
+        M.reset(model)
+    return snap, refs
+
+
+def check(snap, refs):
+    """Consumer by consumer, reductions and accumulates by scope, layer by
+    layer and category by category; returns the brute-force totals."""
+    ours = [(c["scope"], c["kind"], c["category"], c["synops"]) for c in snap["consumers"]
+            if c["kind"] in ("linear", "product")]
+    theirs = defaultdict(float)
+    order = []
+    for ref in refs:
+        for i, (scope, kind, cat, value) in enumerate(ref.by_consumer):
+            theirs[i] += value
+            if len(order) <= i:
+                order.append((scope, kind, cat))
+    assert [o[:3] for o in ours] == order
+    for i, (scope, kind, cat, value) in enumerate(ours):
+        assert rel(value, theirs[i]) < REL, (scope, kind, cat, value, theirs[i])
+    for kind, attr in (("reduce", "reduce_adds"), ("accumulate", "accumulates")):
+        mine = defaultdict(float)
+        for c in snap["consumers"]:
+            if c["kind"] == kind:
+                mine[(c["scope"], c["category"])] += c["synops"]
+        ref_sum = defaultdict(float)
+        for ref in refs:
+            found = getattr(ref, attr)
+            for key, value in (found() if callable(found) else found).items():
+                ref_sum[key] += value
+        assert {k for k, v in mine.items() if v} == {k for k, v in ref_sum.items() if v}, kind
+        for key, value in ref_sum.items():
+            assert rel(mine[key], value) < REL, (kind, key, mine[key], value)
+    ref_layers = defaultdict(float)
+    for ref in refs:
+        for key, value in ref.per_source().items():
+            ref_layers[key] += value
+    for row in snap["layers"]:
+        for cat, value in row["synops_by_input"].items():
+            assert rel(value, ref_layers.get((row["layer"], cat), 0.0)) < REL, (row["layer"], cat)
+    totals = defaultdict(float)
+    for ref in refs:
+        for cat, value in ref.totals().items():
+            totals[cat] += value
+    for cat, value in snap["totals"]["synops_by_input"].items():
+        assert rel(value, totals.get(cat, 0.0)) < REL, cat
+    return totals
+
+
+@pytest.fixture(scope="module", params=list(M.TRANSFORMERS))
+def transformer(request):
+    model = M.TRANSFORMERS[request.param]()
+    return request.param, measure(model, M.image(0), [M.image(1), M.image(2)])
+
+
+def test_transformers_exact(transformer):
+    name, (snap, refs) = transformer
+    totals = check(snap, refs)
+    assert totals["spikes"] > 1e5
+    assert snap["forwards"] == 2 and snap["inferences"] == 2 * M.B
+    kinds = {c["kind"] for c in snap["consumers"] if c["synops"] > 0}
+    expected = {"spikformer": {"linear", "product"}, "sdt": {"linear", "reduce"},
+                "qkformer": {"linear", "product", "reduce"}}[name]
+    assert expected <= kinds  # SSA spike @ spike; SDSA / QKA adds into neurons
+
+
+def test_residual_cnn_exact():
+    torch.manual_seed(1)
+    model = M.settle(M.residual_cnn(), M.small_input((2, 8, 8), 0))
+    snap, refs = measure(model, M.small_input((2, 8, 8), 0),
+                         [M.small_input((2, 8, 8), s) for s in (1, 2)])
+    check(snap, refs)
+    rows = {r["layer"]: r for r in snap["layers"]}
+    # lif0 reaches c1 directly and, through the SEW sum with lif2, the strided conv
+    assert rows["lif0"]["synops_by_input"]["spikes"] > 0
+    assert rows["lif0"]["synops_by_input"]["spike_sums"] > 0
+    assert rows["lif3"]["synops_by_input"]["spike_sums"] > 0  # avg pool -> fc
+
+
+def test_qkv_fanout_block_exact():
+    torch.manual_seed(2)
+    model = M.settle(M.qkv_block(), M.small_input((4, 6), 0, scale=3.0))
+    snap, refs = measure(model, M.small_input((4, 6), 0, scale=3.0),
+                         [M.small_input((4, 6), s, scale=3.0) for s in (1, 2)])
+    check(snap, refs)
+    convs = [c for c in snap["consumers"] if c["kind"] == "linear" and c["op"] == "conv"]
+    fed_by_lif_in = [c for c in convs if c["scope"].split(".")[0] in ("q", "k", "v", "proj")]
+    assert len(fed_by_lif_in) == 4 and all(c["synops"] > 0 for c in fed_by_lif_in)
+    assert any(c["kind"] == "product" and c["synops"] > 0 for c in snap["consumers"])
+
+
+def test_overlapping_maxpool_exact():
+    torch.manual_seed(3)
+    model = M.settle(M.overlap_maxpool(), M.small_input((2, 9, 9), 0))
+    inputs = [M.small_input((2, 9, 9), s) for s in (1, 2)]
+    snap, refs = measure(model, M.small_input((2, 9, 9), 0), inputs)
+    check(snap, refs)
+    # only the selected input of each 3x3 window reaches c1 (a spike selected by
+    # two overlapping windows reaches it twice): the max pool's own output
+    selected = []
+    handle = model.mp.body[0].register_forward_hook(
+        lambda _m, _a, out: selected.append(float(out.sum())))
+    with torch.no_grad():
+        for x in inputs:
+            model(x)
+            M.reset(model)
+    handle.remove()
+    conv = next(c for c in snap["consumers"] if c["scope"].startswith("c1"))
+    assert conv["events_in"] == sum(selected) > 0
+
+
+@pytest.mark.parametrize("out_hw", [(1, 1), (3, 3)])  # (3, 3) on 8x8: overlapping windows
+def test_adaptive_avgpool_linear_exact(out_hw):
+    torch.manual_seed(4)
+    model = M.settle(M.adaptive_head(out_hw), M.small_input((2, 8, 8), 0))
+    snap, refs = measure(model, M.small_input((2, 8, 8), 0),
+                         [M.small_input((2, 8, 8), s) for s in (1, 2)])
+    check(snap, refs)
+    if out_hw == (1, 1):  # each spike reaches the 5 outputs once: no 64x over-count
+        row = {r["layer"]: r for r in snap["layers"]}["l0"]
+        assert row["synops"] == row["spikes"] * 5

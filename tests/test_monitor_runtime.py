@@ -1,0 +1,192 @@
+"""The counting machinery on real models: nothing on the forward path waits for
+the device (discovery pass included), the traced forward changes no output,
+long runs stay exact, a new input shape gets its own plan, methods the model
+calls directly are tapped at class level and detached cleanly."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import pickle
+import weakref
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("spikingjelly")
+
+import dataflow_models as M  # noqa: E402
+from bruteforce import brute_force  # noqa: E402
+from sync_guard import sync_guard  # noqa: E402,F401 (fixture)
+
+from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
+
+
+def is_neuron(module) -> bool:
+    from spikingjelly.activation_based import neuron
+
+    return isinstance(module, neuron.BaseNode)
+
+
+@pytest.mark.parametrize("name", list(M.TRANSFORMERS))
+def test_forward_path_never_syncs_discovery_included(name, sync_guard):
+    model = M.TRANSFORMERS[name]()
+    monitor = monitor_model(model, name, sample_every=1)
+    with torch.no_grad():
+        for seed in (1, 2, 3):  # the first forward is the traced discovery pass
+            model(M.image(seed))
+            M.reset(model)
+    assert sync_guard == []
+    assert monitor.read()["totals"]["synops"] > 0  # the transfer happens here
+    assert any(c.startswith(("cpu", "tolist")) for c in sync_guard)
+    monitor.detach()
+
+
+def test_discovery_changes_no_output_and_is_counted():
+    model = M.sdt()
+    x = M.image(1)
+    with torch.no_grad():
+        bare = model(x)
+    M.reset(model)
+    reference = brute_force(model, is_neuron, x).totals()
+    M.reset(model)
+    monitor = monitor_model(model, "sdt")
+    with torch.no_grad():
+        traced = model(x)  # discovery
+        M.reset(model)
+        counted = model(x)
+        M.reset(model)
+    assert torch.equal(bare, traced) and torch.equal(bare, counted)
+    snap = monitor.read()
+    assert snap["forwards"] == 2
+    for cat, value in reference.items():
+        assert snap["totals"]["synops_by_input"][cat] == 2 * value
+    monitor.detach()
+
+
+def test_long_runs_stay_exact():
+    """Float32 per-forward counts added into float64 totals, forward after forward."""
+    model = M.settle(M.residual_cnn(), M.small_input((2, 8, 8), 0))
+    x = M.small_input((2, 8, 8), 1)
+    reference = brute_force(model, is_neuron, x)
+    M.reset(model)
+    monitor = monitor_model(model, "cnn")
+    runs = 60
+    with torch.no_grad():
+        for _ in range(runs):
+            model(x)
+            M.reset(model)
+    snap = monitor.read()
+    for cat, value in reference.totals().items():
+        assert snap["totals"]["synops_by_input"][cat] == runs * value
+    rows = {r["layer"]: r for r in snap["layers"]}
+    for (layer, cat), value in reference.per_source().items():
+        assert rows[layer]["synops_by_input"][cat] == runs * value
+    monitor.detach()
+
+
+def test_a_new_input_shape_gets_its_own_plan():
+    model = M.spikformer()
+    inputs = [M.image(1, batch=2), M.image(2, batch=3), M.image(3, batch=3), M.image(4, batch=2)]
+    expected: dict[str, float] = {}
+    for x in inputs:  # before attaching: the reference must not trace our hooks
+        for cat, value in brute_force(model, is_neuron, x).totals().items():
+            expected[cat] = expected.get(cat, 0.0) + value
+        M.reset(model)
+    monitor = monitor_model(model, "spikformer")
+    with torch.no_grad():
+        for x in inputs:
+            model(x)
+            M.reset(model)
+    snap = monitor.read()
+    assert len(monitor.topology.tallies) == 2
+    assert snap["forwards"] == 4 and snap["inferences"] == 2 + 3 + 3 + 2
+    for cat, value in expected.items():
+        assert snap["totals"]["synops_by_input"][cat] == value
+    monitor.detach()
+
+
+def _hooks(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+class Encoded(torch.nn.Module):
+    """Calls its encoder by method, as spikingjelly's Qwen2SNNModel does."""
+
+    def __init__(self):
+        from spikingjelly.activation_based.ann2snn.qcfs import SignedQCFSSequenceEncoder
+
+        super().__init__()
+        self.encoder = SignedQCFSSequenceEncoder(scale=torch.full((6,), 0.25), time_steps=4)
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.encoder.encode(x))
+
+
+def test_detach_removes_every_hook_and_tap():
+    from spikingjelly.activation_based.ann2snn.qcfs import SignedQCFSSequenceEncoder
+
+    model = Encoded()
+    before = _hooks(model)
+    monitor = monitor_model(model, "enc")
+    x = torch.randn(2, 6)
+    with torch.no_grad():
+        model(x)
+        model(x)
+    snap = monitor.read()
+    row = {r["layer"]: r for r in snap["layers"]}["encoder"]
+    assert row["role"] == "encoder" and row["output"] == "scaled"
+    with torch.no_grad():
+        encoded = model.encoder.encode(x)
+    assert row["spikes"] == 2 * float((encoded != 0).sum()) > 0
+    assert row["magnitude"] == pytest.approx(2 * float(encoded.abs().sum()))
+    assert row["synops_by_input"]["graded"] == row["spikes"] * 3  # one Linear, 3 outputs
+    assert "encode" in SignedQCFSSequenceEncoder.__dict__  # a class-level tap while attached
+    copy.deepcopy(model)
+    pickle.loads(pickle.dumps(model))
+    monitor.detach()
+    assert _hooks(model) == before
+    assert all("forward" not in m.__dict__ and "encode" not in m.__dict__
+               for m in model.modules())
+    assert type(SignedQCFSSequenceEncoder.__dict__["encode"]).__name__ == "function"
+
+
+def test_the_monitor_does_not_keep_the_model_alive():
+    model = M.spikformer()
+    monitor = monitor_model(model, "spikformer")
+    with torch.no_grad():
+        model(M.image(1))
+        M.reset(model)
+        model(M.image(1))
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+    monitor.read()  # counts of a collected model can still be read
+
+
+def test_a_failing_discovery_is_reported_and_not_retried_forever(monkeypatch, caplog):
+    from opentelemetry_instrumentation_spikeformer.monitor import plan, synops
+
+    calls = []
+
+    def broken(*_args):
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(plan, "build", broken)
+    model = M.settle(M.overlap_maxpool(), M.small_input((2, 9, 9), 0))
+    x = M.small_input((2, 9, 9), 1)
+    with torch.no_grad():
+        expected = model(x)
+    M.reset(model)
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        for _ in range(synops.MAX_FAILED + 3):
+            assert torch.equal(model(x), expected)  # the user's forward is untouched
+            M.reset(model)
+    assert len(calls) == synops.MAX_FAILED
+    assert any("spike monitor forward end" in r.getMessage() for r in caplog.records)
+    assert monitor.read()["forwards"] == 0
+    monitor.detach()

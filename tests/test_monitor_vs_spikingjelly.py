@@ -1,0 +1,161 @@
+"""The monitor against spikingjelly 2.0.0's own op counter on its three spiking
+transformers: ``SynOpCounter`` (synops of spike-driven weight ops),
+``SimpleEnergyProfiler`` (compute energy: MACs and ACs) and
+``LemaireEnergyProfiler`` (memory-aware analytical model).
+
+SynOpCounter decides "spike" by the values of each operand in each forward; the
+monitor follows the dataflow. Our ``spikes`` SOPs are exactly SynOpCounter's
+plus the attention adds it has no rule for (SDSA's ``(k*v).sum``, QKA's
+``q.sum``: reductions of spikes into a neuron); our ``spike_sums`` SOPs (convs
+fed by residual sums of spikes, heads on a mean) are MACs to it; a graded
+tensor that happens to hold only 0/1 in one forward would be spikes to it (the
+test computes that term; it is zero here)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+oc = pytest.importorskip("spikingjelly.activation_based.op_counter")
+
+import dataflow_models as M  # noqa: E402
+
+from opentelemetry_instrumentation_spikeformer.monitor import energy, monitor_model  # noqa: E402
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+class Recording(oc.SynOpCounter):
+    """SynOpCounter that also keeps (value, operands binary?) per weight op, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[int, bool, bool]] = []
+
+    def count(self, func, args, kwargs, out, active_modules=None, parent_names=None):
+        value = super().count(func, args, kwargs, out, active_modules=active_modules,
+                              parent_names=parent_names)
+        if func in (torch.ops.aten.addmm.default, torch.ops.aten.baddbmm.default):
+            a, b = args[1], args[2]
+        else:
+            a, b = args[0], args[1]
+        self.calls.append((int(value), oc.is_binary_tensor(a), oc.is_binary_tensor(b)))
+        return value
+
+
+@pytest.fixture(scope="module", params=list(M.TRANSFORMERS))
+def counted(request):
+    """One model, one input: the monitor's snapshot of that forward (the
+    discovery pass itself, counted) and the model for the references."""
+    model = M.TRANSFORMERS[request.param]()
+    x = M.image(1)
+    monitor = monitor_model(model, request.param)
+    with torch.no_grad():
+        model(x)
+    M.reset(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    return request.param, model, x, snap
+
+
+def test_spikes_equal_synopcounter_plus_attention_adds(counted):
+    name, model, x, snap = counted
+    rec = Recording()
+    with torch.no_grad(), oc.DispatchCounterMode([rec]):
+        model(x)
+    M.reset(model)
+    weight_ops = sorted((c for c in snap["consumers"] if c["seq"] >= 0), key=lambda c: c["seq"])
+    chance = 0.0  # (c): graded by dataflow, binary by value in this forward
+    for c in weight_ops:
+        theirs, a_bin, b_bin = rec.calls[c["seq"]]
+        if c["category"] == "spikes" and c["values"] == "binary":
+            assert theirs == c["synops"], (name, c)
+        elif theirs:
+            assert a_bin or b_bin, (name, c, theirs)
+            chance += theirs - (c["synops"] if c["category"] == "spikes" else 0.0)
+    adds = snap["counts"]["adds_by_input"]["spikes"]
+    spikes = snap["totals"]["synops_by_input"]["spikes"]
+    assert rec.get_total() == spikes - adds + chance
+    assert chance == 0.0 and rec.get_total() > 0
+    assert snap["counts"]["binary_weight_synops"] == rec.get_total()
+    if name in ("sdt", "qkformer"):  # SDSA / QKA: elementwise attention adds it skips
+        assert adds > 0
+    else:
+        assert adds == 0
+
+
+@pytest.mark.parametrize("cost", ["fp32", "int8"])
+def test_compute_energy_equals_simple_energy_profiler(counted, cost):
+    """MAC and AC counts equal spikingjelly's MACCounter / ACCounter on the same
+    forward, so the compute energy equals the profiler's with the same per-op
+    costs. The profiler's own AC is higher by the ``aten.sum`` ops its memory
+    counter runs in module hooks inside its dispatch mode: measured exactly here."""
+    name, model, x, snap = counted
+    config = getattr(oc.SimpleEnergyCostConfig, cost)()
+    profiler = oc.SimpleEnergyProfiler(config=oc.SimpleEnergyConfig(cost_config=config))
+    profiler.bind_model(model)
+    with profiler, torch.no_grad():
+        model(x)
+    M.reset(model)
+    report = profiler.get_report()
+    mac, ac = oc.MACCounter(), oc.ACCounter()
+    with torch.no_grad(), oc.DispatchCounterMode([mac, ac]):
+        model(x)
+    M.reset(model)
+    ours = energy.compute_only(snap, config.e_mac_pj, config.e_ac_pj)
+    assert ours["mac"] == report.counts["mac"] == mac.get_total()
+    assert ours["synop"] == report.counts["synop"]
+    assert ours["ac"] == ac.get_total()
+
+    def sums(counter):
+        return counter.get_counts()["Global"].get(torch.ops.aten.sum.default, 0)
+
+    artefact = sums(profiler.ac_counter) - sums(ac)
+    assert artefact > 0 and report.counts["ac"] - ours["ac"] == artefact
+    expected = report.energy_compute_pj - artefact * config.e_ac_pj
+    assert rel(ours["energy_compute_pj"], expected) < 1e-12
+    assert rel(ours["energy_compute_pj"], report.energy_compute_pj) < 0.01  # the artefact
+
+
+def test_memory_aware_estimate_equals_lemaire_profiler(counted):
+    name, model, x, snap = counted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = oc.estimate_lemaire_energy(model, x,
+                                            config=oc.LemaireEnergyConfig(strict=False))
+    M.reset(model)
+    memory = snap["energy_memory"]
+    for key in ("ac", "mac", "synop", "acc_addr", "mac_addr"):
+        assert rel(memory["counts"][key], report.counts[key]) < 1e-9, (key, name)
+    for key in ("ops", "addressing", "memory", "inout", "params", "potential"):
+        assert rel(memory["breakdown_mj"][key] * 1e9 * snap["inferences"],
+                   report.breakdown_pj[f"{key}_pj"]) < 1e-9, (key, name)
+    assert rel(memory["total_pj"], report.total_pj) < 1e-9
+    # per inference, and memory dominates the compute-only estimate by far
+    assert memory["snn_mj"] == pytest.approx(report.total_pj * 1e-9 / snap["inferences"])
+    assert memory["snn_mj"] > 10 * snap["energy"]["snn_mj"]
+
+
+def test_a_profiler_sees_none_of_the_monitors_work():
+    """Our hooks and our discovery pass hide their own ops from other dispatch
+    modes: SynOpCounter / ACCounter count the same with or without a monitor."""
+    model = M.qkformer()
+    x = M.image(1)
+
+    def profile():
+        syn, ac = oc.SynOpCounter(), oc.ACCounter()
+        with torch.no_grad(), oc.DispatchCounterMode([syn, ac]):
+            model(x)
+        M.reset(model)
+        return syn.get_total(), ac.get_total()
+
+    bare = profile()
+    monitor = monitor_model(model, "q")
+    assert profile() == bare  # the traced discovery pass
+    assert profile() == bare  # a counted forward
+    assert monitor.read()["forwards"] == 2
+    monitor.detach()
