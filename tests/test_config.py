@@ -60,13 +60,16 @@ def test_every_option_has_a_case():
 # The documented defaults (README's configuration table), written out here.
 DEFAULTS = {
     "extra_targets": "", "layer_spans": True, "capture_memory": True, "spike_monitor": True,
+    "max_models": 50, "model_name": "",
     "monitor_sample_every": 1, "timestep_ms": 1.0, "max_layers": 256,
-    "energy_hardware": "loihi2", "energy_table": "", "device_adapters": (),
+    "energy_hardware": "cmos45nm", "energy_table": "", "device_adapters": (),
     "device_poll_interval": 5.0, "probe_timeout": 2.0, "rapl_root": "/sys/class/powercap",
     "spinnaker_host": "", "health_server": False, "health_host": "127.0.0.1",
-    "health_port": 8099, "log_format": "json", "log_level": "INFO", "bench_interval": 0.0,
-    "bench_models": ("digits_cnn", "digits_mlp"), "bench_frameworks": ("sinabs", "spikingjelly"),
-    "bench_targets": ("cmos45nm", "loihi2"), "bench_timesteps": (4, 8, 16, 32),
+    "health_port": 8099, "monitor_ranks": ("all",), "flush_on_sigterm": False,
+    "log_format": "json", "log_level": "INFO", "bench_interval": 0.0,
+    "bench_models": ("digits_cnn", "digits_mlp", "digits_vit", "digits_spikformer", "digits_sdt"),
+    "bench_frameworks": ("sinabs", "spikingjelly", "spikingjelly_sta", "spikingjelly_td"),
+    "bench_targets": ("cmos45nm", "loihi"), "bench_timesteps": (4, 8, 16, 32),
 }
 
 
@@ -98,6 +101,9 @@ REASONS = {
     "log_level": "expected a logging level (debug, info, warning, error, critical)",
     "bench_interval": "expected seconds between 0 and 604800",
     "bench_timesteps": "expected at most 8 values",
+    "max_models": "expected an integer between 1 and 10000",
+    "monitor_ranks": "expected `all` or a comma list of ranks",
+    "flush_on_sigterm": "expected true/false",
 }
 
 
