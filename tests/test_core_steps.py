@@ -294,3 +294,23 @@ def test_a_reexport_gets_the_same_wrapper_and_is_restored(otel, tmp_path, monkey
         del sys.modules[MODULE], sys.modules[name]
     assert api.compile_net is module.compile_net is compile_net
     assert api.version is module.version is version
+
+
+def test_an_extra_target_in_an_imported_module_without_a_spec_is_not_missing(otel, caplog):
+    """``__main__`` of a script and modules built at run time have ``__spec__ = None``
+    (``importlib.util.find_spec`` raises on them): they are imported, not missing."""
+    module = types.ModuleType(MODULE)
+    module.compile_net = compile_net
+    assert module.__spec__ is None
+    sys.modules[MODULE] = module
+    try:
+        with caplog.at_level(logging.WARNING, logger=patching.__name__):
+            session = PatchSession(_telemetry(otel), [Target(MODULE, "compile_net", COMPILATION,
+                                                             "acme", extra=True)], packages=())
+        assert caplog.records == []
+        session.start()
+        assert isinstance(module.compile_net, patching.SpikeformerWrapper)
+        session.stop()
+    finally:
+        del sys.modules[MODULE]
+    assert module.compile_net is compile_net
