@@ -71,6 +71,19 @@ def _internal_errors_reported_afresh(monkeypatch):
     monkeypatch.setattr(errors, "_warned", set())
 
 
+@pytest.fixture(autouse=True)
+def _energy_tables_parsed_afresh(monkeypatch):
+    """The energy tables' parse cache and the unknown-hardware warnings are per
+    process: each test starts with none, whatever ran before it in this
+    interpreter (mutmut runs the suite several times in one process). Only
+    when the monitor's energy module is loaded: importing it is not a test's
+    side effect."""
+    energy = sys.modules.get("opentelemetry_instrumentation_spikeformer.monitor.energy")
+    if energy is not None:
+        monkeypatch.setattr(energy, "_cache", {})
+        monkeypatch.setattr(energy, "_warned_hardware", set())
+
+
 @pytest.fixture
 def otel():
     tel = Telemetry()
