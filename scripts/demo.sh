@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-exec .venv/bin/spikeformer-otel demo "$@"
+exec "${SPIKEFORMER_VENV:-.venv}/bin/spikeformer-otel" demo "$@"

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import hypothesis
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -61,6 +62,28 @@ class Telemetry:
         self.meter_provider.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _internal_errors_reported_afresh(monkeypatch):
+    """Our own failures are logged once per place per process: each test starts
+    with none reported, whatever ran before it."""
+    from opentelemetry_instrumentation_spikeformer.core import errors
+
+    monkeypatch.setattr(errors, "_warned", set())
+
+
+@pytest.fixture(autouse=True)
+def _energy_tables_parsed_afresh(monkeypatch):
+    """The energy tables' parse cache and the unknown-hardware warnings are per
+    process: each test starts with none, whatever ran before it in this
+    interpreter (mutmut runs the suite several times in one process). Only
+    when the monitor's energy module is loaded: importing it is not a test's
+    side effect."""
+    energy = sys.modules.get("opentelemetry_instrumentation_spikeformer.monitor.energy")
+    if energy is not None:
+        monkeypatch.setattr(energy, "_cache", {})
+        monkeypatch.setattr(energy, "_warned_hardware", set())
+
+
 @pytest.fixture
 def otel():
     tel = Telemetry()
@@ -106,3 +129,9 @@ def kits(tmp_path, monkeypatch):
     yield
     for name in [m for m in sys.modules if m.split(".")[0] in KITS]:
         del sys.modules[name]
+
+
+# Hypothesis: shared two-core machines, so no per-example deadline; no example
+# database in the work tree (a failure prints its reproduction instead).
+hypothesis.settings.register_profile("suite", deadline=None, database=None, print_blob=True)
+hypothesis.settings.load_profile("suite")

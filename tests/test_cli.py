@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from collector_support import rotel_agent
 from device_helpers import free_port
 
 pytestmark = pytest.mark.subprocess
@@ -19,21 +19,10 @@ pytestmark = pytest.mark.subprocess
 SCRIPT = Path(sys.executable).parent / "spikeformer-otel"
 
 
-def _rotel_binary() -> str | None:
-    try:
-        import rotel
-    except ImportError:
-        return None
-    path = Path(rotel.__file__).parent / "rotel-agent"
-    return str(path) if path.exists() else shutil.which("rotel-agent")
-
-
 @pytest.fixture(scope="module")
 def otlp_receiver():
     """A real OTLP receiver (rotel) on loopback; yields its gRPC endpoint."""
-    binary = _rotel_binary()
-    if binary is None:
-        pytest.skip("rotel not installed")
+    binary = str(rotel_agent())
     grpc, http = free_port(), free_port()
     proc = subprocess.Popen([binary, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}",
                              "--otlp-http-endpoint", f"127.0.0.1:{http}",

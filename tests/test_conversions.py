@@ -4,12 +4,11 @@ snntorch, nirtorch), on in-memory exporters."""
 from __future__ import annotations
 
 import pytest
+import sinabs
+import torch
 from opentelemetry.trace import StatusCode
 
 from models import INPUT_SHAPE, calibration_batches, nir_cnn, parameter_count, tiny_cnn
-
-torch = pytest.importorskip("torch")
-sinabs = pytest.importorskip("sinabs")
 
 
 def _only(spans, name):
@@ -138,7 +137,8 @@ def test_sinabs_nir_export_counts_as_compile_step_once(instrument, otel):
     assert memory.count == 1
 
     back = sinabs.from_nir(graph, batch_size=1)
-    assert back is not None
+    assert type(back).__name__ == "GraphExecutor"
+    assert sum(isinstance(m, sinabs.layers.IAFSqueeze) for m in back.modules()) == 3
     (imported,) = [s for s in otel.spans("spikeformer.export sinabs")
                    if s.attributes["spikeformer.export.direction"] == "from_nir"]
     assert imported.attributes["spikeformer.model.type"] == "NIRGraph"
@@ -146,53 +146,73 @@ def test_sinabs_nir_export_counts_as_compile_step_once(instrument, otel):
     assert otel.value("spike_compiler.compilations", framework="sinabs", operation="export") == 2
 
 
-def test_snntorch_nir_export_real_outcome_is_recorded(instrument, otel):
-    """With nir 1.0.4 (forced by sinabs) exporting a Leaky fails inside snntorch:
-    the span and the error counter must say so; if it succeeds, they must say that."""
-    instrument()
-    import snntorch
-    from snntorch.export_nir import export_to_nir
-
-    model = torch.nn.Sequential(torch.nn.Linear(4, 4),
-                                snntorch.Leaky(beta=0.9, init_hidden=True, output=True))
+def _outcome(call):
+    """(result, None) or (None, exception) of one call."""
     try:
-        export_to_nir(model, torch.rand(1, 4))
-        failed = None
-    except Exception as exc:  # the library's own failure, re-raised untouched
-        failed = exc
-    span = _only(otel.spans(), "spikeformer.export snntorch")
-    assert span.attributes["spikeformer.success"] is (failed is None)
-    errors = otel.value("spike_compiler.compilation.errors", framework="snntorch")
-    if failed is None:
+        return call(), None
+    except Exception as exc:  # the library's own failure, compared below
+        return None, exc
+
+
+def _assert_same_outcome(plain, measured):
+    """The instrumented call did exactly what the plain call did: the same exception
+    type and message, or a NIR graph with the same nodes and edges."""
+    (graph, error), (graph_measured, error_measured) = plain, measured
+    assert type(error_measured) is type(error)
+    assert str(error_measured) == str(error)
+    if error is None:
+        assert sorted(graph_measured.nodes) == sorted(graph.nodes)
+        assert sorted(graph_measured.edges) == sorted(graph.edges)
+
+
+def _assert_export_span(otel, framework, error):
+    span = _only(otel.spans(), f"spikeformer.export {framework}")
+    assert span.attributes["spikeformer.export.direction"] == "to_nir"
+    assert span.attributes["spikeformer.model.type"] == "Sequential"
+    assert span.attributes["spikeformer.success"] is (error is None)
+    assert otel.value("spike_compiler.compilations", framework=framework) == 1
+    errors = otel.value("spike_compiler.compilation.errors", framework=framework)
+    if error is None:
         assert errors == 0 and span.status.status_code == StatusCode.UNSET
     else:
         assert errors == 1 and span.status.status_code == StatusCode.ERROR
-        assert span.attributes["error.type"] == type(failed).__qualname__
+        assert span.attributes["error.type"] == type(error).__qualname__
 
 
-def test_spikingjelly_nir_export_real_outcome_is_recorded(instrument, otel):
-    """spikingjelly 2.0.0 calls nirtorch.torch_to_nir(type_check=...), which the
-    nirtorch 2.0.2 that sinabs' nir<=1.0.4 pin forces does not accept: a real
-    library failure that the span and the error counter must show (or, with
-    compatible versions, a success)."""
+def test_snntorch_nir_export_does_what_the_plain_call_does(instrument, otel):
+    """With nir 1.0.4 (forced by sinabs) exporting a Leaky fails inside snntorch:
+    instrumented, the call must fail the same way (or succeed the same way), and
+    the span and the error counter must say which."""
+    import snntorch
+    import snntorch.export_nir
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4),
+                                snntorch.Leaky(beta=0.9, init_hidden=True, output=True))
+    sample = torch.rand(1, 4)
+    plain = _outcome(lambda: snntorch.export_nir.export_to_nir(model, sample))
     instrument()
-    from spikingjelly.activation_based import layer, neuron
-    from spikingjelly.activation_based.nir_exchange import export_to_nir
+    measured = _outcome(lambda: snntorch.export_nir.export_to_nir(model, sample))
+    _assert_same_outcome(plain, measured)
+    _assert_export_span(otel, "snntorch", measured[1])
 
+
+def test_spikingjelly_nir_export_does_what_the_plain_call_does(instrument, otel):
+    """spikingjelly 2.0.0 calls nirtorch.torch_to_nir(type_check=...), which the
+    nirtorch 2.0.2 that sinabs' nir<=1.0.4 pin forces does not accept: instrumented,
+    the same TypeError with the same message (or, with compatible versions, the
+    same graph)."""
+    from spikingjelly.activation_based import layer, neuron, nir_exchange
+
+    torch.manual_seed(0)
     net = torch.nn.Sequential(layer.Conv2d(2, 4, 3), neuron.IFNode(),
                               layer.Flatten(), layer.Linear(4 * 12 * 12, 10), neuron.IFNode())
-    try:
-        export_to_nir(net, torch.rand(1, *INPUT_SHAPE))
-        failed = None
-    except Exception as exc:
-        failed = exc
-    span = _only(otel.spans(), "spikeformer.export spikingjelly")
-    assert span.attributes["spikeformer.export.direction"] == "to_nir"
-    assert span.attributes["spikeformer.model.type"] == "Sequential"
-    assert span.attributes["spikeformer.success"] is (failed is None)
-    assert otel.value("spike_compiler.compilations", framework="spikingjelly") == 1
-    assert otel.value("spike_compiler.compilation.errors", framework="spikingjelly") == (
-        0 if failed is None else 1)
+    sample = torch.rand(1, *INPUT_SHAPE)
+    plain = _outcome(lambda: nir_exchange.export_to_nir(net, sample))
+    instrument()
+    measured = _outcome(lambda: nir_exchange.export_to_nir(net, sample))
+    _assert_same_outcome(plain, measured)
+    _assert_export_span(otel, "spikingjelly", measured[1])
 
 
 def test_nirtorch_round_trip_called_directly(instrument, otel):

@@ -1,4 +1,6 @@
-"""The README's main command, run as a new user would (scripts/demo.sh)."""
+"""The README's main command, ``spikeformer-otel demo``, run as a new user would,
+from the environment under test; and, where asked, ``scripts/demo.sh`` from a
+fresh virtual environment (it pip-installs: SPIKEFORMER_TEST_BOOTSTRAP=1)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,13 +16,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO = [str(Path(sys.executable).parent / "spikeformer-otel"), "demo"]
 pytestmark = pytest.mark.subprocess
 
 
 def _env():
-    # as a new user: no OTEL_* settings, and pip free to reach the index
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("OTEL_") and k != "PIP_NO_INDEX"}
+    # as a new user: no OTEL_* settings
+    return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
 
 
 def _free_port() -> int:
@@ -28,15 +31,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_demo_console_summary():
-    out = subprocess.run([str(ROOT / "scripts" / "demo.sh"), "--epochs", "3", "--timesteps", "8"],
-                         capture_output=True, text=True, timeout=600, env=_env(), cwd="/")
-    assert out.returncode == 0, out.stderr[-3000:]
-    text = out.stdout
+def _assert_summary(text: str) -> None:
     for step in range(1, 8):
         assert f"[{step}/7]" in text
     assert "ANN accuracy" in text and "sinabs" in text and "spikingjelly" in text
     assert "NIR graph with" in text
+def test_demo_console_summary():
+    out = subprocess.run([*DEMO, "--epochs", "3", "--timesteps", "8"],
+                         capture_output=True, text=True, timeout=600, env=_env(), cwd="/")
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    _assert_summary(text)
     assert re.search(r"\[7/7\] Mapping .* SpiNNaker board \.\.\. 1200 neurons on \d+ application "
                      r"cores of [2-9] chips", text)
     for span in ("spikeformer.convert sinabs", "spikeformer.convert spikingjelly",
@@ -58,7 +63,7 @@ def test_demo_console_summary():
 def test_demo_prometheus_endpoint():
     port = _free_port()
     proc = subprocess.Popen(
-        [str(ROOT / "scripts" / "demo.sh"), "--epochs", "2", "--timesteps", "4", "--exporter",
+        [*DEMO, "--epochs", "2", "--timesteps", "4", "--exporter",
          "prometheus", "--host", "127.0.0.1", "--port", str(port), "--serve", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd="/")
     try:
@@ -96,8 +101,7 @@ def test_demo_otlp_reaches_a_real_receiver(tmp_path):
         wait_until(lambda: "Starting Rotel" in rotel.output() or not rotel.alive(), timeout=20,
                    what="rotel to start")
         out = subprocess.run(
-            [str(ROOT / "scripts" / "demo.sh"), "--epochs", "2", "--timesteps", "4",
-             "--exporter", "none", "--otlp", f"http://127.0.0.1:{grpc_port}"],
+            [*DEMO, "--epochs", "2", "--timesteps", "4", "--exporter", "none", "--otlp", f"http://127.0.0.1:{grpc_port}"],
             capture_output=True, text=True, timeout=600, env=_env(), cwd="/")
         assert out.returncode == 0, out.stderr[-3000:]
         wait_until(lambda: "neural.spikes" in rotel.output(), timeout=30,
@@ -108,3 +112,16 @@ def test_demo_otlp_reaches_a_real_receiver(tmp_path):
         assert {"spikeformer.conversions", "neural.spikes", "hw.status"} <= parse_metric_names(rotel.output())
     finally:
         rotel.stop()
+
+
+@pytest.mark.skipif(os.environ.get("SPIKEFORMER_TEST_BOOTSTRAP") != "1",
+                    reason="pip-installs a fresh venv: set SPIKEFORMER_TEST_BOOTSTRAP=1")
+def test_demo_script_from_a_fresh_venv(tmp_path):
+    """scripts/demo.sh as the README's first command: bootstrap a venv, then the demo."""
+    env = {**_env(), "SPIKEFORMER_VENV": str(tmp_path / "venv")}
+    env.pop("PIP_NO_INDEX", None)  # pip free to reach the index, as a new user's
+    out = subprocess.run([str(ROOT / "scripts" / "demo.sh"), "--epochs", "2", "--timesteps", "4"],
+                         capture_output=True, text=True, timeout=1800, env=env, cwd="/")
+    assert out.returncode == 0, out.stderr[-3000:]
+    _assert_summary(out.stdout)
+    assert (tmp_path / "venv" / "bin" / "spikeformer-otel").is_file()

@@ -309,6 +309,16 @@ def test_loihi_without_lava_is_unavailable():
 
 
 # -- all of them -------------------------------------------------------------------
+def _expected_states() -> dict[str, str]:
+    """What this machine has, found without the adapters: no board address is set
+    and no SynSense or Loihi hardware is attached to a test machine."""
+    rapl = any(os.access(zone / "energy_uj", os.R_OK)
+               for zone in Path("/sys/class/powercap").glob("intel-rapl:*"))
+    return {"host": "up", "nvml": "up" if _nvml_driver() else "down",
+            "rapl": "up" if rapl else "down", "spinnaker": "down", "synsense": "down",
+            "loihi": "down"}
+
+
 def test_every_builtin_required_reports_state_without_raising():
     """Named explicitly, each adapter gives a verdict within the probe timeout."""
     settings = _settings(device_adapters=",".join(BUILTIN), probe_timeout=1.0)
@@ -318,9 +328,9 @@ def test_every_builtin_required_reports_state_without_raising():
     poller.stop()
     assert time.monotonic() - began < 1.5
     assert set(views) == set(BUILTIN)
-    assert views["host"].status == "up"
+    assert {name: v.status for name, v in views.items()} == _expected_states()
     for name, v in views.items():
-        assert v.required and v.status in ("up", "down"), (name, v)
+        assert v.required
         if v.status == "down":
             [snap] = v.snapshots
             assert snap.device.id == name and snap.error and "\n" not in snap.error

@@ -126,13 +126,19 @@ def test_optional_adapter_that_finds_nothing_retires(otel, polled):
 
 
 def test_stop_ends_threads_and_silences_callbacks(otel, polled):
+    before = set(threading.enumerate())  # another test's poller may still be winding down
+
+    def ours():
+        return [t.name for t in set(threading.enumerate()) - before
+                if t.name.startswith("spikeformer-device")]
+
     poller, state = polled(Steady(), HostAdapter())
     assert wait_for(lambda: otel.points("hw.power"))
+    assert ours()
     state["on"] = False
     poller.stop()
     assert otel.points("hw.power") == [] and otel.points("hw.status") == []
-    assert wait_for(lambda: not [t for t in threading.enumerate()
-                                 if t.name.startswith("spikeformer-device")], timeout=2.0)
+    assert wait_for(lambda: not ours(), timeout=2.0), ours()
 
 
 def test_feature_disabled_starts_nothing(otel, instrument):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,36 @@ def test_extra_targets_from_environment(monkeypatch, instrument, otel, caplog):
     assert "pipeline_kit:nope" in caplog.text
     SpikeformerInstrumentor().uninstrument()
     assert not isinstance(pipeline_kit.__dict__["convert"], SpikeformerWrapper)
+
+
+def test_a_wrapped_function_pickles_by_reference(instrument):
+    """A pickle made while instrumented loads without us: it names the function."""
+    import sinabs
+    import sinabs.from_torch
+
+    original = sinabs.from_torch.from_model
+    inst = instrument()
+    data = pickle.dumps(sinabs.from_model)
+    assert pickle.loads(data) is sinabs.from_torch.from_model  # our wrapper, while instrumented
+    inst.uninstrument()
+    assert pickle.loads(data) is original
+
+
+def test_subclasses_are_listed_once_through_a_diamond():
+    class A: pass
+    class B(A): pass
+    class C(A): pass
+    class D(B, C): pass
+
+    assert sorted(c.__name__ for c in _subclasses(A)) == ["B", "C", "D"]
+
+
+def test_instrumenting_and_importing_report_no_internal_error(instrument, caplog):
+    """Packages without rows of their own (snntorch) load their extension quietly."""
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+        instrument()
+        import sinabs  # noqa: F401
+        import snntorch  # noqa: F401
+        import snntorch.export_nir  # noqa: F401
+    assert [r.getMessage() for r in caplog.records
+            if r.name.startswith("opentelemetry_instrumentation_spikeformer")] == []

@@ -4,8 +4,7 @@ with the observability design's API, created on a temp path)."""
 from __future__ import annotations
 
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 
 def _ann():

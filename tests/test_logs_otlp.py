@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from collector_support import rotel_agent
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.subprocess, pytest.mark.servers]
-rotel = pytest.importorskip("rotel")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ATTR = re.compile(r"^\s*-> ([^:]+): (\w+)\((.*)\)$")
@@ -47,8 +47,7 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 15.0) ->
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory):
     """A rotel-agent printing received logs and spans to a file; stopped after."""
-    agent = Path(rotel.__file__).parent / "rotel-agent"
-    assert agent.is_file(), f"no rotel-agent binary in the rotel wheel at {agent}"
+    agent = rotel_agent()
     tmp = tmp_path_factory.mktemp("rotel")
     grpc, http = _free_port(), _free_port()
     out = tmp / "rotel.out"

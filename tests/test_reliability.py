@@ -3,6 +3,7 @@ object, even when our code, the SDK or an exporter fails; gauges stay balanced."
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -13,6 +14,7 @@ from opentelemetry.trace import NoOpTracerProvider
 
 import pipeline_kit
 from models import INPUT_SHAPE, tiny_cnn
+from opentelemetry_instrumentation_spikeformer.core.telemetry import _CURRENT_OP
 
 
 class _Boom(Exception):
@@ -116,7 +118,6 @@ def test_same_return_object_when_telemetry_fails(broken):
     assert type(net).__name__ == "Network"
     # nothing of ours is left attached to the caller's context
     assert not trace.get_current_span().get_span_context().is_valid
-    from opentelemetry_instrumentation_spikeformer.core.telemetry import _CURRENT_OP
     assert _CURRENT_OP.get() is None
 
 
@@ -124,6 +125,55 @@ def test_same_exception_object_when_telemetry_fails(broken):
     with pytest.raises(RuntimeError) as excinfo:
         pipeline_kit.compile_model(object())
     assert excinfo.value is pipeline_kit.FAILURE
+
+
+def test_same_objects_from_an_async_target_when_telemetry_fails(broken):
+    assert asyncio.run(pipeline_kit.deploy(object())) is pipeline_kit.RESULT
+    with pytest.raises(RuntimeError) as excinfo:
+        asyncio.run(pipeline_kit.deploy(object(), fail=True))
+    assert excinfo.value is pipeline_kit.FAILURE
+    assert _CURRENT_OP.get() is None
+
+
+def test_async_target_same_objects_and_a_span_around_the_await(instrument, otel):
+    instrument(extra_targets=pipeline_kit.EXTRA_TARGETS)
+    assert asyncio.iscoroutinefunction(pipeline_kit.deploy)  # still awaitable as such
+    pipeline_kit.SEEN_IN_DEPLOY.clear()
+    assert asyncio.run(pipeline_kit.deploy(object(), "xylo", wait=0.05)) is pipeline_kit.RESULT
+    with pytest.raises(RuntimeError) as excinfo:
+        asyncio.run(pipeline_kit.deploy(object(), "loihi2", fail=True))
+    assert excinfo.value is pipeline_kit.FAILURE
+    assert excinfo.value.__cause__ is None and excinfo.value.__context__ is None
+
+    ok, failed = otel.spans("spikeformer.deploy pipeline_kit")
+    assert [s.context for s in (ok, failed)] == pipeline_kit.SEEN_IN_DEPLOY
+    assert ok.end_time - ok.start_time >= 50_000_000  # ns: the span lasted the await
+    assert ok.attributes["spikeformer.operation"] == "deployment"
+    assert ok.attributes["spikeformer.hardware.target"] == "xylo"
+    assert ok.attributes["spikeformer.success"] is True
+    assert ok.status.status_code.name == "UNSET"
+    assert failed.attributes["spikeformer.success"] is False
+    assert failed.attributes["error.type"] == "RuntimeError"
+    assert failed.status.status_code.name == "ERROR"
+    assert failed.status.description == "RuntimeError: compile failed on purpose"
+    assert otel.value("spike_compiler.compilations", operation="deploy", framework="pipeline_kit",
+                      target_hardware="xylo") == 1
+    assert otel.value("spike_compiler.compilation.errors", operation="deploy",
+                      target_hardware="loihi2", **{"error.type": "RuntimeError"}) == 1
+    assert _CURRENT_OP.get() is None
+    assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_async_target_is_left_bare_when_suppressed_or_uninstrumented(instrument, otel):
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    inst = instrument(extra_targets=pipeline_kit.EXTRA_TARGETS)
+    with suppress_instrumentation():
+        assert asyncio.run(pipeline_kit.deploy(object())) is pipeline_kit.RESULT
+    kept = pipeline_kit.deploy
+    inst.uninstrument()
+    assert asyncio.run(kept(object())) is pipeline_kit.RESULT
+    assert otel.spans() == []
 
 
 def test_same_objects_with_working_telemetry(instrument, otel):
@@ -150,14 +200,12 @@ def test_eight_threads_converting_leave_active_conversions_at_zero(instrument, o
     instrument()
     barrier = threading.Barrier(8)
     errors = []
-    peak = []
 
     def work():
         try:
             barrier.wait(timeout=30)
             for _ in range(3):
                 sinabs.from_model(tiny_cnn(), input_shape=INPUT_SHAPE, batch_size=1)
-                peak.append(otel.value("spikeformer.active_conversions", framework="sinabs"))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -173,4 +221,29 @@ def test_eight_threads_converting_leave_active_conversions_at_zero(instrument, o
     assert len(spans) == 24
     assert all(s.parent is None for s in spans)  # no cross-thread context leaks
     assert len({s.context.trace_id for s in spans}) == 24
-    assert all(0 <= p <= 8 for p in peak)
+
+
+def test_active_conversions_counts_the_calls_in_flight(instrument, otel):
+    """Five threads held inside a conversion: the gauge reads 5, then 0."""
+    instrument(extra_targets=pipeline_kit.EXTRA_TARGETS)
+    inside, release = threading.Barrier(6), threading.Event()
+
+    def held(model, target):
+        inside.wait(timeout=30)
+        release.wait(timeout=30)
+        return pipeline_kit.RESULT
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(pipeline_kit.convert(held)))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    inside.wait(timeout=30)
+    try:
+        assert otel.value("spikeformer.active_conversions", framework="pipeline_kit") == 5
+    finally:
+        release.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert results == [pipeline_kit.RESULT] * 5
+    assert otel.value("spikeformer.active_conversions", framework="pipeline_kit") == 0

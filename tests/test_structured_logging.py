@@ -264,7 +264,7 @@ def _events(out: io.StringIO) -> list[dict]:
 
 def test_instrumented_sinabs_conversion_logs_start_and_end_in_its_span(
         configure, instrument, otel):
-    sinabs = pytest.importorskip("sinabs")
+    import sinabs
     from models import INPUT_SHAPE, tiny_cnn
 
     instrument()
@@ -287,7 +287,7 @@ def test_instrumented_sinabs_conversion_logs_start_and_end_in_its_span(
 
 
 def test_failing_sinabs_conversion_logs_an_error_event(configure, instrument, otel):
-    sinabs = pytest.importorskip("sinabs")
+    import sinabs
     from models import tiny_cnn
 
     instrument()
@@ -307,7 +307,7 @@ def test_failing_sinabs_conversion_logs_an_error_event(configure, instrument, ot
 
 
 def test_nir_export_event_names_its_operation(configure, instrument):
-    sinabs = pytest.importorskip("sinabs")
+    import sinabs
     import torch
     from models import INPUT_SHAPE, nir_cnn
 
@@ -327,7 +327,7 @@ def test_compile_event_names_the_operation_like_the_span(configure, instrument, 
     import sys
     from pathlib import Path
 
-    torch = pytest.importorskip("torch")
+    import torch
     shutil.copytree(Path(__file__).parent / "kits" / "spike_transformer_compiler",
                     tmp_path / "spike_transformer_compiler")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -350,7 +350,7 @@ def test_compile_event_names_the_operation_like_the_span(configure, instrument, 
 
 def test_instrumentor_leaves_logging_alone_and_setup_logging_reads_the_env(
         instrument, monkeypatch, capsys):
-    sinabs = pytest.importorskip("sinabs")
+    import sinabs
     from models import INPUT_SHAPE, tiny_cnn
 
     root = logging.getLogger()

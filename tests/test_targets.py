@@ -14,7 +14,7 @@ import pytest
 from opentelemetry_instrumentation_spikeformer.core import attributes
 from opentelemetry_instrumentation_spikeformer.core.hardware import hardware_label
 from opentelemetry_instrumentation_spikeformer.core.targets import (
-    OP, Source, Target, parse_extra_targets,
+    OP, Source, Target, nir_row, parse_extra_targets,
 )
 from opentelemetry_instrumentation_spikeformer.frameworks import all_frameworks
 
@@ -90,48 +90,101 @@ def test_dynapcnn_rows_match_sinabs_source(qualname):
         assert hardware_label(defaults["device"]) == "speck2fdevkit"
 
 
+# operation -> the span verb, as the README's span table writes it
+VERBS = {"conversion": "convert", "compilation": "compile", "export": "export",
+         "deployment": "deploy"}
+
+
 def test_every_op_row_has_known_operation_and_span_name():
     for row in BUILTIN_TARGETS:
         if row.role == OP:
-            assert row.operation in attributes.OPERATIONS
-            assert row.span_name == f"spikeformer.{attributes.SPAN_VERB[row.operation]} {row.framework}"
+            assert row.operation in VERBS
+            assert row.span_name == "spikeformer." + VERBS[row.operation] + " " + row.framework
+
+
+@pytest.mark.parametrize("row,name", [
+    (Target("m", "f", "conversion", "sinabs"), "spikeformer.convert sinabs"),
+    (Target("m", "f", "compilation", "acme"), "spikeformer.compile acme"),
+    (Target("m", "f", "export", "nirtorch"), "spikeformer.export nirtorch"),
+    (Target("m", "f", "deployment", "akida"), "spikeformer.deploy akida"),
+    (Target("m", "C.calibrate", framework="x", role="calibration"), "spikeformer.calibrate"),
+    (Target("m", "C.replace", framework="x", role="layer"), "spikeformer.convert_layer"),
+])
+def test_span_names(row, name):
+    assert row.span_name == name
+
+
+_SHAPE = "expected module:qualname=operation, operation one of conversion|compilation|export|deployment"
 
 
 def test_extra_targets_parse_and_warn_on_malformed(caplog):
-    text = "mypkg.mod:Thing.run=compilation, broken-entry ,other:f=frobnicate,pkg:fn=conversion"
+    text = "mypkg.sub.mod:Thing.run=compilation, broken-entry ,,other:f=frobnicate,pkg:fn=conversion"
     with caplog.at_level(logging.WARNING):
         rows = parse_extra_targets(text)
-    assert [(r.module, r.qualname, r.operation) for r in rows] == [
-        ("mypkg.mod", "Thing.run", "compilation"), ("pkg", "fn", "conversion")]
-    assert rows[0].framework == "mypkg"
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2
-    assert all("\n" not in w for w in warnings)
-    assert "broken-entry" in warnings[0] and "frobnicate" in warnings[1]
+    assert rows == [
+        Target("mypkg.sub.mod", "Thing.run", "compilation", "mypkg", model="model or #0",
+               hardware="target or hardware_target or device", extra=True),
+        Target("pkg", "fn", "conversion", "pkg", model="model or #0",
+               hardware="target or hardware_target or device", extra=True)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS: ignoring 'broken-entry' ({_SHAPE})",
+        f"OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS: ignoring 'other:f=frobnicate' ({_SHAPE})"]
+
+
+@pytest.mark.parametrize("entry,package", [
+    ("builtins:len=conversion", "builtins"), ("opentelemetry.sdk.trace:Tracer=export", "opentelemetry"),
+    ("wrapt:wrap_function_wrapper=compilation", "wrapt"),
+    ("opentelemetry_instrumentation_spikeformer.core.settings:load_settings=deployment",
+     "opentelemetry_instrumentation_spikeformer"),
+])
+def test_extra_targets_refuse_our_own_and_everyones_packages(entry, package, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert parse_extra_targets(f"{entry},ok.builtins:f=export", source="instrument()") == [
+            Target("ok.builtins", "f", "export", "ok", model="model or #0",
+                   hardware="target or hardware_target or device", extra=True)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"instrument(): ignoring {entry!r} (the package {package} cannot be instrumented)"]
+
+
+def test_a_row_expands_to_one_row_per_reexport():
+    row = Target("pkg.impl", "f", "export", "pkg", aliases=("pkg", "pkg.api"))
+    assert row.expanded() == [row, Target("pkg", "f", "export", "pkg"),
+                              Target("pkg.api", "f", "export", "pkg")]
 
 
 @pytest.mark.parametrize("value,expected", [
     ("speck2fdevkit:0", "speck2fdevkit"), ("Loihi2", "loihi2"), ("loihi-3", "loihi3"),
     (None, "none"), ("my-custom-board:7", "other"), ("", "none"), ("SpiNNaker2", "spinnaker2"),
+    ("loihi_2", "loihi2"), ("speck2f_devkit:1", "speck2fdevkit"), ("Speck2f-Dev_Kit", "speck2fdevkit"),
+    ("  CUDA:1 ", "cuda"), ("akd_1000", "akd1000"), (":0", "none"), ("loihi2:0:1", "loihi2"),
 ])
 def test_hardware_label_is_bounded(value, expected):
     assert hardware_label(value) == expected
 
 
-def test_model_size_classes():
-    assert [attributes.model_size_class(n) for n in (None, 10, 500_000, 5_000_000, 50_000_000,
-                                                  2_000_000_000)] == [
-        "none", "tiny", "small", "medium", "large", "xlarge"]
+def test_hardware_label_of_a_device_object_uses_its_type():
+    import torch
+
+    assert hardware_label(torch.device("cuda", 3)) == "cuda"
+    assert hardware_label(torch.device("cpu")) == "cpu"
+    assert hardware_label(type("Board", (), {"type": 7, "__str__": lambda s: "Loihi_2"})()) \
+        == "loihi2"
+    assert hardware_label(type("Chip", (), {"type": "Speck2f-DevKit", "__str__": lambda s: "chip"})()) \
+        == "speck2fdevkit"
+    assert hardware_label(12) == "other" and hardware_label(b"cpu") == "other"
 
 
-def test_source_alternatives_and_filters():
-    class Loader:
-        dataset = list(range(7))
+@pytest.mark.parametrize("parameters,expected", [
+    (None, "none"), (0, "tiny"), (10, "tiny"), (99_999, "tiny"), (100_000, "small"),
+    (999_999, "small"), (1_000_000, "medium"), (9_999_999, "medium"), (10_000_000, "large"),
+    (99_999_999, "large"), (100_000_000, "xlarge"), (2_000_000_000, "xlarge"),
+])
+def test_model_size_classes_at_each_boundary(parameters, expected):
+    assert attributes.model_size_class(parameters) == expected
 
-    src = Source.parse("loader|samples or #1|samples")
-    assert src.read({"loader": Loader()}, (), None) == 7
-    assert src.read({}, ("x", [1, 2, 3]), None) == 3
-    assert Source.parse("self.config.timesteps").read({}, (), type("I", (), {
-        "config": type("C", (), {"timesteps": 16})()})()) == 16
-    assert Source.parse("self.recipe|type").read({}, (), type("I", (), {"recipe": Loader()})()) == "Loader"
-    assert Source.parse("missing or #5").read({}, (), None) is None
+
+def test_nir_rows():
+    assert nir_row("m", "f", "fw", "net", "to_nir", ("alias",)) == Target(
+        "m", "f", "export", "fw", model="net", hardware_value="nir", direction="to_nir",
+        aliases=("alias",))
+    assert nir_row("m", "g", "fw", "#0", "from_nir").aliases == ()

@@ -71,7 +71,11 @@ def _subclasses(cls: type) -> Iterable[type]:
 
 
 def _missing(module: str) -> bool:
-    """No such module (found without importing it; its parent is imported already)."""
+    """No such module (found without importing it; its parent is imported already).
+    A module already imported is there even without a ``__spec__`` (``__main__`` of
+    a script, a module built at run time), where ``find_spec`` raises."""
+    if sys.modules.get(module) is not None:
+        return False
     try:
         return importlib.util.find_spec(module) is None
     except (ImportError, ValueError):
