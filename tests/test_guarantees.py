@@ -171,7 +171,11 @@ def test_interrupt_at_each_step_of_start_and_finish_leaves_nothing_behind(
 
     pytest.importorskip(library)
     instrument()
-    monkeypatch.setattr(logging.getLogger("spikeformer.events"), "level", logging.INFO)
+    events = logging.getLogger("spikeformer.events")
+    monkeypatch.setattr(events, "level", logging.INFO)
+    # setattr bypasses setLevel: drop isEnabledFor's cache, before and after
+    events.manager._clear_cache()
+    monkeypatch.setattr(events, "_cache", {})
     convert = CONVERTERS[library]
     convert()  # warm-up: caches filled, as in a real session
     if step == "_CURRENT_OP.set":
