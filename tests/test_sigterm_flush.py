@@ -63,12 +63,15 @@ def test_the_instrumentor_installs_it_only_when_asked(default_sigterm, instrumen
 
 @pytest.mark.subprocess
 def test_a_process_stopped_by_sigterm_exports_only_with_the_setting():
-    """The real launcher, console exporters, a 10-minute export interval: only a
+    """The real launcher, console exporters, 10-minute export intervals: only a
     final flush can print the conversion's span and metrics."""
     jobs = {}
     for flush in ("false", "true"):
         env = launcher_env(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="console",
                            OTEL_METRIC_EXPORT_INTERVAL="600000",
+                           # the batch span processor's own 5 s timer would export the
+                           # span on a slow machine: only the flush may
+                           OTEL_BSP_SCHEDULE_DELAY="600000",
                            OTEL_PYTHON_SPIKEFORMER_FLUSH_ON_SIGTERM=flush)
         jobs[flush] = subprocess.Popen(
             [str(VENV_BIN / "opentelemetry-instrument"), sys.executable, str(SCRIPT)],
