@@ -1,6 +1,6 @@
 """Models for the synop tests: spikingjelly's three spiking transformers (tiny
 configs) and small hand-made networks that each isolate one dataflow case.
-torch and spikingjelly are imported by the callers' importorskip first."""
+torch and spikingjelly are imported by the callers first."""
 
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from conftest import Telemetry
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("spikingjelly")
-pytest.importorskip("sklearn")
+import torch
+import spikingjelly  # noqa: F401
+import sklearn  # noqa: F401
 
 from opentelemetry_instrumentation_spikeformer import SpikeformerInstrumentor  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.tools.bench import (  # noqa: E402

@@ -24,8 +24,8 @@ from opentelemetry import trace
 from interrupts import Interrupted, Interrupter
 from models import INPUT_SHAPE, calibration_batches, tiny_cnn
 
-torch = pytest.importorskip("torch")
-sinabs = pytest.importorskip("sinabs")
+import torch
+import sinabs
 
 HERE = Path(__file__).parent
 SRC = HERE.parent / "src"
@@ -169,7 +169,6 @@ def test_interrupt_at_each_step_of_start_and_finish_leaves_nothing_behind(
         instrument, otel, monkeypatch, library, step, occurrence, where):
     from opentelemetry_instrumentation_spikeformer.core import telemetry
 
-    pytest.importorskip(library)
     instrument()
     events = logging.getLogger("spikeformer.events")
     monkeypatch.setattr(events, "level", logging.INFO)
@@ -212,7 +211,6 @@ def test_interrupt_at_random_points_leaves_nothing_behind(instrument, otel, libr
     from opentelemetry_instrumentation_spikeformer.core.telemetry import Call
     from opentelemetry_instrumentation_spikeformer.monitor.spike_monitor import SpikeMonitor
 
-    pytest.importorskip(library)
     instrument()
     convert = CONVERTERS[library]
     for _ in range(2):
@@ -244,7 +242,6 @@ def test_interrupt_at_random_points_leaves_nothing_behind(instrument, otel, libr
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("library", ["sinabs", "spikingjelly"])
 def test_converted_model_and_its_monitor_are_freed(instrument, otel, library):
-    pytest.importorskip(library)
     instrument()
     converted = CONVERTERS[library]()
     model = spiking_model(converted)
@@ -288,7 +285,7 @@ def test_idle_and_unreachable_models_cost_no_read(instrument, otel, monkeypatch)
     since the previous read, so such models (and idle live ones) cost nothing."""
     from opentelemetry_instrumentation_spikeformer.monitor.spike_monitor import SpikeMonitor
 
-    pytest.importorskip("spikingjelly")
+    import spikingjelly  # noqa: F401
     instrument()
     reads = []
     real_read = SpikeMonitor.read
@@ -369,7 +366,6 @@ def _same_pickle(a, b, how: str) -> bool:
 def test_monitored_model_pickles_exactly_as_an_unmonitored_one(instrument, otel, library, how):
     import io
 
-    pytest.importorskip(library)
     plain = spiking_model(CONVERTERS[library]())  # not instrumented yet
     instrument()
     monitored = spiking_model(CONVERTERS[library]())
@@ -486,7 +482,7 @@ def test_spawned_processes_take_a_monitored_model(instrument, tmp_path):
 
     from picklable import forward_sum, forward_to_file
 
-    pytest.importorskip("spikingjelly")
+    import spikingjelly  # noqa: F401
     instrument()
     model = spiking_model(convert_spikingjelly())
     assert monitors_of(model)
@@ -705,7 +701,7 @@ print(json.dumps({"plain": plain, "after_sinabs": ours()}))
 def test_device_polling_starts_only_with_an_snn_library():
     """Under the launcher with psutil installed (the host adapter can work), a
     program gets no thread of ours until it imports an SNN library."""
-    pytest.importorskip("psutil")
+    import psutil  # noqa: F401
     out = run_python(THREADS_SCRIPT, launcher=True, env_extra=QUIET_SDK)
     assert out.returncode == 0, out.stderr[-2000:]
     threads = json.loads(out.stdout.strip().splitlines()[-1])

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 nn = torch.nn
 F = torch.nn.functional
 
@@ -32,7 +32,7 @@ def small_ann():
 
 @pytest.fixture
 def sinabs_snn():
-    sinabs = pytest.importorskip("sinabs")
+    import sinabs
     return sinabs.from_model(small_ann(), input_shape=(2, 8, 8), batch_size=B,
                              num_timesteps=T).spiking_model
 
@@ -72,7 +72,7 @@ def by_layer(snapshot):
 
 # -- sinabs vs SNNAnalyzer ------------------------------------------------------
 def test_sinabs_counts_equal_snnanalyzer(sinabs_snn):
-    sinabs = pytest.importorskip("sinabs")
+    import sinabs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         analyzer = sinabs.SNNAnalyzer(sinabs_snn)
@@ -155,7 +155,7 @@ def _conn_weighted(pooled, conv) -> float:
 
 
 def test_spikingjelly_single_step_converted_model():
-    pytest.importorskip("spikingjelly")
+    import spikingjelly  # noqa: F401
     from spikingjelly.activation_based import ann2snn, functional, neuron
 
     ann = small_ann()
@@ -190,7 +190,7 @@ def test_spikingjelly_single_step_converted_model():
 
 
 def test_spikingjelly_multi_step():
-    pytest.importorskip("spikingjelly")
+    import spikingjelly  # noqa: F401
     from spikingjelly.activation_based import functional, layer, neuron
 
     torch.manual_seed(3)
@@ -217,7 +217,7 @@ def test_spikingjelly_multi_step():
 
 # -- snntorch ------------------------------------------------------------------------
 def test_snntorch_leaky():
-    snn = pytest.importorskip("snntorch")
+    import snntorch as snn
 
     class Net(nn.Module):
         def __init__(self):
@@ -269,7 +269,7 @@ def test_seed_kit_lif_neuron(kits):
 
 # -- knobs and lifecycle -----------------------------------------------------------------
 def deep_sinabs(layers: int):
-    sl = pytest.importorskip("sinabs.layers")
+    import sinabs.layers as sl
     parts = []
     for _ in range(layers):
         parts += [nn.Linear(6, 6), sl.IAFSqueeze(batch_size=2)]
@@ -306,7 +306,7 @@ def test_sampling_counts_one_forward_in_n(sinabs_snn):
 
 
 def test_sampling_single_step_samples_whole_sequences():
-    pytest.importorskip("spikingjelly")
+    import spikingjelly  # noqa: F401
     from spikingjelly.activation_based import functional, layer, neuron
 
     net = nn.Sequential(layer.Linear(4, 5), neuron.IFNode())
@@ -364,8 +364,8 @@ from sync_guard import sync_guard  # noqa: E402,F401 (fixture)
 
 
 def test_forward_path_never_syncs(sync_guard, monkeypatch, sinabs_snn):
-    pytest.importorskip("spikingjelly")
-    snntorch = pytest.importorskip("snntorch")
+    import spikingjelly  # noqa: F401
+    import snntorch
     from spikingjelly.activation_based import functional, layer, neuron
 
     sj = nn.Sequential(layer.Linear(4, 5), neuron.IFNode())

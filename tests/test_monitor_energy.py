@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
-torch = pytest.importorskip("torch")
-sinabs = pytest.importorskip("sinabs")
+import torch
+import sinabs
 nn = torch.nn
 
 from opentelemetry_instrumentation_spikeformer.monitor import energy, monitor_model  # noqa: E402

@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
-sinabs = pytest.importorskip("sinabs")
+import torch
+import sinabs
 nn = torch.nn
 
 from opentelemetry_instrumentation_spikeformer.monitor import metrics as monitor_metrics  # noqa: E402
@@ -161,7 +161,7 @@ def test_auto_attach_on_sinabs_conversion_and_uninstrument(instrument, otel):
 
 
 def test_auto_attach_on_spikingjelly_conversion(instrument, otel):
-    pytest.importorskip("spikingjelly")
+    import spikingjelly  # noqa: F401
     from spikingjelly.activation_based import ann2snn, functional
 
     instrument(monitor_sample_every=1, timestep_ms=2.0,

@@ -12,8 +12,8 @@ import weakref
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("spikingjelly")
+import torch
+import spikingjelly  # noqa: F401
 
 import dataflow_models as M  # noqa: E402
 from bruteforce import brute_force  # noqa: E402

@@ -12,10 +12,10 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("spikingjelly")
-pytest.importorskip("sinabs")
-pytest.importorskip("snntorch")
+import torch
+import spikingjelly  # noqa: F401
+import sinabs  # noqa: F401
+import snntorch  # noqa: F401
 nn = torch.nn
 
 from opentelemetry_instrumentation_spikeformer import frameworks  # noqa: E402

@@ -8,8 +8,8 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("spikingjelly")
+import torch
+import spikingjelly  # noqa: F401
 
 import transformer_models as tm  # noqa: E402
 
@@ -90,7 +90,7 @@ def test_transformer_td_equivalent_recipe(instrument, otel):
 
 
 def test_qwen2_calibration_and_conversion(instrument, otel):
-    pytest.importorskip("transformers")
+    import transformers  # noqa: F401
     instrument()
     from opentelemetry import trace
     from spikingjelly.activation_based.ann2snn import (ModuleConverter, Qwen2SNNConfig,
@@ -132,7 +132,7 @@ def test_qwen2_calibration_and_conversion(instrument, otel):
 
 def test_qwen2_conversion_error_is_recorded(instrument, otel):
     """A calibration for another T is refused by the recipe's validate stage."""
-    pytest.importorskip("transformers")
+    import transformers  # noqa: F401
     instrument()
     from spikingjelly.activation_based.ann2snn import (ModuleConverter, Qwen2SNNConfig,
                                                        Qwen2SNNRecipe, calibrate_qwen2_snn)
@@ -153,8 +153,9 @@ def test_qwen2_conversion_error_is_recorded(instrument, otel):
 
 
 def test_spikezip_qann_recipe(instrument, otel):
-    example = pytest.importorskip(
-        "spikingjelly.activation_based.ann2snn.examples.roberta_spikezip_qann_synthetic")
+    from spikingjelly.activation_based.ann2snn.examples import (
+        roberta_spikezip_qann_synthetic as example,
+    )
     instrument()
     from spikingjelly.activation_based.ann2snn import ModuleConverter, SpikeZIPTFQANNRecipe
 
@@ -171,7 +172,7 @@ def test_spikezip_qann_recipe(instrument, otel):
 
 
 def test_layer_spans_off_leaves_only_the_conversion_spans(instrument, otel):
-    pytest.importorskip("transformers")
+    import transformers  # noqa: F401
     instrument(layer_spans=False)
     from spikingjelly.activation_based.ann2snn import (ModuleConverter, Qwen2SNNConfig,
                                                        Qwen2SNNRecipe, calibrate_qwen2_snn)

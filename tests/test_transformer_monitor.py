@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("spikingjelly")
+import torch
+import spikingjelly  # noqa: F401
 
 import transformer_models as tm  # noqa: E402
 
@@ -54,7 +54,7 @@ def test_monitored_sta_vit_reports_spikes_and_synops_for_every_spiking_layer(ins
 
 
 def test_monitored_qwen2_reports_spikes_and_synops_for_every_spiking_layer(instrument, otel):
-    pytest.importorskip("transformers")
+    import transformers  # noqa: F401
     instrument(monitor_sample_every=1)
     from spikingjelly.activation_based import functional
     from spikingjelly.activation_based.ann2snn import (ModuleConverter, Qwen2SNNConfig,
