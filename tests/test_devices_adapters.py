@@ -53,6 +53,31 @@ def test_host_reads_memory_and_process():
     assert all(snap.reading(spec.name) is None for spec in device_metrics.HARDWARE_METRICS)
 
 
+def test_host_cpu_utilization_stays_a_fraction_when_read_right_after_discovery():
+    """psutil's cpu_percent over a microsecond interval reads far above 100 %
+    (up to 39x of all CPUs here); with two busy threads, 2,000 real reads."""
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            sum(range(1000))
+
+    threads = [threading.Thread(target=spin) for _ in range(2)]
+    for t in threads:
+        t.start()
+    adapter, values = HostAdapter(), []
+    try:
+        for _ in range(2000):
+            [device] = adapter.discover()
+            values.append(adapter.read(device).extra["process_cpu_utilization"])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert [v for v in values if not 0 <= v <= 1] == []
+    assert max(values) > 0  # the busy threads were seen
+
+
 def _rss_from_proc() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -54,10 +54,16 @@ class HostAdapter(DeviceAdapter):
             MEMORY_UTILIZATION: used,
             MEMORY_LIMIT: memory.total,
             PROCESS_RSS: self._process.memory_info().rss,
-            PROCESS_CPU: self._process.cpu_percent(None) / 100.0 / cpus,
+            PROCESS_CPU: _fraction(self._process.cpu_percent(None) / 100.0 / cpus),
             CPU_COUNT: cpus,
         }
         if used > MEMORY_DEGRADED:
             return Snapshot(device, DEGRADED, extra=extra,
                             error=f"memory {used:.0%} > {MEMORY_DEGRADED:.0%}")
         return Snapshot(device, OK, extra=extra)
+
+
+def _fraction(value: float) -> float:
+    """A utilisation in [0, 1]: psutil divides by the wall time since its last
+    call, so a read just after discovery (a few microseconds) can report 40x."""
+    return min(1.0, max(0.0, value))
