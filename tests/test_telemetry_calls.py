@@ -1,0 +1,264 @@
+"""One wrapped call, measured, on rows made here: calibration counting through
+forward pre-hooks, async rows handing their object and result to the row's
+hooks, extension instruments and snapshot gauges. Expected values are written
+out (span names, attribute values, counts by hand)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import types
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from opentelemetry_instrumentation_spikeformer.core import metrics as m  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.core.attributes import (  # noqa: E402
+    COMPILATION, CONVERSION,
+)
+from opentelemetry_instrumentation_spikeformer.core.patching import PatchSession  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.core.scope import get_meter, get_tracer  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.core.settings import load_settings  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.core.targets import (  # noqa: E402
+    CALIBRATION, RowHooks, Target,
+)
+from opentelemetry_instrumentation_spikeformer.core.telemetry import Telemetry  # noqa: E402
+
+MODULE = "acme_toolchain_for_telemetry_tests"
+
+
+class Net(torch.nn.Module):
+    def forward(self, x=None, *, y=None):
+        return 0
+
+
+class NoKeywordHooks:
+    """A module-like whose pre-hook registration has no ``with_kwargs``."""
+
+    def __init__(self):
+        self.hooks = []
+
+    def register_forward_pre_hook(self, hook):
+        self.hooks.append(hook)
+
+
+def calibrate(model, batches):
+    for args, kwargs in batches:
+        model(*args, **kwargs)
+    return model
+
+
+def calibrate_fx(model, fx_model, batches):
+    for args, kwargs in batches:
+        fx_model(*args, **kwargs)
+        model(*args, **kwargs)
+    return fx_model
+
+
+class Recorder(RowHooks):
+    def __init__(self):
+        self.ends = []
+
+    def on_end(self, call, result, error):
+        self.ends.append((call.instance, result, error))
+
+
+class Chip:
+    def __init__(self, name):
+        self.name = name
+
+    async def compile(self, net):
+        await asyncio.sleep(0)
+        if net is None:
+            raise ValueError("nothing to compile")
+        return ("compiled", len(net))
+
+
+def convert(model, fail=False):
+    if fail:
+        raise KeyError("unsupported layer " + "x" * 600)
+    return model
+
+
+def _telemetry(otel):
+    return Telemetry(get_tracer(otel.tracer_provider), get_meter(otel.meter_provider),
+                     load_settings(environ={}))
+
+
+@pytest.fixture
+def toolchain(otel):
+    module = types.ModuleType(MODULE)
+    module.calibrate, module.calibrate_fx, module.Chip = calibrate, calibrate_fx, Chip
+    module.convert = convert
+    sys.modules[MODULE] = module
+    recorder = Recorder()
+    rows = [
+        Target(MODULE, "calibrate", framework="acme", role=CALIBRATION, root_span=True),
+        Target(MODULE, "calibrate_fx", framework="acme", role=CALIBRATION, root_span=True),
+        Target(MODULE, "Chip.compile", COMPILATION, "acme", model="net",
+               hardware="self.name", hooks=recorder),
+        Target(MODULE, "convert", CONVERSION, "acme", model="model", hardware_value="speck2f"),
+    ]
+    session = PatchSession(_telemetry(otel), rows, packages=())
+    session.start()
+    yield module, recorder, session
+    session.stop()
+    del sys.modules[MODULE]
+
+
+def _calibration_span(otel):
+    (span,) = otel.spans("spikeformer.calibrate")
+    return dict(span.attributes)
+
+
+def test_calibration_counts_samples_and_batches(toolchain, otel, caplog):
+    module, _, _ = toolchain
+    net = Net()
+    batches = [((torch.zeros(4, 3),), {}),  # positional: 4 samples
+               ((), {"y": torch.zeros(5, 3)}),  # keyword only: 5
+               ((None,), {"y": "text"}),  # nothing with a shape: one sample
+               ((torch.zeros(()),), {"y": torch.zeros(2, 1)})]  # a 0-d shape is skipped: 2
+    with caplog.at_level(logging.WARNING):
+        assert module.calibrate(net, batches) is net
+    attrs = _calibration_span(otel)
+    assert attrs["spikeformer.calibration.samples"] == 12
+    assert attrs["spikeformer.calibration.batches"] == 4
+    assert attrs["spikeformer.framework"] == "acme"
+    assert caplog.records == []
+    net(torch.zeros(3, 1))  # the hook is gone after the call
+    assert not net._forward_pre_hooks
+
+
+def test_calibration_counts_the_fx_model_first(toolchain, otel):
+    module, _, _ = toolchain
+    model, fx_model = Net(), Net()
+    module.calibrate_fx(model, fx_model, [((torch.zeros(3, 1),), {}), ((torch.zeros(7, 1),), {})])
+    attrs = _calibration_span(otel)
+    # only the fx model's forwards are counted (the plain one ran as often)
+    assert (attrs["spikeformer.calibration.samples"],
+            attrs["spikeformer.calibration.batches"]) == (10, 2)
+
+
+@pytest.mark.parametrize("model", [object(), NoKeywordHooks()], ids=["plain", "no-kwargs"])
+def test_calibration_of_a_model_without_torch_hooks_is_not_counted(toolchain, otel, caplog,
+                                                                   model):
+    module, _, _ = toolchain
+    with caplog.at_level(logging.WARNING):
+        assert module.calibrate(model, []) is model
+    attrs = _calibration_span(otel)
+    assert "spikeformer.calibration.samples" not in attrs
+    assert "spikeformer.calibration.batches" not in attrs
+    assert caplog.records == []  # nothing went wrong in our code
+
+
+def test_async_row_hands_object_and_result_to_its_hooks(toolchain, otel):
+    module, recorder, _ = toolchain
+    chip = module.Chip("Loihi")
+    assert asyncio.run(chip.compile([1, 2])) == ("compiled", 2)
+    with pytest.raises(ValueError, match="nothing to compile") as raised:
+        asyncio.run(chip.compile(None))
+    assert recorder.ends == [(chip, ("compiled", 2), None), (chip, None, raised.value)]
+    spans = otel.spans("spikeformer.compile acme")
+    assert [s.attributes["spikeformer.hardware.target"] for s in spans] == ["loihi", "loihi"]
+    assert [s.attributes["spikeformer.success"] for s in spans] == [True, False]
+
+
+def _events(caplog):
+    return [(r.levelname, r.getMessage(), {k: getattr(r, k, None) for k in (
+        "event_type", "framework", "operation", "model_type", "hardware_target",
+        "target_hardware", "model_size", "success", "error_type", "error_message")})
+        for r in caplog.records if r.name == "spikeformer.events"]
+
+
+def test_conversion_events(toolchain, caplog):
+    module, _, _ = toolchain
+    net = Net()
+    with caplog.at_level(logging.INFO, logger="spikeformer.events"):
+        module.convert(net)
+        with pytest.raises(KeyError):
+            module.convert(net, fail=True)
+    common = {"framework": "acme", "operation": "conversion", "model_type": "Net",
+              "hardware_target": "speck2f", "target_hardware": None, "model_size": "tiny"}  # no parameters
+    message = "'unsupported layer " + "x" * 600 + "'"
+    assert _events(caplog) == [
+        ("INFO", "spikeformer.convert acme started",
+         {**common, "event_type": "conversion_start", "success": None, "error_type": None,
+          "error_message": None}),
+        ("INFO", "spikeformer.convert acme finished in "
+         + f"{caplog.records[1].duration_s:.3f} s",
+         {**common, "event_type": "conversion_end", "success": True, "error_type": None,
+          "error_message": None}),
+        ("INFO", "spikeformer.convert acme started",
+         {**common, "event_type": "conversion_start", "success": None, "error_type": None,
+          "error_message": None}),
+        ("ERROR", "spikeformer.convert acme failed: KeyError",
+         {**common, "event_type": "conversion_error", "success": False, "error_type": "KeyError",
+          "error_message": message[:500]}),
+    ]
+    assert all(r.duration_s >= 0 for r in caplog.records[1::2])
+
+
+def test_compilation_events(toolchain, caplog):
+    module, _, _ = toolchain
+    with caplog.at_level(logging.INFO, logger="spikeformer.events"):
+        asyncio.run(module.Chip("xylo").compile([1]))
+    common = {"framework": "acme", "operation": "compilation", "model_type": "list",
+              "hardware_target": None, "target_hardware": "xylo", "model_size": None,
+              "error_type": None, "error_message": None}
+    assert [(level, text.split(" in ")[0], fields) for level, text, fields in _events(caplog)] == [
+        ("INFO", "spikeformer.compile acme started",
+         {**common, "event_type": "compilation_start", "success": None}),
+        ("INFO", "spikeformer.compile acme finished",
+         {**common, "event_type": "compilation_end", "success": True})]
+
+
+def test_no_events_when_the_logger_is_off(toolchain, caplog, otel):
+    module, _, _ = toolchain
+    with caplog.at_level(logging.CRITICAL, logger="spikeformer.events"):
+        module.convert(Net())
+        with pytest.raises(KeyError):
+            module.convert(Net(), fail=True)
+    assert caplog.records == []
+    assert otel.value("spikeformer.conversions", framework="acme") == 2
+
+
+class FakeResource:
+    """``resource`` with a scripted peak RSS (KiB, as Linux reports it)."""
+
+    RUSAGE_SELF = 0
+
+    def __init__(self, *kib):
+        self.kib = list(kib)
+
+    def getrusage(self, who):
+        assert who == self.RUSAGE_SELF
+        return types.SimpleNamespace(ru_maxrss=self.kib.pop(0))
+
+
+@pytest.mark.parametrize(("kib", "growth"), [((1000, 1500), 512_000), ((2000, 1000), 0)])
+def test_compilation_memory_growth_in_bytes(toolchain, otel, monkeypatch, kib, growth):
+    from opentelemetry_instrumentation_spikeformer.core import telemetry
+
+    module, _, _ = toolchain
+    monkeypatch.setattr(telemetry, "resource", FakeResource(*kib))
+    asyncio.run(module.Chip("xylo").compile([1]))
+    (span,) = otel.spans("spikeformer.compile acme")
+    assert span.attributes["spikeformer.memory.peak_growth"] == growth
+    (point,) = otel.points("spike_compiler.compilation.memory_growth")
+    assert (point.count, point.sum) == (1, growth)
+    assert dict(point.attributes) == {"target_hardware": "xylo", "framework": "acme",
+                                      "operation": "compile"}
+
+
+def test_no_memory_growth_without_resource(toolchain, otel, monkeypatch):
+    from opentelemetry_instrumentation_spikeformer.core import telemetry
+
+    module, _, _ = toolchain
+    monkeypatch.setattr(telemetry, "resource", None)
+    asyncio.run(module.Chip("xylo").compile([1]))
+    (span,) = otel.spans("spikeformer.compile acme")
+    assert "spikeformer.memory.peak_growth" not in span.attributes
+    assert otel.points("spike_compiler.compilation.memory_growth") == []
+    assert otel.value("spike_compiler.compilations", framework="acme") == 1
