@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from opentelemetry_instrumentation_spikeformer.core import metrics as m  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.core.attributes import (  # noqa: E402
-    COMPILATION, CONVERSION,
+    COMPILATION, CONVERSION, EXPORT,
 )
 from opentelemetry_instrumentation_spikeformer.core.patching import PatchSession  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.core.scope import get_meter, get_tracer  # noqa: E402
@@ -82,6 +82,17 @@ def convert(model, fail=False):
     return model
 
 
+class Outer:
+    class Failure(Exception):
+        """Its qualified name (``Outer.Failure``) is not its name."""
+
+
+def export(model, timesteps, recipe="rate", layer=None, flag=True, samples=None):
+    if layer == "boom":
+        raise Outer.Failure("layer boom")
+    return model
+
+
 def _telemetry(otel):
     return Telemetry(get_tracer(otel.tracer_provider), get_meter(otel.meter_provider),
                      load_settings(environ={}))
@@ -91,7 +102,7 @@ def _telemetry(otel):
 def toolchain(otel):
     module = types.ModuleType(MODULE)
     module.calibrate, module.calibrate_fx, module.Chip = calibrate, calibrate_fx, Chip
-    module.convert = convert
+    module.convert, module.export = convert, export
     sys.modules[MODULE] = module
     recorder = Recorder()
     rows = [
@@ -100,6 +111,8 @@ def toolchain(otel):
         Target(MODULE, "Chip.compile", COMPILATION, "acme", model="net",
                hardware="self.name", hooks=recorder),
         Target(MODULE, "convert", CONVERSION, "acme", model="model", hardware_value="speck2f"),
+        Target(MODULE, "export", EXPORT, "acme", model="model", hardware_value="nir",
+               timesteps="timesteps", recipe="recipe", layer="layer", direction="to_nir"),
     ]
     session = PatchSession(_telemetry(otel), rows, packages=())
     session.start()
@@ -262,3 +275,101 @@ def test_no_memory_growth_without_resource(toolchain, otel, monkeypatch):
     assert "spikeformer.memory.peak_growth" not in span.attributes
     assert otel.points("spike_compiler.compilation.memory_growth") == []
     assert otel.value("spike_compiler.compilations", framework="acme") == 1
+
+
+COUNTER = m.MetricSpec("acme.routes", "counter", "{route}", "acme_routes_total", ("chip",),
+                       "Routes placed")
+GAUGE = m.MetricSpec("acme.cores_used", "observable_gauge", "{core}", "acme_cores_used",
+                     ("chip",), "Cores in use")
+
+
+def test_extension_instruments_are_created_once(otel):
+    telemetry = _telemetry(otel)
+    counter = telemetry.instrument(COUNTER)
+    assert telemetry.instrument(COUNTER) is counter
+    counter.add(2, {"chip": "0"})
+    telemetry.instrument(COUNTER).add(3, {"chip": "0"})
+    (point,) = otel.points("acme.routes")
+    assert (point.value, dict(point.attributes)) == (5, {"chip": "0"})
+
+
+def test_published_snapshots_replace_each_other_until_close(otel):
+    telemetry = _telemetry(otel)
+    telemetry.publish("mapping", {GAUGE: [(3.0, {"chip": "0"}), (1.0, {"chip": "1"})]})
+    telemetry.publish("mapping", {GAUGE: [(4.0, {"chip": "0"})]})
+    telemetry.publish("other", {GAUGE: [(2.0, {"chip": "9"})]})
+    assert sorted((p.value, dict(p.attributes)["chip"]) for p in otel.points("acme.cores_used")) \
+        == [(2.0, "9"), (4.0, "0")]
+    telemetry.close()
+    assert telemetry.closed is True
+    assert otel.points("acme.cores_used") == []
+
+
+def test_conversion_span_and_metrics(toolchain, otel):
+    module, _, _ = toolchain
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())  # 16 parameters, 2 layers
+    assert module.convert(net) is net
+    (span,) = otel.spans("spikeformer.convert acme")
+    assert dict(span.attributes) == {
+        "spikeformer.framework": "acme", "spikeformer.operation": "conversion",
+        "spikeformer.model.type": "Sequential", "spikeformer.model.parameters": 16,
+        "spikeformer.model.size": "tiny", "spikeformer.model.layers": 2,
+        "spikeformer.hardware.target": "speck2f",
+        "code.function.name": f"{__name__}.convert",
+        "spikeformer.success": True, "spikeformer.snn.spiking_layers": 0}
+    assert span.status.status_code.name == "UNSET"
+    (count,) = otel.points("spikeformer.conversions")
+    assert (count.value, dict(count.attributes)) == (1, {
+        "model_type": "Sequential", "hardware_target": "speck2f", "framework": "acme"})
+    (duration,) = otel.points("spikeformer.conversion.duration")
+    assert dict(duration.attributes) == {"model_size": "tiny", "framework": "acme"}
+    assert duration.count == 1 and 0 <= duration.sum < 60
+    assert otel.points("spikeformer.conversion.errors") == []
+
+
+def test_a_failed_export_names_the_exception_by_its_qualified_name(toolchain, otel):
+    module, _, _ = toolchain
+    with pytest.raises(Outer.Failure) as raised:
+        module.export(Net(), timesteps=8, layer="boom")
+    (span,) = otel.spans("spikeformer.export acme")
+    attrs = dict(span.attributes)
+    assert attrs["error.type"] == "Outer.Failure"
+    assert attrs["spikeformer.success"] is False
+    assert span.status.status_code.name == "ERROR"
+    assert span.status.description == "Failure: layer boom"
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes["exception.message"] == "layer boom"
+    assert raised.value.args == ("layer boom",)
+    (error,) = otel.points("spike_compiler.compilation.errors")
+    assert (error.value, dict(error.attributes)) == (1, {
+        "model_type": "Net", "target_hardware": "nir", "framework": "acme",
+        "operation": "export", "error.type": "Outer.Failure"})
+    (count,) = otel.points("spike_compiler.compilations")
+    assert dict(count.attributes) == {"model_type": "Net", "target_hardware": "nir",
+                                      "framework": "acme", "operation": "export"}
+    (duration,) = otel.points("spike_compiler.compilation.duration")
+    assert dict(duration.attributes) == {"target_hardware": "nir", "framework": "acme",
+                                         "operation": "export"}
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"timesteps": 8, "layer": "fc1"}, {"spikeformer.snn.timesteps": 8,
+                                        "spikeformer.recipe": "rate",
+                                        "spikeformer.layer.name": "fc1"}),
+    ({"timesteps": "8", "recipe": 3}, {"spikeformer.snn.timesteps": "8",
+                                       "spikeformer.recipe": 3}),
+    ({"timesteps": True, "recipe": 2.5, "layer": ["fc1"]}, {}),  # not int/str, or a bool
+])
+def test_export_span_attributes_from_the_arguments(toolchain, otel, kwargs, expected):
+    module, _, _ = toolchain
+    module.export(Net(), **kwargs)
+    (span,) = otel.spans("spikeformer.export acme")
+    assert dict(span.attributes) == {
+        "spikeformer.framework": "acme", "spikeformer.operation": "export",
+        "spikeformer.model.type": "Net", "spikeformer.model.parameters": 0,
+        "spikeformer.model.size": "tiny", "spikeformer.model.layers": 1,
+        "spikeformer.hardware.target": "nir", "spikeformer.export.direction": "to_nir",
+        "code.function.name": f"{__name__}.export", "spikeformer.success": True,
+        "spikeformer.memory.peak_growth": span.attributes["spikeformer.memory.peak_growth"],
+        **expected}
