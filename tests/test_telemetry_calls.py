@@ -373,3 +373,32 @@ def test_export_span_attributes_from_the_arguments(toolchain, otel, kwargs, expe
         "code.function.name": f"{__name__}.export", "spikeformer.success": True,
         "spikeformer.memory.peak_growth": span.attributes["spikeformer.memory.peak_growth"],
         **expected}
+
+
+class Raising(RowHooks):
+    def on_end(self, call, result, error):
+        raise RuntimeError("hook bug")
+
+
+def test_failures_in_our_code_are_reported_by_place(otel, caplog):
+    module = types.ModuleType(MODULE)
+    module.convert = convert
+    sys.modules[MODULE] = module
+    session = PatchSession(_telemetry(otel), [
+        Target(MODULE, "convert", CONVERSION, "acme", model="model", hooks=Raising())],
+        packages=())
+    session.telemetry.on_converted.append(lambda result, target, call: 1 / 0)
+    session.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+            net = Net()
+            assert module.convert(net) is net
+    finally:
+        session.stop()
+        del sys.modules[MODULE]
+    assert [r.getMessage() for r in caplog.records] == [
+        "spikeformer instrumentation error in acme end hook (the instrumented call is "
+        "unaffected)",
+        "spikeformer instrumentation error in post-conversion callback (the instrumented "
+        "call is unaffected)"]
+    assert otel.value("spikeformer.conversions", framework="acme") == 1
