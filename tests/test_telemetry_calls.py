@@ -402,3 +402,31 @@ def test_failures_in_our_code_are_reported_by_place(otel, caplog):
         "spikeformer instrumentation error in post-conversion callback (the instrumented "
         "call is unaffected)"]
     assert otel.value("spikeformer.conversions", framework="acme") == 1
+
+
+def test_failing_metrics_and_events_are_reported_by_place(otel, caplog, monkeypatch):
+    from opentelemetry_instrumentation_spikeformer.core import telemetry
+
+    def boom(*args):
+        raise RuntimeError("broken")
+
+    module = types.ModuleType(MODULE)
+    module.convert = convert
+    sys.modules[MODULE] = module
+    session = PatchSession(_telemetry(otel), [
+        Target(MODULE, "convert", CONVERSION, "acme", model="model")], packages=())
+    monkeypatch.setattr(session.telemetry, "record", boom)
+    monkeypatch.setattr(telemetry, "_log_end", boom)
+    session.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+            net = Net()
+            assert module.convert(net) is net
+    finally:
+        session.stop()
+        del sys.modules[MODULE]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"spikeformer instrumentation error in {where} (the instrumented call is unaffected)"
+        for where in ("metric recording", "end event")]
+    (span,) = otel.spans("spikeformer.convert acme")
+    assert span.attributes["spikeformer.success"] is True
