@@ -60,6 +60,10 @@ def calibrate_fx(model, fx_model, batches):
 class Recorder(RowHooks):
     def __init__(self):
         self.ends = []
+        self.starts = []
+
+    def on_start(self, call, bound):
+        self.starts.append((call.target.qualname, call.span.name, dict(bound)))
 
     def on_end(self, call, result, error):
         self.ends.append((call.instance, result, error))
@@ -173,6 +177,9 @@ def test_async_row_hands_object_and_result_to_its_hooks(toolchain, otel):
     with pytest.raises(ValueError, match="nothing to compile") as raised:
         asyncio.run(chip.compile(None))
     assert recorder.ends == [(chip, ("compiled", 2), None), (chip, None, raised.value)]
+    assert recorder.starts == [
+        ("Chip.compile", "spikeformer.compile acme", {"net": [1, 2]}),
+        ("Chip.compile", "spikeformer.compile acme", {"net": None})]
     spans = otel.spans("spikeformer.compile acme")
     assert [s.attributes["spikeformer.hardware.target"] for s in spans] == ["loihi", "loihi"]
     assert [s.attributes["spikeformer.success"] for s in spans] == [True, False]
