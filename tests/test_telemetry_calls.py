@@ -438,3 +438,16 @@ def test_failing_metrics_and_events_are_reported_by_place(otel, caplog, monkeypa
         for where in ("metric recording", "end event", "span end")]
     (span,) = otel.spans("spikeformer.convert acme")  # ended all the same
     assert "spikeformer.success" not in span.attributes
+
+
+def test_post_conversion_callbacks_get_result_row_and_call(toolchain, otel):
+    module, _, session = toolchain
+    seen = []
+    session.telemetry.on_converted.append(
+        lambda result, target, call: seen.append((result, target.qualname, call.target.qualname,
+                                                  call.metric_attrs["model_type"])))
+    net = Net()
+    module.convert(net)
+    with pytest.raises(KeyError):
+        module.convert(net, fail=True)  # a failed conversion calls none
+    assert seen == [(net, "convert", "convert", "Net")]
