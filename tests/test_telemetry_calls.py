@@ -451,3 +451,100 @@ def test_post_conversion_callbacks_get_result_row_and_call(toolchain, otel):
     with pytest.raises(KeyError):
         module.convert(net, fail=True)  # a failed conversion calls none
     assert seen == [(net, "convert", "convert", "Net")]
+
+
+class BadHandle:
+    def remove(self):
+        raise RuntimeError("cannot remove")
+
+
+class BadHandleModel:
+    def register_forward_pre_hook(self, hook, with_kwargs=False):
+        return BadHandle()
+
+
+def test_a_failing_hook_removal_is_reported(toolchain, otel, caplog):
+    module, _, _ = toolchain
+    model = BadHandleModel()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+        assert module.calibrate(model, []) is model
+    assert [r.getMessage() for r in caplog.records] == [
+        "spikeformer instrumentation error in calibration hook removal (the instrumented call "
+        "is unaffected)"]
+    attrs = _calibration_span(otel)  # registered, none ran: counted as 0
+    assert (attrs["spikeformer.calibration.samples"],
+            attrs["spikeformer.calibration.batches"]) == (0, 0)
+
+
+def test_a_failing_context_restore_is_reported(toolchain, otel, caplog, monkeypatch):
+    import contextvars
+
+    from opentelemetry import context as otel_context
+
+    from opentelemetry_instrumentation_spikeformer.core import telemetry
+
+    attached = []
+
+    def attach(ctx):
+        attached.append(ctx)
+        if len(attached) == 2:  # ours went on; putting the parent back fails
+            raise RuntimeError("cannot attach")
+        return otel_context.attach(ctx)
+
+    monkeypatch.setattr(telemetry, "otel_context", types.SimpleNamespace(
+        attach=attach, get_current=otel_context.get_current))
+    module, _, _ = toolchain
+    net = Net()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+        assert contextvars.copy_context().run(module.convert, net) is net
+    assert [r.getMessage() for r in caplog.records] == [
+        "spikeformer instrumentation error in context detach (the instrumented call is "
+        "unaffected)"]
+    assert len(otel.spans("spikeformer.convert acme")) == 1
+
+
+class EndsItsSpan(RowHooks):
+    def on_end(self, call, result, error):
+        call.span.end()
+
+
+def test_a_span_ended_by_a_hook_is_not_ended_again(otel, caplog):
+    module = types.ModuleType(MODULE)
+    module.convert = convert
+    sys.modules[MODULE] = module
+    session = PatchSession(_telemetry(otel), [
+        Target(MODULE, "convert", CONVERSION, "acme", model="model", hooks=EndsItsSpan())],
+        packages=())
+    session.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            module.convert(Net())
+    finally:
+        session.stop()
+        del sys.modules[MODULE]
+    assert len(otel.spans("spikeformer.convert acme")) == 1
+    assert caplog.records == []  # the SDK warns when a span is ended twice
+
+
+def test_without_an_sdk_the_call_runs_on_non_recording_spans(caplog):
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+
+    module = types.ModuleType(MODULE)
+    module.convert = convert
+    sys.modules[MODULE] = module
+    telemetry = Telemetry(get_tracer(NoOpTracerProvider()), get_meter(NoOpMeterProvider()),
+                          load_settings(environ={}))
+    session = PatchSession(telemetry, [Target(MODULE, "convert", CONVERSION, "acme",
+                                              model="model")], packages=())
+    session.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            net = Net()
+            assert module.convert(net) is net
+            with pytest.raises(KeyError):
+                module.convert(net, fail=True)
+    finally:
+        session.stop()
+        del sys.modules[MODULE]
+    assert [r for r in caplog.records if r.name != "spikeformer.events"] == []
