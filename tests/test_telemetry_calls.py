@@ -548,3 +548,72 @@ def test_without_an_sdk_the_call_runs_on_non_recording_spans(caplog):
         session.stop()
         del sys.modules[MODULE]
     assert [r for r in caplog.records if r.name != "spikeformer.events"] == []
+
+
+class Board:
+    def __init__(self, model, n):
+        self.model, self.n = model, n
+
+    def calibrate(self, rounds):
+        return rounds
+
+    def compile(self, target, steps, recipe=None):
+        return target
+
+    def count(self, n, model=None):
+        return n
+
+
+@pytest.fixture
+def board_rows(otel):
+    module = types.ModuleType(MODULE)
+    module.Board, module.convert = Board, convert
+    sys.modules[MODULE] = module
+    rows = [
+        Target(MODULE, "Board.calibrate", framework="acme", role=CALIBRATION, root_span=True,
+               samples="self.n", model="self.model"),
+        Target(MODULE, "Board.count", framework="acme", role=CALIBRATION, root_span=True,
+               samples="#0"),
+        Target(MODULE, "Board.compile", COMPILATION, "acme", model="self.model", hardware="#0",
+               timesteps="#1", recipe="#2"),
+        Target(MODULE, "convert", CONVERSION, "acme", model="model"),
+    ]
+    session = PatchSession(_telemetry(otel), rows, packages=())
+    session.start()
+    yield module
+    session.stop()
+    del sys.modules[MODULE]
+
+
+def test_sources_read_the_object_and_positional_arguments(board_rows, otel):
+    module = board_rows
+    board = module.Board(object(), 12)  # a model without torch hooks: nothing counted later
+    board.calibrate(3)
+    (span,) = otel.spans("spikeformer.calibrate")
+    assert span.attributes["spikeformer.calibration.samples"] == 12
+    assert span.attributes["spikeformer.model.type"] == "object"
+    otel.exporter.clear()
+    board.count(7)
+    (span,) = otel.spans("spikeformer.calibrate")
+    assert span.attributes["spikeformer.calibration.samples"] == 7
+    board.compile("Speck2f:0", 16, "ttfs")
+    (span,) = otel.spans("spikeformer.compile acme")
+    assert (span.attributes["spikeformer.hardware.target"],
+            span.attributes["spikeformer.snn.timesteps"],
+            span.attributes["spikeformer.recipe"],
+            span.attributes["spikeformer.model.type"]) == ("speck2f", 16, "ttfs", "object")
+    (point,) = otel.points("spike_compiler.compilations")
+    assert dict(point.attributes) == {"model_type": "object", "target_hardware": "speck2f",
+                                      "framework": "acme", "operation": "compile"}
+
+
+def test_a_call_without_a_model(board_rows, otel):
+    board_rows.convert(None)
+    (span,) = otel.spans("spikeformer.convert acme")
+    assert "spikeformer.model.type" not in span.attributes
+    assert span.attributes["spikeformer.hardware.target"] == "none"
+    (point,) = otel.points("spikeformer.conversions")
+    assert dict(point.attributes) == {"model_type": "none", "hardware_target": "none",
+                                      "framework": "acme"}
+    (duration,) = otel.points("spikeformer.conversion.duration")
+    assert dict(duration.attributes) == {"model_size": "none", "framework": "acme"}
