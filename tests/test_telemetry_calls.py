@@ -22,7 +22,7 @@ from opentelemetry_instrumentation_spikeformer.core.patching import PatchSession
 from opentelemetry_instrumentation_spikeformer.core.scope import get_meter, get_tracer  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.core.settings import load_settings  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.core.targets import (  # noqa: E402
-    CALIBRATION, RowHooks, Target,
+    CALIBRATION, STAGE, RowHooks, Target,
 )
 from opentelemetry_instrumentation_spikeformer.core.telemetry import Telemetry  # noqa: E402
 
@@ -617,3 +617,80 @@ def test_a_call_without_a_model(board_rows, otel):
                                       "framework": "acme"}
     (duration,) = otel.points("spikeformer.conversion.duration")
     assert dict(duration.attributes) == {"model_size": "none", "framework": "acme"}
+
+
+def opaque(model=None, **kw):
+    return model
+
+
+opaque.__signature__ = "not a signature"  # inspect.signature raises TypeError
+
+
+def strict(model, timesteps):
+    return model
+
+
+def stage(net):
+    return net
+
+
+@pytest.fixture
+def loose_rows(otel):
+    module = types.ModuleType(MODULE)
+    module.opaque, module.strict, module.stage = opaque, strict, stage
+    sys.modules[MODULE] = module
+    rows = [Target(MODULE, "opaque", CONVERSION, "acme", model="model", timesteps="timesteps"),
+            Target(MODULE, "strict", CONVERSION, "acme", model="model", timesteps="timesteps"),
+            Target(MODULE, "stage", framework="acme", role=STAGE)]
+    session = PatchSession(_telemetry(otel), rows, packages=())
+    session.start()
+    yield module, session
+    session.stop()
+    del sys.modules[MODULE]
+
+
+def test_an_opaque_signature_reads_keyword_arguments(loose_rows, otel, caplog):
+    module, _ = loose_rows
+    net = Net()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+        assert module.opaque(model=net, timesteps=4) is net
+        assert module.opaque(net) is net  # positional: not readable by name
+    first, second = otel.spans("spikeformer.convert acme")
+    assert (first.attributes["spikeformer.model.type"],
+            first.attributes["spikeformer.snn.timesteps"]) == ("Net", 4)
+    assert "spikeformer.model.type" not in second.attributes
+    assert caplog.records == []
+
+
+def test_arguments_that_do_not_bind_still_measure_the_call(loose_rows, otel, caplog):
+    module, _ = loose_rows
+    net = Net()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+        with pytest.raises(TypeError):
+            module.strict(net, 4, 5, timesteps=8)  # too many: the function's own TypeError
+    (span,) = otel.spans("spikeformer.convert acme")
+    assert span.attributes["spikeformer.snn.timesteps"] == 8  # keyword arguments are read
+    assert span.attributes["error.type"] == "TypeError"
+    assert [r.name for r in caplog.records] == ["spikeformer.events"]  # the failure event
+
+
+def test_a_step_outside_any_operation_runs_bare(loose_rows, otel):
+    module, _ = loose_rows
+    assert module.stage([1]) == [1]
+    assert otel.spans() == []
+
+
+def test_a_failing_start_is_reported_and_the_call_runs_bare(loose_rows, otel, caplog,
+                                                             monkeypatch):
+    def boom(*args):
+        raise RuntimeError("broken")
+
+    module, session = loose_rows
+    monkeypatch.setattr(session.telemetry, "_attributes", boom)
+    net = Net()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+        assert module.strict(net, 4) is net
+    assert [r.getMessage() for r in caplog.records] == [
+        f"spikeformer instrumentation error in start of {MODULE}.strict (the instrumented "
+        "call is unaffected)"]
+    assert otel.spans() == []
