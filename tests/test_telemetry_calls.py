@@ -325,6 +325,7 @@ def test_conversion_span_and_metrics(toolchain, otel):
         "code.function.name": f"{__name__}.convert",
         "spikeformer.success": True, "spikeformer.snn.spiking_layers": 0}
     assert span.status.status_code.name == "UNSET"
+    assert span.kind.name == "INTERNAL"
     (count,) = otel.points("spikeformer.conversions")
     assert (count.value, dict(count.attributes)) == (1, {
         "model_type": "Sequential", "hardware_target": "speck2f", "framework": "acme"})
@@ -445,12 +446,13 @@ def test_post_conversion_callbacks_get_result_row_and_call(toolchain, otel):
     seen = []
     session.telemetry.on_converted.append(
         lambda result, target, call: seen.append((result, target.qualname, call.target.qualname,
-                                                  call.metric_attrs["model_type"])))
+                                                  call.metric_attrs["model_type"],
+                                                  call.model_class)))
     net = Net()
     module.convert(net)
     with pytest.raises(KeyError):
         module.convert(net, fail=True)  # a failed conversion calls none
-    assert seen == [(net, "convert", "convert", "Net")]
+    assert seen == [(net, "convert", "convert", "Net", "Net")]
 
 
 class BadHandle:
@@ -694,3 +696,66 @@ def test_a_failing_start_is_reported_and_the_call_runs_bare(loose_rows, otel, ca
         f"spikeformer instrumentation error in start of {MODULE}.strict (the instrumented "
         "call is unaffected)"]
     assert otel.spans() == []
+
+
+class Runner:
+    """A callable object: no ``__qualname__`` of its own."""
+
+    def __call__(self, model):
+        return model
+
+
+class FailsToStart(RowHooks):
+    def on_start(self, call, bound):
+        raise RuntimeError("hook bug")
+
+
+def build(net, inner=False):
+    return sys.modules[MODULE].place(net, inner)  # through the wrapped module attribute
+
+
+def place(net, inner):
+    return sys.modules[MODULE].build_again(net) if inner else net
+
+
+def build_again(net):
+    return net
+
+
+@pytest.fixture
+def nested_rows(otel):
+    module = types.ModuleType(MODULE)
+    module.run, module.build, module.place, module.build_again = Runner(), build, place, \
+        build_again
+    sys.modules[MODULE] = module
+    rows = [Target(MODULE, "run", CONVERSION, "acme", model="model", hooks=FailsToStart()),
+            Target(MODULE, "build", COMPILATION, "acme"),
+            Target(MODULE, "place", framework="acme", role=STAGE),
+            Target(MODULE, "build_again", COMPILATION, "acme")]
+    session = PatchSession(_telemetry(otel), rows, packages=())
+    session.start()
+    yield module
+    session.stop()
+    del sys.modules[MODULE]
+
+
+def test_a_callable_object_is_named_by_its_row(nested_rows, otel, caplog):
+    net = Net()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+        assert nested_rows.run(net) is net
+    (span,) = otel.spans("spikeformer.convert acme")
+    assert span.attributes["code.function.name"] == f"{MODULE}.run"
+    # the hook failed after the span started: reported, the call measured all the same
+    assert [r.getMessage() for r in caplog.records] == [
+        f"spikeformer instrumentation error in start of {MODULE}.run (the instrumented call "
+        "is unaffected)"]
+    assert otel.value("spikeformer.conversions", framework="acme") == 1
+
+
+def test_an_operation_nested_in_a_step_of_the_same_operation_counts_once(nested_rows, otel):
+    net = Net()
+    assert nested_rows.build(net, inner=True) is net
+    names = sorted(s.name for s in otel.spans())
+    assert names == ["spikeformer.compile acme", "spikeformer.compile acme",
+                     "spikeformer.stage place"]
+    assert otel.value("spike_compiler.compilations", framework="acme") == 1
