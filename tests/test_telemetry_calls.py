@@ -759,3 +759,67 @@ def test_an_operation_nested_in_a_step_of_the_same_operation_counts_once(nested_
     assert names == ["spikeformer.compile acme", "spikeformer.compile acme",
                      "spikeformer.stage place"]
     assert otel.value("spike_compiler.compilations", framework="acme") == 1
+
+
+class Stepper:
+    def __call__(self, model, n_chips):
+        return n_chips
+
+
+class CallsBack(RowHooks):
+    """Records the call's object; calls an instrumented function from our own code."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_end(self, call, result, error):
+        self.calls.append((call.target.role, type(call.instance).__name__))
+        sys.modules[MODULE].convert(Net())  # re-entered: runs bare
+
+
+async def fetch(model, *, timesteps):
+    return (model, timesteps)
+
+
+@pytest.fixture
+def step_rows(otel):
+    module = types.ModuleType(MODULE)
+    module.Stepper, module.convert, module.fetch = Stepper, convert, fetch
+    sys.modules[MODULE] = module
+    hooks = CallsBack()
+    rows = [Target(MODULE, "Stepper.__call__", framework="acme", role=STAGE, step="allocate",
+                   standalone=COMPILATION, model="model", hooks=hooks),
+            Target(MODULE, "convert", CONVERSION, "acme", model="model"),
+            Target(MODULE, "fetch", CONVERSION, "acme", model="model", timesteps="timesteps")]
+    session = PatchSession(_telemetry(otel), rows, packages=())
+    session.start()
+    yield module, hooks
+    session.stop()
+    del sys.modules[MODULE]
+
+
+def test_a_step_alone_measures_its_operation_with_the_call(step_rows, otel):
+    module, hooks = step_rows
+    stepper = module.Stepper()
+    assert stepper([1, 2], 3) == 3
+    outer, = otel.spans("spikeformer.compile acme")
+    step, = otel.spans("spikeformer.stage allocate")
+    assert outer.attributes["code.function.name"] == f"{__name__}.Stepper.__call__"
+    assert outer.attributes["spikeformer.model.type"] == "list"  # read from the positional model
+    assert step.attributes["spikeformer.model.type"] == "list"
+    assert hooks.calls == [("stage", "Stepper"), ("op", "Stepper")]
+    # the hooks' own calls of an instrumented function ran bare: no conversion span or count
+    assert otel.spans("spikeformer.convert acme") == []
+    assert otel.value("spikeformer.conversions", framework="acme") == 0
+
+
+def test_suppressed_instrumentation_runs_async_calls_bare_with_their_arguments(step_rows, otel):
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    module, _ = step_rows
+    with suppress_instrumentation():
+        assert asyncio.run(module.fetch([1], timesteps=4)) == ([1], 4)
+    assert otel.spans() == []
+    assert asyncio.run(module.fetch([1], timesteps=4)) == ([1], 4)
+    (span,) = otel.spans("spikeformer.convert acme")
+    assert span.attributes["spikeformer.snn.timesteps"] == 4
