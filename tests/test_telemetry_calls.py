@@ -771,9 +771,11 @@ class CallsBack(RowHooks):
 
     def __init__(self):
         self.calls = []
+        self.results = []
 
     def on_end(self, call, result, error):
         self.calls.append((call.target.role, type(call.instance).__name__))
+        self.results.append(result)
         sys.modules[MODULE].convert(Net())  # re-entered: runs bare
 
 
@@ -781,16 +783,32 @@ async def fetch(model, *, timesteps):
     return (model, timesteps)
 
 
+class AsyncStepper:
+    async def __call__(self, model, n_chips):
+        await asyncio.sleep(0)
+        return n_chips
+
+    @classmethod
+    async def load(cls, model):
+        await asyncio.sleep(0)
+        return ("loaded", model)
+
+
 @pytest.fixture
 def step_rows(otel):
     module = types.ModuleType(MODULE)
     module.Stepper, module.convert, module.fetch = Stepper, convert, fetch
+    module.AsyncStepper = AsyncStepper
     sys.modules[MODULE] = module
     hooks = CallsBack()
     rows = [Target(MODULE, "Stepper.__call__", framework="acme", role=STAGE, step="allocate",
                    standalone=COMPILATION, model="model", hooks=hooks),
             Target(MODULE, "convert", CONVERSION, "acme", model="model"),
-            Target(MODULE, "fetch", CONVERSION, "acme", model="model", timesteps="timesteps")]
+            Target(MODULE, "fetch", CONVERSION, "acme", model="model", timesteps="timesteps"),
+            Target(MODULE, "AsyncStepper.__call__", framework="acme", role=STAGE, step="place",
+                   standalone=COMPILATION, model="model", hooks=hooks),
+            Target(MODULE, "AsyncStepper.load", CONVERSION, "acme", model="model",
+                   hooks=hooks)]
     session = PatchSession(_telemetry(otel), rows, packages=())
     session.start()
     yield module, hooks
@@ -823,3 +841,25 @@ def test_suppressed_instrumentation_runs_async_calls_bare_with_their_arguments(s
     assert asyncio.run(module.fetch([1], timesteps=4)) == ([1], 4)
     (span,) = otel.spans("spikeformer.convert acme")
     assert span.attributes["spikeformer.snn.timesteps"] == 4
+
+
+def test_an_async_step_alone_measures_its_operation_around_the_await(step_rows, otel):
+    module, hooks = step_rows
+    assert asyncio.run(module.AsyncStepper()([1, 2], n_chips=3)) == 3
+    outer, = otel.spans("spikeformer.compile acme")
+    step, = otel.spans("spikeformer.stage place")
+    assert step.parent.span_id == outer.context.span_id
+    assert outer.attributes["code.function.name"] == f"{__name__}.AsyncStepper.__call__"
+    assert outer.attributes["spikeformer.model.type"] == "list"
+    assert hooks.calls == [("stage", "AsyncStepper"), ("op", "AsyncStepper")]
+    assert otel.value("spike_compiler.compilations", framework="acme") == 1
+
+
+def test_an_async_classmethod_is_awaited_inside_its_span(step_rows, otel):
+    module, hooks = step_rows
+    assert asyncio.run(module.AsyncStepper.load([1])) == ("loaded", [1])
+    (span,) = otel.spans("spikeformer.convert acme")
+    assert span.attributes["spikeformer.model.type"] == "list"
+    assert span.attributes["spikeformer.success"] is True
+    assert hooks.calls == [("op", "type")]  # the class is the call's object
+    assert hooks.results == [("loaded", [1])]  # awaited inside the span, not a coroutine
