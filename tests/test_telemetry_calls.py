@@ -11,6 +11,7 @@ import sys
 import types
 
 import pytest
+from opentelemetry import trace
 
 torch = pytest.importorskip("torch")
 
@@ -863,3 +864,58 @@ def test_an_async_classmethod_is_awaited_inside_its_span(step_rows, otel):
     assert span.attributes["spikeformer.success"] is True
     assert hooks.calls == [("op", "type")]  # the class is the call's object
     assert hooks.results == [("loaded", [1])]  # awaited inside the span, not a coroutine
+
+
+def test_a_method_descriptor_is_named_by_its_row(otel):
+    module = types.ModuleType(MODULE)
+    module.upper = str.upper  # a C method: no __module__ at all
+    sys.modules[MODULE] = module
+    session = PatchSession(_telemetry(otel), [Target(MODULE, "upper", COMPILATION, "acme")],
+                           packages=())
+    session.start()
+    try:
+        assert module.upper("ab") == "AB"
+    finally:
+        session.stop()
+        del sys.modules[MODULE]
+    (span,) = otel.spans("spikeformer.compile acme")
+    assert span.attributes["code.function.name"] == f"{MODULE}.upper"
+
+
+def test_only_counted_calls_log_events(nested_rows, caplog):
+    with caplog.at_level(logging.INFO, logger="spikeformer.events"):
+        nested_rows.build(Net(), inner=True)  # a step and a nested compile inside it
+    assert [r.event_type for r in caplog.records if r.name == "spikeformer.events"] == [
+        "compilation_start", "compilation_end"]
+
+
+class EndlessSpan(trace.NonRecordingSpan):
+    def end(self, end_time=None):
+        raise RuntimeError("cannot end")
+
+
+class EndlessTracer:
+    def start_span(self, name, kind=None, attributes=None):
+        return EndlessSpan(trace.INVALID_SPAN_CONTEXT)
+
+
+def test_a_span_that_cannot_end_is_reported(caplog):
+    module = types.ModuleType(MODULE)
+    module.convert = convert
+    sys.modules[MODULE] = module
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    telemetry = Telemetry(EndlessTracer(), get_meter(NoOpMeterProvider()),
+                          load_settings(environ={}))
+    session = PatchSession(telemetry, [Target(MODULE, "convert", CONVERSION, "acme")],
+                           packages=())
+    session.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
+            net = Net()
+            assert module.convert(net) is net
+    finally:
+        session.stop()
+        del sys.modules[MODULE]
+    assert [r.getMessage() for r in caplog.records] == [
+        "spikeformer instrumentation error in span end (the instrumented call is unaffected)"]
