@@ -919,3 +919,58 @@ def test_a_span_that_cannot_end_is_reported(caplog):
         del sys.modules[MODULE]
     assert [r.getMessage() for r in caplog.records] == [
         "spikeformer instrumentation error in span end (the instrumented call is unaffected)"]
+
+
+def test_active_conversions_stop_reporting_when_the_session_closes(loose_rows, otel):
+    module, session = loose_rows
+    module.strict(Net(), 4)
+    (point,) = otel.points("spikeformer.active_conversions")
+    assert (point.value, dict(point.attributes)) == (0, {"framework": "acme"})
+    session.telemetry.close()
+    assert otel.points("spikeformer.active_conversions") == []
+
+
+def test_model_types_are_bounded_per_meter(otel):
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    settings = load_settings({"max_models": 1}, environ={})
+    first = Telemetry(get_tracer(otel.tracer_provider), get_meter(otel.meter_provider), settings)
+    other_provider = MeterProvider()
+    second = Telemetry(get_tracer(otel.tracer_provider), get_meter(other_provider), settings)
+    assert first.model_types("Net", 1) == "Net"
+    assert first.model_types("Sequential", 1) == "other"  # past max_models on this meter
+    assert second.model_types("Sequential", 1) == "Sequential"  # another meter's own bound
+    other_provider.shutdown()
+
+
+def test_the_missing_sdk_warning_is_for_global_providers_only(otel, monkeypatch):
+    import warnings
+
+    from opentelemetry_instrumentation_spikeformer.core import scope
+
+    module = types.ModuleType(MODULE)
+    module.convert = convert
+    sys.modules[MODULE] = module
+    row = [Target(MODULE, "convert", CONVERSION, "acme")]
+    # whatever another test made of the global providers: none set
+    monkeypatch.setattr(scope, "is_noop_provider", lambda provider: True)
+    try:
+        for global_providers, expected in ((False, []), (True, [scope.NO_SDK_MESSAGE])):
+            monkeypatch.setattr(scope, "_warned_no_sdk", False)
+            if global_providers:
+                telemetry = Telemetry(get_tracer(otel.tracer_provider),
+                                      get_meter(otel.meter_provider),
+                                      load_settings(environ={}), global_providers=True)
+            else:  # the default
+                telemetry = Telemetry(get_tracer(otel.tracer_provider),
+                                      get_meter(otel.meter_provider), load_settings(environ={}))
+            session = PatchSession(telemetry, row, packages=())
+            session.start()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                module.convert(Net())
+            session.stop()
+            assert [str(w.message) for w in caught
+                    if issubclass(w.category, scope.TelemetryNotConfiguredWarning)] == expected
+    finally:
+        del sys.modules[MODULE]
