@@ -226,6 +226,7 @@ def test_estimate_edges():
     assert none["ann_mj"] == pytest.approx(3000 * 4.6e-9)
     assert estimate(B["loihi"], inferences=0.0)["unpriced_macs_per_inference"] == 0.0
     assert estimate(B["cmos45nm"], ann_macs=0.0)["ann_mj"] is None
+    assert estimate(B["cmos45nm"], ann_macs=1.0)["ann_mj"] == pytest.approx(4.6e-9)  # one MAC
     assert estimate(B["cmos45nm"], ann_macs=0.0)["ratio"] is None
     silent = estimate(B["cmos45nm"], synops={}, encoding_macs=0.0, graded_macs=0.0,
                       neuron_updates=0.0)
