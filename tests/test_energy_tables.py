@@ -108,7 +108,8 @@ def test_override_from_a_file(tmp_path, monkeypatch):
 
 def test_override_file_errors(tmp_path):
     missing = tmp_path / "none.json"
-    assert parse_error(str(missing)) == f"cannot read file {str(missing)!r} (No such file or directory)"
+    assert parse_error(str(missing)) \
+        == f"cannot read file {str(missing)!r} (No such file or directory)"
     big = tmp_path / "big.json"
     big.write_bytes(b" " * energy.MAX_TABLE_BYTES + b"{}")  # one byte over
     assert parse_error(str(big)) == f"file {str(big)!r} is larger than 1048576 bytes"

@@ -201,7 +201,8 @@ def test_conversion_events(toolchain, caplog):
         with pytest.raises(KeyError):
             module.convert(net, fail=True)
     common = {"framework": "acme", "operation": "conversion", "model_type": "Net",
-              "hardware_target": "speck2f", "target_hardware": None, "model_size": "tiny"}  # no parameters
+              "hardware_target": "speck2f", "target_hardware": None,
+              "model_size": "tiny"}  # no parameters
     message = "'unsupported layer " + "x" * 600 + "'"
     assert _events(caplog) == [
         ("INFO", "spikeformer.convert acme started",
