@@ -168,3 +168,12 @@ def test_nothing_to_sample():
     del neuron
     gone.sample_membrane()  # the module was freed
     assert gone.mem_buf is None
+
+
+def test_a_module_without_its_state_attribute():
+    module = types.SimpleNamespace()  # no ``v`` at all (not even a float yet)
+    state = layer(module)
+    state.hook(module, (), None)
+    assert state.last_state is None
+    state.sample_membrane()
+    assert state.mem_buf is None and state.latest_membrane() is None
