@@ -28,6 +28,10 @@ class Neuron:
         self.v = v
 
 
+class Bare:
+    pass
+
+
 def layer(module, sequencer=None, **kw):
     return LayerState("lif1", module, rule(**kw), "lif1", "LIF", sequencer or Sequencer(1))
 
@@ -171,7 +175,7 @@ def test_nothing_to_sample():
 
 
 def test_a_module_without_its_state_attribute():
-    module = types.SimpleNamespace()  # no ``v`` at all (not even a float yet)
+    module = Bare()  # no ``v`` at all (not even a float yet)
     state = layer(module)
     state.hook(module, (), None)
     assert state.last_state is None
