@@ -181,3 +181,21 @@ def test_a_module_without_its_state_attribute():
     assert state.last_state is None
     state.sample_membrane()
     assert state.mem_buf is None and state.latest_membrane() is None
+
+
+def test_one_neuron_is_sampled():
+    state = layer(Neuron(torch.tensor([0.25])))
+    state.sample_membrane()
+    assert state.latest_membrane().tolist() == [0.25]
+
+
+def test_the_ring_buffer_is_float32_whatever_the_default_dtype():
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        state = layer(Neuron(torch.arange(4.0)))
+        state.sample_membrane()
+    finally:
+        torch.set_default_dtype(before)
+    assert state.mem_buf.dtype == torch.float32
+    assert state.latest_membrane().tolist() == [0.0, 1.0, 2.0, 3.0]
