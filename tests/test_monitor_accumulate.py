@@ -160,11 +160,13 @@ def test_seventeen_neurons_sample_sixteen():
 
 def test_nothing_to_sample():
     for v in (None, 0.0, torch.zeros(0)):  # spikingjelly keeps a float before the first step
-        state = layer(Neuron(v))
+        neuron = Neuron(v)  # kept alive: the layer holds a weak reference
+        state = layer(neuron)
         state.sample_membrane()
         assert state.mem_buf is None and state.latest_membrane() is None
         assert state.mem_rows == 0
-    stateless = layer(Neuron(torch.ones(3)), state="")
+    stateless = layer(neuron, state="")
+    neuron.v = torch.ones(3)
     stateless.sample_membrane()
     assert stateless.mem_buf is None
     neuron = Neuron(torch.ones(3))
@@ -184,7 +186,8 @@ def test_a_module_without_its_state_attribute():
 
 
 def test_one_neuron_is_sampled():
-    state = layer(Neuron(torch.tensor([0.25])))
+    neuron = Neuron(torch.tensor([0.25]))  # kept alive: the layer holds a weak reference
+    state = layer(neuron)
     state.sample_membrane()
     assert state.latest_membrane().tolist() == [0.25]
 
@@ -193,7 +196,8 @@ def test_the_ring_buffer_is_float32_whatever_the_default_dtype():
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        state = layer(Neuron(torch.arange(4.0)))
+        neuron = Neuron(torch.arange(4.0))
+        state = layer(neuron)
         state.sample_membrane()
     finally:
         torch.set_default_dtype(before)
