@@ -20,7 +20,8 @@ from opentelemetry_instrumentation_spikeformer.monitor.accumulate import (  # no
 
 def rule(state="v", state_arg=None, state_kwarg=""):
     return types.SimpleNamespace(state=state, state_arg=state_arg, state_kwarg=state_kwarg,
-                                 role="neuron", output_kind=lambda module: "binary")
+                                 role="neuron",
+                                 output_kind=lambda module: f"binary {type(module).__name__}")
 
 
 class Neuron:
@@ -77,7 +78,7 @@ def test_a_sequence_starts_at_a_reset_or_new_state():
     neuron = Neuron()
     state = layer(neuron, seq)
     assert (state.name, state.label, state.neuron_type, state.output, state.role) \
-        == ("lif1", "lif1", "LIF", "binary", "neuron")
+        == ("lif1", "lif1", "LIF", "binary Neuron", "neuron")  # the rule read the module
     assert state.module() is neuron and state.is_lead is False and state.last_state is None
     state.pre_hook(neuron, (), {})  # no state yet: a new sequence
     assert seq.sequences == 1
