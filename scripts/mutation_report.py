@@ -36,12 +36,16 @@ TESTS = {
     "hardware": ["tests/test_targets.py"],
     "imports": ["tests/test_import_hooks.py", "tests/test_core_steps.py"],
     "patching": ["tests/test_core_steps.py", "tests/test_instrumentor.py"],
-    "wrappers": ["tests/test_reliability.py", "tests/test_core_steps.py"],
-    "telemetry": ["tests/test_reliability.py", "tests/test_core_steps.py",
-                  "tests/test_conversions.py"],
-    "synops": ["tests/test_synop_properties.py", "tests/test_monitor_counts.py"],
-    "accumulate": ["tests/test_monitor_counts.py"],
-    "energy": ["tests/test_monitor_energy.py"],
+    "wrappers": ["tests/test_telemetry_calls.py", "tests/test_reliability.py",
+                 "tests/test_core_steps.py"],
+    "telemetry": ["tests/test_telemetry_calls.py", "tests/test_reliability.py",
+                  "tests/test_core_steps.py", "tests/test_conversions.py"],
+    "synops": ["tests/test_synop_properties.py", "tests/test_monitor_counts.py",
+               "tests/test_monitor_exactness.py"],
+    "tally": ["tests/test_monitor_counts.py", "tests/test_monitor_exactness.py",
+              "tests/test_synop_properties.py"],
+    "accumulate": ["tests/test_monitor_accumulate.py", "tests/test_monitor_counts.py"],
+    "energy": ["tests/test_energy_tables.py", "tests/test_monitor_energy.py"],
 }
 TIMEOUT_S = float(os.environ.get("MUTATION_RECHECK_TIMEOUT", "300"))
 

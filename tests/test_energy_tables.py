@@ -108,7 +108,8 @@ def test_override_from_a_file(tmp_path, monkeypatch):
 
 def test_override_file_errors(tmp_path):
     missing = tmp_path / "none.json"
-    assert parse_error(str(missing)) == f"cannot read file {str(missing)!r} (No such file or directory)"
+    assert parse_error(str(missing)) \
+        == f"cannot read file {str(missing)!r} (No such file or directory)"
     big = tmp_path / "big.json"
     big.write_bytes(b" " * energy.MAX_TABLE_BYTES + b"{}")  # one byte over
     assert parse_error(str(big)) == f"file {str(big)!r} is larger than 1048576 bytes"
@@ -226,6 +227,7 @@ def test_estimate_edges():
     assert none["ann_mj"] == pytest.approx(3000 * 4.6e-9)
     assert estimate(B["loihi"], inferences=0.0)["unpriced_macs_per_inference"] == 0.0
     assert estimate(B["cmos45nm"], ann_macs=0.0)["ann_mj"] is None
+    assert estimate(B["cmos45nm"], ann_macs=1.0)["ann_mj"] == pytest.approx(4.6e-9)  # one MAC
     assert estimate(B["cmos45nm"], ann_macs=0.0)["ratio"] is None
     silent = estimate(B["cmos45nm"], synops={}, encoding_macs=0.0, graded_macs=0.0,
                       neuron_updates=0.0)
