@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from opentelemetry_instrumentation_spikeformer.monitor import accumulate  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.monitor.accumulate import (  # noqa: E402

@@ -13,7 +13,7 @@ import types
 import pytest
 from opentelemetry import trace
 
-torch = pytest.importorskip("torch")
+import torch
 
 from opentelemetry_instrumentation_spikeformer.core import metrics as m  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.core.attributes import (  # noqa: E402
