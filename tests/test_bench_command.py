@@ -55,6 +55,10 @@ def test_usage_errors_exit_64(args):
     assert "error:" in done.stderr and "Traceback" not in done.stderr
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_periodic_mode_keeps_exporting_until_ctrl_c():
     """Interval from the environment; the Prometheus endpoint serves each run's
     results; SIGINT stops it between runs with exit 0 and no traceback."""
@@ -62,7 +66,10 @@ def test_periodic_mode_keeps_exporting_until_ctrl_c():
     proc = subprocess.Popen(
         [str(SCRIPT), "bench", *TINY, "--prometheus", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=_env(OTEL_PYTHON_SPIKEFORMER_BENCH_INTERVAL="1"))
+        env=_env(OTEL_PYTHON_SPIKEFORMER_BENCH_INTERVAL="1"),
+        # as from a terminal: a suite started in the background (nohup, `&`) would
+        # pass on an ignored SIGINT, which the child keeps (Python then never raises)
+        preexec_fn=_default_sigint)
     try:
         runs, bodies = 0, []
         deadline = time.monotonic() + 240
