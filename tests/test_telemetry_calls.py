@@ -6,6 +6,7 @@ out (span names, attribute values, counts by hand)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import types
@@ -103,12 +104,29 @@ def _telemetry(otel):
                      load_settings(environ={}))
 
 
+def _module() -> types.ModuleType:
+    """An empty module importable as MODULE (the tests fill in its functions)."""
+    module = types.ModuleType(MODULE)
+    sys.modules[MODULE] = module
+    return module
+
+
+@contextlib.contextmanager
+def _running(session):
+    """The session patching MODULE; stopped and MODULE gone afterwards."""
+    session.start()
+    try:
+        yield
+    finally:
+        session.stop()
+        sys.modules.pop(MODULE, None)
+
+
 @pytest.fixture
 def toolchain(otel):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.calibrate, module.calibrate_fx, module.Chip = calibrate, calibrate_fx, Chip
     module.convert, module.export = convert, export
-    sys.modules[MODULE] = module
     recorder = Recorder()
     rows = [
         Target(MODULE, "calibrate", framework="acme", role=CALIBRATION, root_span=True),
@@ -120,10 +138,8 @@ def toolchain(otel):
                timesteps="timesteps", recipe="recipe", layer="layer", direction="to_nir"),
     ]
     session = PatchSession(_telemetry(otel), rows, packages=())
-    session.start()
-    yield module, recorder, session
-    session.stop()
-    del sys.modules[MODULE]
+    with _running(session):
+        yield module, recorder, session
 
 
 def _calibration_span(otel):
@@ -391,21 +407,16 @@ class Raising(RowHooks):
 
 
 def test_failures_in_our_code_are_reported_by_place(otel, caplog):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.convert = convert
-    sys.modules[MODULE] = module
     session = PatchSession(_telemetry(otel), [
         Target(MODULE, "convert", CONVERSION, "acme", model="model", hooks=Raising())],
         packages=())
     session.telemetry.on_converted.append(lambda result, target, call: 1 / 0)
-    session.start()
-    try:
+    with _running(session):
         with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
             net = Net()
             assert module.convert(net) is net
-    finally:
-        session.stop()
-        del sys.modules[MODULE]
     assert [r.getMessage() for r in caplog.records] == [
         "spikeformer instrumentation error in acme end hook (the instrumented call is "
         "unaffected)",
@@ -420,22 +431,17 @@ def test_failing_metrics_and_events_are_reported_by_place(otel, caplog, monkeypa
     def boom(*args):
         raise RuntimeError("broken")
 
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.convert = convert
-    sys.modules[MODULE] = module
     session = PatchSession(_telemetry(otel), [
         Target(MODULE, "convert", CONVERSION, "acme", model="model")], packages=())
     monkeypatch.setattr(session.telemetry, "record", boom)
     monkeypatch.setattr(telemetry, "_log_end", boom)
     monkeypatch.setattr(telemetry.Call, "_describe_end", boom)
-    session.start()
-    try:
+    with _running(session):
         with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
             net = Net()
             assert module.convert(net) is net
-    finally:
-        session.stop()
-        del sys.modules[MODULE]
     assert [r.getMessage() for r in caplog.records] == [
         f"spikeformer instrumentation error in {where} (the instrumented call is unaffected)"
         for where in ("metric recording", "end event", "span end")]
@@ -513,19 +519,14 @@ class EndsItsSpan(RowHooks):
 
 
 def test_a_span_ended_by_a_hook_is_not_ended_again(otel, caplog):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.convert = convert
-    sys.modules[MODULE] = module
     session = PatchSession(_telemetry(otel), [
         Target(MODULE, "convert", CONVERSION, "acme", model="model", hooks=EndsItsSpan())],
         packages=())
-    session.start()
-    try:
+    with _running(session):
         with caplog.at_level(logging.WARNING):
             module.convert(Net())
-    finally:
-        session.stop()
-        del sys.modules[MODULE]
     assert len(otel.spans("spikeformer.convert acme")) == 1
     assert caplog.records == []  # the SDK warns when a span is ended twice
 
@@ -534,23 +535,18 @@ def test_without_an_sdk_the_call_runs_on_non_recording_spans(caplog):
     from opentelemetry.metrics import NoOpMeterProvider
     from opentelemetry.trace import NoOpTracerProvider
 
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.convert = convert
-    sys.modules[MODULE] = module
     telemetry = Telemetry(get_tracer(NoOpTracerProvider()), get_meter(NoOpMeterProvider()),
                           load_settings(environ={}))
     session = PatchSession(telemetry, [Target(MODULE, "convert", CONVERSION, "acme",
                                               model="model")], packages=())
-    session.start()
-    try:
+    with _running(session):
         with caplog.at_level(logging.WARNING):
             net = Net()
             assert module.convert(net) is net
             with pytest.raises(KeyError):
                 module.convert(net, fail=True)
-    finally:
-        session.stop()
-        del sys.modules[MODULE]
     assert [r for r in caplog.records if r.name != "spikeformer.events"] == []
 
 
@@ -570,9 +566,8 @@ class Board:
 
 @pytest.fixture
 def board_rows(otel):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.Board, module.convert = Board, convert
-    sys.modules[MODULE] = module
     rows = [
         Target(MODULE, "Board.calibrate", framework="acme", role=CALIBRATION, root_span=True,
                samples="self.n", model="self.model"),
@@ -583,10 +578,8 @@ def board_rows(otel):
         Target(MODULE, "convert", CONVERSION, "acme", model="model"),
     ]
     session = PatchSession(_telemetry(otel), rows, packages=())
-    session.start()
-    yield module
-    session.stop()
-    del sys.modules[MODULE]
+    with _running(session):
+        yield module
 
 
 def test_sources_read_the_object_and_positional_arguments(board_rows, otel):
@@ -640,17 +633,14 @@ def stage(net):
 
 @pytest.fixture
 def loose_rows(otel):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.opaque, module.strict, module.stage = opaque, strict, stage
-    sys.modules[MODULE] = module
     rows = [Target(MODULE, "opaque", CONVERSION, "acme", model="model", timesteps="timesteps"),
             Target(MODULE, "strict", CONVERSION, "acme", model="model", timesteps="timesteps"),
             Target(MODULE, "stage", framework="acme", role=STAGE)]
     session = PatchSession(_telemetry(otel), rows, packages=())
-    session.start()
-    yield module, session
-    session.stop()
-    del sys.modules[MODULE]
+    with _running(session):
+        yield module, session
 
 
 def test_an_opaque_signature_reads_keyword_arguments(loose_rows, otel, caplog):
@@ -726,19 +716,16 @@ def build_again(net):
 
 @pytest.fixture
 def nested_rows(otel):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.run, module.build, module.place, module.build_again = Runner(), build, place, \
         build_again
-    sys.modules[MODULE] = module
     rows = [Target(MODULE, "run", CONVERSION, "acme", model="model", hooks=FailsToStart()),
             Target(MODULE, "build", COMPILATION, "acme"),
             Target(MODULE, "place", framework="acme", role=STAGE),
             Target(MODULE, "build_again", COMPILATION, "acme")]
     session = PatchSession(_telemetry(otel), rows, packages=())
-    session.start()
-    yield module
-    session.stop()
-    del sys.modules[MODULE]
+    with _running(session):
+        yield module
 
 
 def test_a_callable_object_is_named_by_its_row(nested_rows, otel, caplog):
@@ -798,10 +785,9 @@ class AsyncStepper:
 
 @pytest.fixture
 def step_rows(otel):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.Stepper, module.convert, module.fetch = Stepper, convert, fetch
     module.AsyncStepper = AsyncStepper
-    sys.modules[MODULE] = module
     hooks = CallsBack()
     rows = [Target(MODULE, "Stepper.__call__", framework="acme", role=STAGE, step="allocate",
                    standalone=COMPILATION, model="model", hooks=hooks),
@@ -812,10 +798,8 @@ def step_rows(otel):
             Target(MODULE, "AsyncStepper.load", CONVERSION, "acme", model="model",
                    hooks=hooks)]
     session = PatchSession(_telemetry(otel), rows, packages=())
-    session.start()
-    yield module, hooks
-    session.stop()
-    del sys.modules[MODULE]
+    with _running(session):
+        yield module, hooks
 
 
 def test_a_step_alone_measures_its_operation_with_the_call(step_rows, otel):
@@ -868,17 +852,12 @@ def test_an_async_classmethod_is_awaited_inside_its_span(step_rows, otel):
 
 
 def test_a_method_descriptor_is_named_by_its_row(otel):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.upper = str.upper  # a C method: no __module__ at all
-    sys.modules[MODULE] = module
     session = PatchSession(_telemetry(otel), [Target(MODULE, "upper", COMPILATION, "acme")],
                            packages=())
-    session.start()
-    try:
+    with _running(session):
         assert module.upper("ab") == "AB"
-    finally:
-        session.stop()
-        del sys.modules[MODULE]
     (span,) = otel.spans("spikeformer.compile acme")
     assert span.attributes["code.function.name"] == f"{MODULE}.upper"
 
@@ -901,23 +880,18 @@ class EndlessTracer:
 
 
 def test_a_span_that_cannot_end_is_reported(caplog):
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.convert = convert
-    sys.modules[MODULE] = module
     from opentelemetry.metrics import NoOpMeterProvider
 
     telemetry = Telemetry(EndlessTracer(), get_meter(NoOpMeterProvider()),
                           load_settings(environ={}))
     session = PatchSession(telemetry, [Target(MODULE, "convert", CONVERSION, "acme")],
                            packages=())
-    session.start()
-    try:
+    with _running(session):
         with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_spikeformer"):
             net = Net()
             assert module.convert(net) is net
-    finally:
-        session.stop()
-        del sys.modules[MODULE]
     assert [r.getMessage() for r in caplog.records] == [
         "spikeformer instrumentation error in span end (the instrumented call is unaffected)"]
 
@@ -949,9 +923,8 @@ def test_the_missing_sdk_warning_is_for_global_providers_only(otel, monkeypatch)
 
     from opentelemetry_instrumentation_spikeformer.core import scope
 
-    module = types.ModuleType(MODULE)
+    module = _module()
     module.convert = convert
-    sys.modules[MODULE] = module
     row = [Target(MODULE, "convert", CONVERSION, "acme")]
     # whatever another test made of the global providers: none set
     monkeypatch.setattr(scope, "is_noop_provider", lambda provider: True)
