@@ -148,6 +148,17 @@ def test_bad_env_value_never_stops_instrumentation(monkeypatch, instrument, otel
     assert "OTEL_PYTHON_SPIKEFORMER_LAYER_SPANS" in caplog.text
 
 
+def test_monitor_ranks_all_in_any_case_and_what_a_bad_list_hears():
+    for text in ("all", " All", "ALL"):
+        assert config.parse_ranks(text) == ("all",)
+    with pytest.raises(config.BadValue, match="^expected `all` or ranks >= 0$"):
+        config.parse_ranks("0,-1")
+    with pytest.raises(config.BadValue, match="^expected `all` or ranks >= 0$"):
+        config.parse_ranks(" , ")
+    with pytest.raises(config.BadValue, match="^expected `all` or a comma list of ranks$"):
+        config.parse_ranks("0,one")
+
+
 @pytest.mark.parametrize("text,expected", [
     ("0", 0), ("1", 1), ("65535", 65535), (" 8099 ", 8099),
     ("-1", None), ("65536", None), ("80.0", None), ("", None), ("http", None),
