@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import gc
 
-import pytest
-
-from models import INPUT_SHAPE, tiny_cnn
-
-import torch
 import sinabs
+import torch
+from models import INPUT_SHAPE, tiny_cnn
 
 
 def convert():

@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import types
 
-import pytest
-
 import torch
 
 from opentelemetry_instrumentation_spikeformer.monitor import accumulate  # noqa: E402

@@ -7,7 +7,6 @@ import inspect
 import io
 import json
 import logging
-import warnings
 from datetime import datetime, timedelta, timezone
 
 import pytest

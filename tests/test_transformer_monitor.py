@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import warnings
 
-import pytest
-
-import torch
 import spikingjelly  # noqa: F401
-
-import transformer_models as tm  # noqa: E402
+import torch
+import transformer_models as tm
 
 T = 4
 
