@@ -206,3 +206,81 @@ def reset(model) -> None:
     from spikingjelly.activation_based import functional
 
     functional.reset_net(model)
+
+
+def rare_paths(c=4, heads=2):
+    """Paths the three transformers do not take: a functional max pool of a
+    concatenation of spikes (a derived source recomputed from the forward's
+    values, with a list argument), a product whose left operand is a spike sum
+    (its events are its non-zeros) and a product whose operands' batch rows are
+    shaped differently ([T, B, h] on one side, [T*B, h] on the other)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class RarePaths(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = _seq(nn.Conv2d(2, c, 3, padding=1))
+            self.la, self.lb = _lif(), _lif()
+            self.cb = _seq(nn.Conv2d(c, c, 1))
+            self.c1 = _seq(nn.Conv2d(2 * c, c, 3, padding=1))
+            self.lq, self.lk = _lif(0.3), _lif(0.3)
+            self.q, self.k = _seq(nn.Conv2d(c, c, 1)), _seq(nn.Conv2d(c, c, 1))
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            a = self.la(self.inp(x))
+            b = self.lb(self.cb(a))
+            t, n = a.shape[:2]
+            pooled = F.max_pool2d(torch.cat([a, b], dim=2).flatten(0, 1), 2)
+            y = self.c1(pooled.reshape(t, n, *pooled.shape[1:]))
+            q, k = self.lq(self.q(y)), self.lk(self.k(y))  # [T, B, c, 4, 4]
+            d = c // heads
+            sums = (q + k).reshape(t, n, heads, d, 16).transpose(-1, -2)  # {0, 1, 2}
+            p1 = sums @ k.reshape(t, n, heads, d, 16)
+            rows = q.reshape(t, n, heads, d, 16).transpose(-1, -2).flatten(0, 1)
+            p2 = rows @ k.flatten(0, 1).reshape(t * n, heads, d, 16)
+            return p1.mean() + p2.mean()
+
+    return _excitatory(RarePaths())
+
+
+def two_maxpools():
+    """Max pools returned by modules (captured outputs): two pool modules, one
+    of them called twice on spikes and once on the input (not a capture), and
+    a spike AND of a captured output with spikes."""
+    import torch.nn as nn
+
+    class TwoMaxPools(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = _seq(nn.Conv2d(2, 4, 3, padding=1))
+            self.l0 = _lif()
+            self.mp = _seq(nn.MaxPool2d(2))
+            self.c1 = _seq(nn.Conv2d(4, 4, 3, padding=1))
+            self.l1 = _lif()
+            self.mp2 = _seq(nn.MaxPool2d(3, stride=1, padding=1))
+            self.c2 = _seq(nn.Conv2d(4, 4, 1))
+            self.l2 = _lif()
+            self.c3 = _seq(nn.Conv2d(4, 4, 1))
+            self.c4 = _seq(nn.Conv2d(4, 4, 1))
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            s1 = self.l1(self.c1(self.mp(self.l0(self.c0(x)))))  # [T, B, 4, 4, 4]
+            p2 = self.mp2(s1)
+            s2 = self.l2(self.c2(p2))
+            return self.c3(self.mp(s2)), self.c4(p2 * s2), self.mp(x)
+
+    return _excitatory(TwoMaxPools())
+
+
+def _excitatory(model, gain=0.5):
+    """Non-negative conv weights: spikes reach the deeper layers of an
+    untrained model without BatchNorm."""
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.abs_().mul_(gain)
+    return model

@@ -167,3 +167,77 @@ def test_adaptive_avgpool_linear_exact(out_hw):
     if out_hw == (1, 1):  # each spike reaches the 5 outputs once: no 64x over-count
         row = {r["layer"]: r for r in snap["layers"]}["l0"]
         assert row["synops"] == row["spikes"] * 5
+
+
+def rare_paths_measured():
+    torch.manual_seed(3)
+    model = M.rare_paths()
+    return model, measure(model, M.small_input((2, 8, 8), 0, scale=3.0),
+                          [M.small_input((2, 8, 8), s, scale=3.0) for s in (1, 2)])
+
+
+def test_rare_paths_exact():
+    """A functional max pool of a concatenation of spikes, a product with a
+    spike-sum operand and one whose batch rows are shaped differently."""
+    _model, (snap, refs) = rare_paths_measured()
+    check(snap, refs)
+    products = {c["category"]: c["synops"] for c in snap["consumers"] if c["kind"] == "product"}
+    assert products["spike_sums"] > 0 and products["spikes"] > 0
+    pooled = next(c for c in snap["consumers"] if c["scope"].startswith("c1"))
+    assert pooled["synops"] > 0  # reached only through the recomputed max pool
+
+
+def two_maxpools_measured():
+    torch.manual_seed(3)
+    model = M.two_maxpools()
+    return model, measure(model, M.small_input((2, 8, 8), 0, scale=3.0),
+                          [M.small_input((2, 8, 8), s, scale=3.0) for s in (1, 2)])
+
+
+def test_captured_max_pools_exact(caplog):
+    """Two pool modules, one called three times (twice on spikes), and a spike
+    AND of a captured output: every call counted at its own place, no error."""
+    _model, (snap, refs) = two_maxpools_measured()
+    check(snap, refs)
+    convs = {c["scope"].split(".")[0]: c["synops"] for c in snap["consumers"]
+             if c["kind"] == "linear"}
+    assert all(convs[name] > 0 for name in ("c1", "c2", "c3", "c4")), convs
+    assert not [r for r in caplog.records if "spike monitor" in r.getMessage()]
+
+
+@pytest.mark.parametrize("measured", [rare_paths_measured, two_maxpools_measured,
+                                      lambda: (None, measure(M.qkformer(), M.image(0),
+                                                             [M.image(1)]))],
+                         ids=["rare_paths", "two_maxpools", "qkformer"])
+def test_counts_that_could_pass_float32_are_kept_in_float64(measured, monkeypatch):
+    """Segments whose bound reaches 2**24 are summed in float64 (and leave the
+    float32 fast path): here every segment is, and the counts stay exact."""
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    monkeypatch.setattr(tally, "F32_EXACT", 1.0)
+    _model, (snap, refs) = measured()
+    check(snap, refs)
+    assert snap["totals"]["synops"] > 0
+
+
+def test_a_failing_capture_hook_never_breaks_the_forward(monkeypatch, caplog):
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    model = M.settle(M.overlap_maxpool(), M.small_input((2, 9, 9), 0))
+    x = M.small_input((2, 9, 9), 1)
+    with torch.no_grad():
+        expected = model(x)
+    M.reset(model)
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tally.Tally, "on_capture", broken)
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        for _ in range(2):  # the traced discovery pass, then a counted forward
+            assert torch.equal(model(x), expected)
+            M.reset(model)
+    assert any("instrumentation error in spike monitor hook (" in r.getMessage()
+               for r in caplog.records)
+    monitor.detach()
