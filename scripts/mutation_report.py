@@ -41,9 +41,11 @@ TESTS = {
     "telemetry": ["tests/test_telemetry_calls.py", "tests/test_reliability.py",
                   "tests/test_core_steps.py", "tests/test_conversions.py"],
     "synops": ["tests/test_synop_properties.py", "tests/test_monitor_counts.py",
-               "tests/test_monitor_exactness.py"],
+               "tests/test_monitor_exactness.py", "tests/test_monitor_runtime.py",
+               "tests/test_monitor_vs_spikingjelly.py"],
     "tally": ["tests/test_monitor_counts.py", "tests/test_monitor_exactness.py",
-              "tests/test_synop_properties.py"],
+              "tests/test_synop_properties.py", "tests/test_monitor_runtime.py"],
+    "lemaire": ["tests/test_monitor_vs_spikingjelly.py", "tests/test_monitor_energy.py"],
     "accumulate": ["tests/test_monitor_accumulate.py", "tests/test_monitor_counts.py"],
     "energy": ["tests/test_energy_tables.py", "tests/test_monitor_energy.py"],
 }
