@@ -209,11 +209,12 @@ def reset(model) -> None:
 
 
 def rare_paths(c=4, heads=2):
-    """Paths the three transformers do not take: a functional max pool of a
-    concatenation of spikes (a derived source recomputed from the forward's
-    values, with a list argument), a product whose left operand is a spike sum
-    (its events are its non-zeros) and a product whose operands' batch rows are
-    shaped differently ([T, B, h] on one side, [T*B, h] on the other)."""
+    """Paths the three transformers do not take: a functional max pool (keyword
+    arguments) of a concatenation of spikes and a copy of spikes, read by a
+    padded conv on its own output (a derived source recomputed from the
+    forward's values, per neuron); a product of two spike sums (their events are
+    their non-zeros) and one whose operands' batch rows are shaped differently
+    ([T, B, h] on one side, [T*B, h] on the other)."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -224,7 +225,7 @@ def rare_paths(c=4, heads=2):
             self.inp = _seq(nn.Conv2d(2, c, 3, padding=1))
             self.la, self.lb = _lif(), _lif()
             self.cb = _seq(nn.Conv2d(c, c, 1))
-            self.c1 = _seq(nn.Conv2d(2 * c, c, 3, padding=1))
+            self.c1 = nn.Conv2d(2 * c, c, 3, padding=1)
             self.lq, self.lk = _lif(0.3), _lif(0.3)
             self.q, self.k = _seq(nn.Conv2d(c, c, 1)), _seq(nn.Conv2d(c, c, 1))
 
@@ -232,12 +233,14 @@ def rare_paths(c=4, heads=2):
             a = self.la(self.inp(x))
             b = self.lb(self.cb(a))
             t, n = a.shape[:2]
-            pooled = F.max_pool2d(torch.cat([a, b], dim=2).flatten(0, 1), 2)
-            y = self.c1(pooled.reshape(t, n, *pooled.shape[1:]))
+            both = torch.cat([a, b.clone()], dim=2).flatten(0, 1)
+            pooled = F.max_pool2d(both, kernel_size=3, stride=2, padding=1)
+            y = self.c1(pooled)
+            y = y.reshape(t, n, *y.shape[1:])
             q, k = self.lq(self.q(y)), self.lk(self.k(y))  # [T, B, c, 4, 4]
             d = c // heads
-            sums = (q + k).reshape(t, n, heads, d, 16).transpose(-1, -2)  # {0, 1, 2}
-            p1 = sums @ k.reshape(t, n, heads, d, 16)
+            sums = (q + k).reshape(t, n, heads, d, 16)  # {0, 1, 2}
+            p1 = sums.transpose(-1, -2) @ (k + k * q).reshape(t, n, heads, d, 16)
             rows = q.reshape(t, n, heads, d, 16).transpose(-1, -2).flatten(0, 1)
             p2 = rows @ k.flatten(0, 1).reshape(t * n, heads, d, 16)
             return p1.mean() + p2.mean()
@@ -284,3 +287,86 @@ def _excitatory(model, gain=0.5):
             if isinstance(m, torch.nn.Conv2d):
                 m.weight.abs_().mul_(gain)
     return model
+
+
+def shared_lif():
+    """One LIF module called twice in a forward (its state carries over)."""
+    import torch.nn as nn
+
+    class SharedLIF(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = _seq(nn.Conv2d(2, 4, 3, padding=1))
+            self.lif = _lif()
+            self.c1 = _seq(nn.Conv2d(4, 4, 1))
+            self.c2 = _seq(nn.Conv2d(4, 4, 1))
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            s1 = self.lif(self.c0(x))
+            s2 = self.lif(self.c1(s1))
+            return self.c2(s2)
+
+    return _excitatory(SharedLIF())
+
+
+def gated():
+    """A branch that can be switched off (``skip``) with the same input shapes:
+    a spike AND and a product then miss an operand."""
+    import torch
+    import torch.nn as nn
+
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ca, self.cb = _seq(nn.Conv2d(2, 4, 1)), _seq(nn.Conv2d(2, 4, 1))
+            self.la, self.lb = _lif(), _lif()
+            self.c = _seq(nn.Conv2d(4, 4, 1))
+            self.skip = False
+
+        def forward(self, x):  # [T, B, 2, 4, 4]
+            a = self.la(self.ca(x)) if not self.skip else torch.zeros(
+                *x.shape[:2], 4, *x.shape[3:])
+            b = self.lb(self.cb(x))
+            t, n = b.shape[:2]
+            p = b.reshape(t, n, 4, 16) @ a.reshape(t, n, 4, 16).transpose(-1, -2)
+            return self.c(a * b), p.mean()
+
+    return _excitatory(Gated())
+
+
+def repeated_steps():
+    """A forward whose time steps come from an ``int`` argument: the same input
+    signature, other shapes inside."""
+    import torch.nn as nn
+
+    class Repeated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = _seq(nn.Conv2d(2, 4, 3, padding=1))
+            self.l0 = _lif()
+            self.c1 = _seq(nn.Conv2d(4, 4, 1))
+
+        def forward(self, x, repeat=1):  # [T, B, 2, 8, 8]
+            return self.c1(self.l0(self.c0(x.repeat(repeat, 1, 1, 1, 1))))
+
+    return _excitatory(Repeated())
+
+
+def single_step_product():
+    """Single-step LIFs (one call per time step; their spikes keep the layout of
+    their input) and a product of views of them."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import neuron
+
+    class SingleStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = nn.Conv2d(2, 4, 3, padding=1)
+            self.l0, self.l1 = neuron.LIFNode(v_threshold=0.3), neuron.LIFNode(v_threshold=0.3)
+
+        def forward(self, x):  # [B, 2, 8, 8]
+            y = self.c0(x)
+            s, r = self.l0(y), self.l1(y * 0.7)
+            return (s.transpose(-1, -2) @ r).mean()
+
+    return _excitatory(SingleStep())

@@ -31,11 +31,11 @@ def is_neuron(module) -> bool:
     return isinstance(module, neuron.BaseNode)
 
 
-def measure(model, discover, inputs):
+def measure(model, discover, inputs, grad=False):
     """Our snapshot over ``inputs`` (after a discovery forward on ``discover``)
-    and the brute force on the same inputs."""
+    and the brute force on the same inputs (ours with autograd on if ``grad``)."""
     monitor = monitor_model(model, "m")
-    with torch.no_grad():
+    with torch.enable_grad() if grad else torch.no_grad():
         model(discover)
         M.reset(model)
         monitor.reset()
@@ -240,4 +240,136 @@ def test_a_failing_capture_hook_never_breaks_the_forward(monkeypatch, caplog):
             M.reset(model)
     assert any("instrumentation error in spike monitor hook (" in r.getMessage()
                for r in caplog.records)
+    monitor.detach()
+
+
+@pytest.mark.parametrize("variant", ["float64", "autograd"])
+def test_residual_cnn_exact_in_float64_and_under_autograd(variant):
+    """float64 spikes leave the float32 fast path; under autograd (monitoring
+    while training) every spike tensor requires grad and is read detached."""
+    torch.manual_seed(1)
+    dtype = torch.float64 if variant == "float64" else torch.float32
+    model = M.settle(M.residual_cnn(), M.small_input((2, 8, 8), 0)).to(dtype)
+    inputs = [M.small_input((2, 8, 8), s).to(dtype) for s in (0, 1, 2)]
+    snap, refs = measure(model, inputs[0], inputs[1:], grad=variant == "autograd")
+    check(snap, refs)
+    assert snap["totals"]["synops"] > 0
+
+
+def test_a_source_module_called_twice_is_counted_at_each_call():
+    torch.manual_seed(3)
+    model = M.shared_lif()
+    snap, refs = measure(model, M.small_input((2, 8, 8), 0, scale=3.0),
+                         [M.small_input((2, 8, 8), s, scale=3.0) for s in (1, 2)])
+    check(snap, refs)
+    convs = {c["scope"].split(".")[0]: c["synops"] for c in snap["consumers"]
+             if c["kind"] == "linear"}
+    assert convs["c1"] > 0 and convs["c2"] > 0  # the first call's spikes, the second's
+
+
+def _forwards(model, inputs, **kwargs):
+    with torch.no_grad():
+        for x in inputs:
+            model(x, **kwargs)
+            M.reset(model)
+
+
+def test_shapes_that_change_under_the_same_signature_get_a_new_plan(caplog):
+    """``repeat`` is an int: the same input signature, other shapes inside. The
+    forward that finds its plan's shapes wrong is not counted (its plan is
+    dropped); the next one is traced again and counted."""
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(4)]
+    monitor = monitor_model(model, "m")
+    _forwards(model, xs[:1], repeat=1)
+    monitor.reset()
+    _forwards(model, xs[1:], repeat=2)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    refs = []
+    for x in xs[2:]:
+        refs.append(brute_force(model, is_neuron, x, repeat=2))
+        M.reset(model)
+    check(snap, refs)
+    assert snap["forwards"] == 2 and snap["totals"]["synops"] > 0
+    assert not [r for r in caplog.records if "spike monitor" in r.getMessage()]
+
+
+def test_spikes_laid_out_otherwise_get_a_new_plan():
+    """Single-step neurons keep their input's layout: channels-last spikes under
+    the same signature cannot be read through the plan's views. That forward
+    is not counted; the next one is traced again and counted."""
+    from spikingjelly.activation_based import neuron
+
+    torch.manual_seed(3)
+    model = M.single_step_product()
+    gen = torch.Generator().manual_seed(7)
+    xs = [torch.rand(M.B, 2, 8, 8, generator=gen) * 3 for _ in range(5)]
+    xs[2:] = [x.contiguous(memory_format=torch.channels_last) for x in xs[2:]]
+    monitor = monitor_model(model, "m")
+    _forwards(model, xs)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    refs = []
+    for i in (0, 1, 3, 4):  # the third forward found the layout changed
+        refs.append(brute_force(model, lambda m: isinstance(m, neuron.BaseNode), xs[i]))
+        M.reset(model)
+    ours, theirs = defaultdict(float), defaultdict(float)
+    for c in snap["consumers"]:  # each plan lists its consumers
+        ours[(c["scope"], c["kind"], c["category"])] += c["synops"]
+    for ref in refs:
+        for scope, kind, cat, value in ref.by_consumer:
+            theirs[(scope, kind, cat)] += value
+    assert set(ours) == set(theirs)
+    assert all(rel(ours[k], theirs[k]) < REL for k in theirs), (ours, dict(theirs))
+    assert snap["forwards"] == 4
+    assert any(c["kind"] == "product" and c["synops"] > 0 for c in snap["consumers"])
+
+
+def test_a_branch_that_did_not_run_leaves_its_products_uncounted(caplog):
+    """The spike AND and the product that need ``la`` count nothing in a
+    forward that skipped it, and nothing fails."""
+    torch.manual_seed(3)
+    model = M.gated()
+    xs = [M.small_input((2, 4, 4), s, scale=3.0) for s in range(3)]
+    monitor = monitor_model(model, "m")
+    _forwards(model, xs[:1])
+    monitor.reset()
+    _forwards(model, xs[1:2])
+    model.skip = True
+    _forwards(model, xs[2:])
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    model.skip = False
+    ref = brute_force(model, is_neuron, xs[1])
+    M.reset(model)
+    expected = {(scope.split(".")[0], kind): v for scope, kind, _cat, v in ref.by_consumer}
+    ours = {(c["scope"].split(".")[0], c["kind"]): c["synops"] for c in snap["consumers"]
+            if c["kind"] in ("linear", "product")}
+    assert ours == expected and all(v > 0 for v in ours.values())
+    assert snap["forwards"] == 2
+    assert not [r for r in caplog.records if "spike monitor" in r.getMessage()]
+
+
+def test_no_spike_tensor_outlives_its_forward():
+    """The plan's recorded arguments (the list of a concatenation) must not keep
+    a forward's spikes alive after it."""
+    import gc
+    import weakref
+
+    torch.manual_seed(3)
+    model = M.rare_paths()
+    monitor = monitor_model(model, "m")
+    alive = []
+    handles = [getattr(model, name).register_forward_hook(
+        lambda _m, _a, out: alive.append(weakref.ref(out))) for name in ("la", "lb")]
+    for seed in range(3):  # the discovery pass, then counted forwards
+        alive.clear()
+        _forwards(model, [M.small_input((2, 8, 8), seed, scale=3.0)])
+        gc.collect()
+        assert len(alive) == 2 and all(ref() is None for ref in alive), seed
+    for handle in handles:
+        handle.remove()
+    assert monitor.read()["totals"]["synops"] > 0
     monitor.detach()

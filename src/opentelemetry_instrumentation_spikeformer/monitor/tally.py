@@ -444,8 +444,8 @@ def _compile(n: df.Node, o: df.Ops) -> Any:
             if j is None:
                 a[i] = values[r]
             else:
-                if not isinstance(a[i], list):
-                    a[i] = list(a[i])
+                if a[i] is args[i]:  # a copy: the recorded list must not keep this forward's tensors
+                    a[i] = list(args[i])
                 a[i][j] = values[r]
         result = func(*a, **kwargs)
         return result[index] if index is not None else result
