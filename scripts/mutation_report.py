@@ -45,7 +45,8 @@ TESTS = {
                "tests/test_monitor_vs_spikingjelly.py"],
     "tally": ["tests/test_monitor_counts.py", "tests/test_monitor_exactness.py",
               "tests/test_synop_properties.py", "tests/test_monitor_runtime.py"],
-    "lemaire": ["tests/test_monitor_vs_spikingjelly.py", "tests/test_monitor_energy.py"],
+    "lemaire": ["tests/test_monitor_vs_spikingjelly.py::test_memory_aware_estimate_equals_lemaire_profiler",
+                "tests/test_monitor_energy.py"],
     "accumulate": ["tests/test_monitor_accumulate.py", "tests/test_monitor_counts.py"],
     "energy": ["tests/test_energy_tables.py", "tests/test_monitor_energy.py"],
 }

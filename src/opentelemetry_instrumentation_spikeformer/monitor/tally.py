@@ -387,9 +387,7 @@ def _maps_matrix(leaf: Leaf, device: Any) -> Any:
         return cache
     rows = [leaf.maps[c].reshape(-1) for c in sorted(leaf.maps)]
     rows += [leaf.in_maps[c].reshape(-1) for c in sorted(leaf.in_maps)]
-    size = math.prod(kept_shape(leaf))
-    matrix = torch.stack(rows).to(device) if rows else \
-        torch.zeros((0, size), dtype=torch.float64, device=device)
+    matrix = torch.stack(rows).to(device)  # per neuron: some consumer's map varies (plan.py)
     leaf._matrix = matrix
     return matrix
 
