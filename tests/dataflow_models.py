@@ -370,3 +370,27 @@ def single_step_product():
             return (s.transpose(-1, -2) @ r).mean()
 
     return _excitatory(SingleStep())
+
+
+def graded_steps():
+    """Single-step neurons called once per time step inside the forward (a
+    source module with T calls): LIAF's graded act(v) and a ternary IF's
+    signed spikes, each read by a conv."""
+    import torch
+    import torch.nn as nn
+    from spikingjelly.activation_based import neuron
+
+    class GradedSteps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = nn.Conv2d(2, 4, 3, padding=1)
+            self.liaf = neuron.LIAFNode(act=torch.relu, threshold_related=False)
+            self.c1 = nn.Conv2d(4, 4, 3, padding=1)
+            self.tern = neuron.TernaryIFNode(v_threshold=0.5)
+            self.c2 = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            return torch.stack([self.c2(self.tern(self.c1(self.liaf(self.c0(x[t])))))
+                                for t in range(x.shape[0])])
+
+    return GradedSteps()

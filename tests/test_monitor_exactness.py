@@ -373,3 +373,42 @@ def test_no_spike_tensor_outlives_its_forward():
         handle.remove()
     assert monitor.read()["totals"]["synops"] > 0
     monitor.detach()
+
+
+def test_graded_and_signed_sources_count_events_and_magnitude():
+    """A graded source's events are its non-zeros and its magnitude the sum of
+    |x|; a ternary neuron's events are |x| (one per -1 or +1). Both neurons
+    are single-step, called T times per forward."""
+    from spikingjelly.activation_based import neuron
+
+    from bruteforce import BruteForce
+
+    torch.manual_seed(0)
+    model = M.graded_steps()
+    outputs = {"liaf": [], "tern": []}
+    handles = [getattr(model, name).register_forward_hook(
+        lambda _m, _a, out, name=name: outputs[name].append(out.detach().clone()))
+        for name in outputs]
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) - 1.0 for s in range(3)]
+    snap, _ = measure(model, xs[0], xs[1:])
+    for name in outputs:
+        del outputs[name][:M.T]  # the discovery forward's
+    refs = []
+    for x in xs[1:]:
+        bf = BruteForce(model, lambda m: isinstance(m, neuron.BaseNode),
+                        graded_sources=lambda m: isinstance(m, neuron.LIAFNode))
+        bf.run(x)
+        refs.append(bf)
+        M.reset(model)
+    for handle in handles:
+        handle.remove()
+    check(snap, refs)
+    rows = {r["layer"]: r for r in snap["layers"]}
+    liaf = torch.stack(outputs["liaf"][:2 * M.T])
+    tern = torch.stack(outputs["tern"][:2 * M.T])
+    assert set(torch.unique(tern).tolist()) == {-1.0, 0.0, 1.0}
+    assert rows["liaf"]["output"] == "graded" and rows["tern"]["output"] == "signed"
+    assert rows["liaf"]["spikes"] == float((liaf != 0).sum()) > 0
+    assert rows["liaf"]["magnitude"] == pytest.approx(float(liaf.double().abs().sum()), rel=1e-6)
+    assert rows["liaf"]["magnitude"] != rows["liaf"]["spikes"]
+    assert rows["tern"]["spikes"] == rows["tern"]["magnitude"] == float(tern.abs().sum()) > 0
