@@ -394,3 +394,23 @@ def graded_steps():
                                 for t in range(x.shape[0])])
 
     return GradedSteps()
+
+
+def spike_input_cnn():
+    """IF neurons (not leaky) from the input on: the first conv and the linear
+    head are driven by spikes."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import neuron
+
+    class SpikeInputCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = neuron.IFNode(step_mode="m")
+            self.c0 = _seq(nn.Conv2d(2, 4, 3, padding=1))
+            self.if0 = neuron.IFNode(step_mode="m")
+            self.fc = nn.Linear(4 * 8 * 8, 5)
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            return self.fc(self.if0(self.c0(self.enc(x))).flatten(2))
+
+    return _excitatory(SpikeInputCNN())

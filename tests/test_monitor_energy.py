@@ -158,3 +158,19 @@ def test_bad_keyword_falls_back_to_default(snn, caplog):
         snap = run(snn, sample_every=0)
     assert snap["sample_every"] == 1
     assert any("monitor_sample_every" in r.getMessage() for r in caplog.records)
+
+
+def test_lemaire_cost_per_byte_follows_its_breakpoints():
+    """Lemaire et al.: 10 / 20 / 100 pJ per 32-bit word at 8 KiB / 32 KiB / 1 MiB,
+    linear in between, clamped outside; a one-point table is flat."""
+    from opentelemetry_instrumentation_spikeformer.monitor import lemaire
+
+    word = 4
+    assert lemaire.COST.per_byte(8 * 1024) * word == pytest.approx(10.0)
+    assert lemaire.COST.per_byte(32 * 1024) * word == pytest.approx(20.0)
+    assert lemaire.COST.per_byte(1024 * 1024) * word == pytest.approx(100.0)
+    assert lemaire.COST.per_byte(4 * 1024) * word == pytest.approx(5.0)
+    assert lemaire.COST.per_byte(1 << 30) * word == pytest.approx(100.0)
+    cost = lemaire.Cost(breakpoints=((1024.0, 1.0), (2048.0, 3.0)))
+    assert (cost.per_byte(0), cost.per_byte(1536), cost.per_byte(1e9)) == (1.0, 2.0, 3.0)
+    assert lemaire.Cost(breakpoints=((0.0, 5.0),)).per_byte(123.0) == 5.0

@@ -159,3 +159,51 @@ def test_a_profiler_sees_none_of_the_monitors_work():
     assert profile() == bare  # a counted forward
     assert monitor.read()["forwards"] == 2
     monitor.detach()
+
+
+def test_memory_aware_estimate_of_a_spike_driven_if_cnn_equals_lemaire_profiler():
+    """Spikes into the first conv and into a linear head, IF (not leaky)
+    neurons, two forwards of the same input: twice the profiler's one pass."""
+    torch.manual_seed(0)
+    model = M.spike_input_cnn()
+    x = M.small_input((2, 8, 8), 1, scale=3.0)
+    monitor = monitor_model(model, "cnn")
+    with torch.no_grad():
+        for _ in range(2):
+            model(x)
+            M.reset(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = oc.estimate_lemaire_energy(model, x, config=oc.LemaireEnergyConfig(strict=False))
+    M.reset(model)
+    memory = snap["energy_memory"]
+    assert snap["forwards"] == 2 and report.counts["ac"] > 0
+    for key in ("ac", "mac", "synop", "acc_addr", "mac_addr"):
+        assert rel(memory["counts"][key], 2 * report.counts[key]) < 1e-9, key
+    assert rel(memory["total_pj"], 2 * report.total_pj) < 1e-9
+
+
+def test_memory_aware_estimate_over_two_input_shapes_is_the_sum_of_both():
+    """Two batch sizes, two plans: the estimate adds both (the profiler's two passes)."""
+    torch.manual_seed(0)
+    model = M.spike_input_cnn()
+    xs = [M.small_input((2, 8, 8), 1, scale=3.0), M.small_input((2, 8, 8), 2, scale=3.0)[:, :1]]
+    monitor = monitor_model(model, "cnn")
+    with torch.no_grad():
+        for x in xs:
+            model(x)
+            M.reset(model)
+    memory = monitor.read(detail=True)["energy_memory"]
+    monitor.detach()
+    reports = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for x in xs:
+            reports.append(oc.estimate_lemaire_energy(
+                model, x, config=oc.LemaireEnergyConfig(strict=False)))
+            M.reset(model)
+    for key in ("ac", "mac", "synop", "acc_addr", "mac_addr"):
+        assert rel(memory["counts"][key], sum(r.counts[key] for r in reports)) < 1e-9, key
+    assert rel(memory["total_pj"], sum(r.total_pj for r in reports)) < 1e-9
