@@ -414,3 +414,20 @@ def spike_input_cnn():
             return self.fc(self.if0(self.c0(self.enc(x))).flatten(2))
 
     return _excitatory(SpikeInputCNN())
+
+
+def single_step_cnn():
+    """Single-step LIFs: one forward is one time step."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import neuron
+
+    class SingleStepCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0, self.l0 = nn.Conv2d(2, 4, 3, padding=1), neuron.LIFNode()
+            self.c1, self.l1 = nn.Conv2d(4, 4, 3, padding=1), neuron.LIFNode()
+
+        def forward(self, x):  # [B, 2, 8, 8]
+            return self.l1(self.c1(self.l0(self.c0(x))))
+
+    return _excitatory(SingleStepCNN())

@@ -161,12 +161,16 @@ def test_a_profiler_sees_none_of_the_monitors_work():
     monitor.detach()
 
 
-def test_memory_aware_estimate_of_a_spike_driven_if_cnn_equals_lemaire_profiler():
+@pytest.mark.parametrize("build", ["spike_input_cnn", "single_step_cnn"])
+def test_memory_aware_estimate_of_a_spike_driven_if_cnn_equals_lemaire_profiler(build):
     """Spikes into the first conv and into a linear head, IF (not leaky)
-    neurons, two forwards of the same input: twice the profiler's one pass."""
+    neurons; single-step LIFs (one forward, one step). Two forwards of the same
+    input: twice the profiler's one pass."""
     torch.manual_seed(0)
-    model = M.spike_input_cnn()
+    model = getattr(M, build)()
     x = M.small_input((2, 8, 8), 1, scale=3.0)
+    if build == "single_step_cnn":
+        x = x[0]
     monitor = monitor_model(model, "cnn")
     with torch.no_grad():
         for _ in range(2):
