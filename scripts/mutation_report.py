@@ -47,7 +47,7 @@ TESTS = {
               "tests/test_synop_properties.py", "tests/test_monitor_runtime.py"],
     "lemaire": ["tests/test_monitor_vs_spikingjelly.py::test_memory_aware_estimate_equals_lemaire_profiler",
                 "tests/test_monitor_vs_spikingjelly.py::test_memory_aware_estimate_of_a_spike_driven_if_cnn_equals_lemaire_profiler",
-                "tests/test_monitor_vs_spikingjelly.py::test_memory_aware_estimate_over_two_input_shapes_is_the_sum_of_both",
+                "tests/test_monitor_vs_spikingjelly.py::test_estimates_over_two_input_shapes_and_repeated_forwards_add_up",
                 "tests/test_monitor_energy.py"],
     "accumulate": ["tests/test_monitor_accumulate.py", "tests/test_monitor_counts.py"],
     "energy": ["tests/test_energy_tables.py", "tests/test_monitor_energy.py"],

@@ -189,25 +189,37 @@ def test_memory_aware_estimate_of_a_spike_driven_if_cnn_equals_lemaire_profiler(
     assert rel(memory["total_pj"], 2 * report.total_pj) < 1e-9
 
 
-def test_memory_aware_estimate_over_two_input_shapes_is_the_sum_of_both():
-    """Two batch sizes, two plans: the estimate adds both (the profiler's two passes)."""
-    torch.manual_seed(0)
-    model = M.spike_input_cnn()
-    xs = [M.small_input((2, 8, 8), 1, scale=3.0), M.small_input((2, 8, 8), 2, scale=3.0)[:, :1]]
+def test_estimates_over_two_input_shapes_and_repeated_forwards_add_up():
+    """Two batch sizes (two plans), the first input twice, on a residual CNN
+    (dense stem, spike-driven convs, a SEW sum and a pooled head: MACs and ACs):
+    the memory-aware estimate is the profiler's passes added, the compute-only
+    counts the MACCounter's and ACCounter's."""
+    torch.manual_seed(1)
+    model = M.settle(M.residual_cnn(), M.small_input((2, 8, 8), 0))
+    x0 = M.small_input((2, 8, 8), 1)
+    x1 = M.small_input((2, 8, 8), 2)[:, :1]
+    runs = [x0, x0, x1]
     monitor = monitor_model(model, "cnn")
     with torch.no_grad():
-        for x in xs:
+        for x in runs:
             model(x)
             M.reset(model)
-    memory = monitor.read(detail=True)["energy_memory"]
+    snap = monitor.read(detail=True)
     monitor.detach()
-    reports = []
+    reports, mac, ac = [], oc.MACCounter(), oc.ACCounter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for x in xs:
+        for x in runs:
             reports.append(oc.estimate_lemaire_energy(
                 model, x, config=oc.LemaireEnergyConfig(strict=False)))
             M.reset(model)
+            with torch.no_grad(), oc.DispatchCounterMode([mac, ac]):
+                model(x)
+            M.reset(model)
+    memory = snap["energy_memory"]
     for key in ("ac", "mac", "synop", "acc_addr", "mac_addr"):
         assert rel(memory["counts"][key], sum(r.counts[key] for r in reports)) < 1e-9, key
     assert rel(memory["total_pj"], sum(r.total_pj for r in reports)) < 1e-9
+    ours = energy.compute_only(snap, 4.6, 0.9)
+    assert snap["forwards"] == 3 and ours["mac"] == mac.get_total() > 0
+    assert ours["ac"] == ac.get_total() > 0
