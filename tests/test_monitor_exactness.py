@@ -44,11 +44,34 @@ def measure(model, discover, inputs, grad=False):
             M.reset(model)
     snap = monitor.read(detail=True)
     monitor.detach()
+    return snap, references(model, inputs)
+
+
+def references(model, inputs, neuron=is_neuron, **kwargs):
+    """The brute force on each input, the model reset after each."""
     refs = []
     for x in inputs:
-        refs.append(brute_force(model, is_neuron, x))
+        refs.append(brute_force(model, neuron, x, **kwargs))
         M.reset(model)
-    return snap, refs
+    return refs
+
+
+def small_measured(build):
+    """``measure`` on one of the small excitatory models: 2 x 8 x 8 inputs."""
+    torch.manual_seed(3)
+    model = build()
+    return model, measure(model, M.small_input((2, 8, 8), 0, scale=3.0),
+                          [M.small_input((2, 8, 8), s, scale=3.0) for s in (1, 2)])
+
+
+def linear_synops(snap) -> dict:
+    """SOPs of each weight consumer, by its top-level module name."""
+    return {c["scope"].split(".")[0]: c["synops"] for c in snap["consumers"]
+            if c["kind"] == "linear"}
+
+
+def no_monitor_errors(caplog) -> bool:
+    return not [r for r in caplog.records if "spike monitor" in r.getMessage()]
 
 
 def check(snap, refs):
@@ -169,17 +192,10 @@ def test_adaptive_avgpool_linear_exact(out_hw):
         assert row["synops"] == row["spikes"] * 5
 
 
-def rare_paths_measured():
-    torch.manual_seed(3)
-    model = M.rare_paths()
-    return model, measure(model, M.small_input((2, 8, 8), 0, scale=3.0),
-                          [M.small_input((2, 8, 8), s, scale=3.0) for s in (1, 2)])
-
-
 def test_rare_paths_exact():
     """A functional max pool of a concatenation of spikes, a product with a
     spike-sum operand and one whose batch rows are shaped differently."""
-    _model, (snap, refs) = rare_paths_measured()
+    _model, (snap, refs) = small_measured(M.rare_paths)
     check(snap, refs)
     products = {c["category"]: c["synops"] for c in snap["consumers"] if c["kind"] == "product"}
     assert products["spike_sums"] > 0 and products["spikes"] > 0
@@ -187,25 +203,18 @@ def test_rare_paths_exact():
     assert pooled["synops"] > 0  # reached only through the recomputed max pool
 
 
-def two_maxpools_measured():
-    torch.manual_seed(3)
-    model = M.two_maxpools()
-    return model, measure(model, M.small_input((2, 8, 8), 0, scale=3.0),
-                          [M.small_input((2, 8, 8), s, scale=3.0) for s in (1, 2)])
-
-
 def test_captured_max_pools_exact(caplog):
     """Two pool modules, one called three times (twice on spikes), and a spike
     AND of a captured output: every call counted at its own place, no error."""
-    _model, (snap, refs) = two_maxpools_measured()
+    _model, (snap, refs) = small_measured(M.two_maxpools)
     check(snap, refs)
-    convs = {c["scope"].split(".")[0]: c["synops"] for c in snap["consumers"]
-             if c["kind"] == "linear"}
+    convs = linear_synops(snap)
     assert all(convs[name] > 0 for name in ("c1", "c2", "c3", "c4")), convs
-    assert not [r for r in caplog.records if "spike monitor" in r.getMessage()]
+    assert no_monitor_errors(caplog)
 
 
-@pytest.mark.parametrize("measured", [rare_paths_measured, two_maxpools_measured,
+@pytest.mark.parametrize("measured", [lambda: small_measured(M.rare_paths),
+                                      lambda: small_measured(M.two_maxpools),
                                       lambda: (None, measure(M.qkformer(), M.image(0),
                                                              [M.image(1)]))],
                          ids=["rare_paths", "two_maxpools", "qkformer"])
@@ -257,13 +266,9 @@ def test_residual_cnn_exact_in_float64_and_under_autograd(variant):
 
 
 def test_a_source_module_called_twice_is_counted_at_each_call():
-    torch.manual_seed(3)
-    model = M.shared_lif()
-    snap, refs = measure(model, M.small_input((2, 8, 8), 0, scale=3.0),
-                         [M.small_input((2, 8, 8), s, scale=3.0) for s in (1, 2)])
+    _model, (snap, refs) = small_measured(M.shared_lif)
     check(snap, refs)
-    convs = {c["scope"].split(".")[0]: c["synops"] for c in snap["consumers"]
-             if c["kind"] == "linear"}
+    convs = linear_synops(snap)
     assert convs["c1"] > 0 and convs["c2"] > 0  # the first call's spikes, the second's
 
 
@@ -287,21 +292,15 @@ def test_shapes_that_change_under_the_same_signature_get_a_new_plan(caplog):
     _forwards(model, xs[1:], repeat=2)
     snap = monitor.read(detail=True)
     monitor.detach()
-    refs = []
-    for x in xs[2:]:
-        refs.append(brute_force(model, is_neuron, x, repeat=2))
-        M.reset(model)
-    check(snap, refs)
+    check(snap, references(model, xs[2:], repeat=2))
     assert snap["forwards"] == 2 and snap["totals"]["synops"] > 0
-    assert not [r for r in caplog.records if "spike monitor" in r.getMessage()]
+    assert no_monitor_errors(caplog)
 
 
 def test_spikes_laid_out_otherwise_get_a_new_plan():
     """Single-step neurons keep their input's layout: channels-last spikes under
     the same signature cannot be read through the plan's views. That forward
     is not counted; the next one is traced again and counted."""
-    from spikingjelly.activation_based import neuron
-
     torch.manual_seed(3)
     model = M.single_step_product()
     gen = torch.Generator().manual_seed(7)
@@ -311,10 +310,8 @@ def test_spikes_laid_out_otherwise_get_a_new_plan():
     _forwards(model, xs)
     snap = monitor.read(detail=True)
     monitor.detach()
-    refs = []
-    for i in (0, 1, 3, 4):  # the third forward found the layout changed
-        refs.append(brute_force(model, lambda m: isinstance(m, neuron.BaseNode), xs[i]))
-        M.reset(model)
+    # the third forward found the layout changed
+    refs = references(model, [xs[i] for i in (0, 1, 3, 4)])
     ours, theirs = defaultdict(float), defaultdict(float)
     for c in snap["consumers"]:  # each plan lists its consumers
         ours[(c["scope"], c["kind"], c["category"])] += c["synops"]
@@ -342,14 +339,13 @@ def test_a_branch_that_did_not_run_leaves_its_products_uncounted(caplog):
     snap = monitor.read(detail=True)
     monitor.detach()
     model.skip = False
-    ref = brute_force(model, is_neuron, xs[1])
-    M.reset(model)
+    ref, = references(model, xs[1:2])
     expected = {(scope.split(".")[0], kind): v for scope, kind, _cat, v in ref.by_consumer}
     ours = {(c["scope"].split(".")[0], c["kind"]): c["synops"] for c in snap["consumers"]
             if c["kind"] in ("linear", "product")}
     assert ours == expected and all(v > 0 for v in ours.values())
     assert snap["forwards"] == 2
-    assert not [r for r in caplog.records if "spike monitor" in r.getMessage()]
+    assert no_monitor_errors(caplog)
 
 
 def test_no_spike_tensor_outlives_its_forward():
@@ -395,7 +391,7 @@ def test_graded_and_signed_sources_count_events_and_magnitude():
         del outputs[name][:M.T]  # the discovery forward's
     refs = []
     for x in xs[1:]:
-        bf = BruteForce(model, lambda m: isinstance(m, neuron.BaseNode),
+        bf = BruteForce(model, is_neuron,
                         graded_sources=lambda m: isinstance(m, neuron.LIAFNode))
         bf.run(x)
         refs.append(bf)

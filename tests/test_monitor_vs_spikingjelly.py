@@ -25,6 +25,9 @@ import dataflow_models as M  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.monitor import energy, monitor_model  # noqa: E402
 
 
+LEMAIRE_COUNTS = ("ac", "mac", "synop", "acc_addr", "mac_addr")
+
+
 def rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-12)
 
@@ -129,7 +132,7 @@ def test_memory_aware_estimate_equals_lemaire_profiler(counted):
                                             config=oc.LemaireEnergyConfig(strict=False))
     M.reset(model)
     memory = snap["energy_memory"]
-    for key in ("ac", "mac", "synop", "acc_addr", "mac_addr"):
+    for key in LEMAIRE_COUNTS:
         assert rel(memory["counts"][key], report.counts[key]) < 1e-9, (key, name)
     for key in ("ops", "addressing", "memory", "inout", "params", "potential"):
         assert rel(memory["breakdown_mj"][key] * 1e9 * snap["inferences"],
@@ -161,6 +164,18 @@ def test_a_profiler_sees_none_of_the_monitors_work():
     monitor.detach()
 
 
+def monitored(model, runs):
+    """The monitor's detailed snapshot over ``runs`` (the model reset after each)."""
+    monitor = monitor_model(model, "cnn")
+    with torch.no_grad():
+        for x in runs:
+            model(x)
+            M.reset(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    return snap
+
+
 @pytest.mark.parametrize("build", ["spike_input_cnn", "single_step_cnn"])
 def test_memory_aware_estimate_of_a_spike_driven_if_cnn_equals_lemaire_profiler(build):
     """Spikes into the first conv and into a linear head, IF (not leaky)
@@ -171,20 +186,14 @@ def test_memory_aware_estimate_of_a_spike_driven_if_cnn_equals_lemaire_profiler(
     x = M.small_input((2, 8, 8), 1, scale=3.0)
     if build == "single_step_cnn":
         x = x[0]
-    monitor = monitor_model(model, "cnn")
-    with torch.no_grad():
-        for _ in range(2):
-            model(x)
-            M.reset(model)
-    snap = monitor.read(detail=True)
-    monitor.detach()
+    snap = monitored(model, [x, x])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = oc.estimate_lemaire_energy(model, x, config=oc.LemaireEnergyConfig(strict=False))
     M.reset(model)
     memory = snap["energy_memory"]
     assert snap["forwards"] == 2 and report.counts["ac"] > 0
-    for key in ("ac", "mac", "synop", "acc_addr", "mac_addr"):
+    for key in LEMAIRE_COUNTS:
         assert rel(memory["counts"][key], 2 * report.counts[key]) < 1e-9, key
     assert rel(memory["total_pj"], 2 * report.total_pj) < 1e-9
 
@@ -199,13 +208,7 @@ def test_estimates_over_two_input_shapes_and_repeated_forwards_add_up():
     x0 = M.small_input((2, 8, 8), 1)
     x1 = M.small_input((2, 8, 8), 2)[:, :1]
     runs = [x0, x0, x1]
-    monitor = monitor_model(model, "cnn")
-    with torch.no_grad():
-        for x in runs:
-            model(x)
-            M.reset(model)
-    snap = monitor.read(detail=True)
-    monitor.detach()
+    snap = monitored(model, runs)
     reports, mac, ac = [], oc.MACCounter(), oc.ACCounter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -217,7 +220,7 @@ def test_estimates_over_two_input_shapes_and_repeated_forwards_add_up():
                 model(x)
             M.reset(model)
     memory = snap["energy_memory"]
-    for key in ("ac", "mac", "synop", "acc_addr", "mac_addr"):
+    for key in LEMAIRE_COUNTS:
         assert rel(memory["counts"][key], sum(r.counts[key] for r in reports)) < 1e-9, key
     assert rel(memory["total_pj"], sum(r.total_pj for r in reports)) < 1e-9
     ours = energy.compute_only(snap, 4.6, 0.9)
