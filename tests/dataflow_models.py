@@ -431,3 +431,30 @@ def single_step_cnn():
             return self.l1(self.c1(self.l0(self.c0(x))))
 
     return _excitatory(SingleStepCNN())
+
+
+def inplace_spikes(start=1):
+    """Multi-step LIF spikes that the model changes in place after reading them
+    (``mul_``, as an in-place dropout would), from its ``start``-th forward on:
+    the layer's events are those it returned."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = layer.Conv2d(2, 4, 3, padding=1, step_mode="m")
+            self.l0 = neuron.LIFNode(v_threshold=0.3, step_mode="m")
+            self.c1 = layer.Conv2d(4, 4, 3, padding=1, step_mode="m")
+            self.l1 = neuron.LIFNode(v_threshold=0.3, step_mode="m")
+            self.calls = 0
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            s = self.l0(self.c0(x))
+            y = self.c1(s)
+            self.calls += 1
+            if self.calls >= start:
+                s.mul_(0.5)  # after c1 read it
+            return self.l1(y)
+
+    return _excitatory(InPlace())

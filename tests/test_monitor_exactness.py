@@ -229,6 +229,24 @@ def test_counts_that_could_pass_float32_are_kept_in_float64(measured, monkeypatc
     assert snap["totals"]["synops"] > 0
 
 
+@pytest.mark.parametrize("measured,limit", [
+    (lambda: small_measured(M.rare_paths), 0),
+    (lambda: small_measured(M.rare_paths), 4096),
+    (lambda: small_measured(M.two_maxpools), 4096),
+    (lambda: (None, measure(M.qkformer(), M.image(0), [M.image(1)])), 40000)],
+    ids=["rare_paths-none", "rare_paths-some", "two_maxpools-some", "qkformer-some"])
+def test_outputs_counted_in_their_hooks_and_at_the_end_alike(measured, limit, monkeypatch):
+    """Sources past ``DEFER_ELEMENTS`` are reduced in their hooks, the others at the
+    end of the forward; mixed (products, captures and derived leaves between
+    them), the counts stay exact."""
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    monkeypatch.setattr(tally, "DEFER_ELEMENTS", limit)
+    _model, (snap, refs) = measured()
+    check(snap, refs)
+    assert snap["totals"]["synops"] > 0
+
+
 def test_a_failing_capture_hook_never_breaks_the_forward(monkeypatch, caplog):
     from opentelemetry_instrumentation_spikeformer.monitor import tally
 
@@ -408,3 +426,43 @@ def test_graded_and_signed_sources_count_events_and_magnitude():
     assert rows["liaf"]["magnitude"] == pytest.approx(float(liaf.double().abs().sum()), rel=1e-6)
     assert rows["liaf"]["magnitude"] != rows["liaf"]["spikes"]
     assert rows["tern"]["spikes"] == rows["tern"]["magnitude"] == float(tern.abs().sum()) > 0
+
+
+def _returned_events(model, inputs):
+    """Non-zeros of each neuron's output as its layer returned it, per forward."""
+    counts = []
+    handles = [m.register_forward_hook(
+        lambda m, _a, out, name=name: counts[-1].__setitem__(name, float((out != 0).sum())))
+        for name, m in model.named_children() if is_neuron(m)]
+    with torch.no_grad():
+        for x in inputs:
+            counts.append({})
+            model(x)
+            M.reset(model)
+    for handle in handles:
+        handle.remove()
+    return counts
+
+
+@pytest.mark.parametrize("start", [1, 3])
+def test_spikes_changed_in_place_after_their_layer(start, caplog):
+    """Small outputs are reduced at the end of the forward: one the model changes
+    in place after its layer returned it (here from the ``start``-th forward on)
+    must still be counted as returned. A forward where that is first seen is not
+    counted; from then on the layer is counted in its hook."""
+    torch.manual_seed(3)
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(5)]
+    model = M.inplace_spikes(start)
+    monitor = monitor_model(model, "m")
+    _forwards(model, xs)
+    snap = monitor.read()
+    monitor.detach()
+    twin = M.inplace_spikes(start)
+    twin.load_state_dict(model.state_dict())
+    per_forward = _returned_events(twin, xs)
+    counted = [f for i, f in enumerate(per_forward) if i + 1 != start]
+    assert snap["forwards"] == len(xs) - 1
+    rows = {r["layer"]: r for r in snap["layers"]}
+    for name in ("l0", "l1"):
+        assert rows[name]["spikes"] == sum(f[name] for f in counted) > 0, name
+    assert no_monitor_errors(caplog)

@@ -262,6 +262,7 @@ class Graph:
         self.post: set[int] = set()  # ids of untracked tensors downstream of spikes
         self.sources: list[Source] = []
         self.source_out: dict[int, Any] = {}  # source index -> this forward's output
+        self.source_version: dict[int, int] = {}  # its version counter when it was returned
         self.source_keep: dict[int, int] = {}  # source node id -> its tensor in ``keep``
         self.consumers: list[Consumer] = []
         self.macs: list[MacOp] = []
@@ -467,6 +468,8 @@ class Graph:
         node.scope = name
         node.leaves = frozenset([node.id])
         self.source_out[index] = spikes.detach()
+        if not spikes.is_inference():  # inference tensors have no version counter
+            self.source_version[index] = spikes._version
 
     # -- opaque consumers -------------------------------------------------------
     def _opaque_consumer(self, module: Any, rule: fb.NeuronRule, tensors: list,

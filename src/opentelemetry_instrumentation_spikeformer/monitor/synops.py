@@ -34,10 +34,11 @@ class Topology:
     """Discovery, per-forward counting and the read of one monitored model."""
 
     def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
-        global _stack
+        global _stack, _TENSOR, _F32, _SUM
         import torch
 
         _stack = torch._C._len_torch_dispatch_stack
+        _TENSOR, _F32, _SUM = torch.Tensor, torch.float32, torch.sum
         self._root = weakref.ref(root)
         self._layer_ids = layer_ids  # id(module) -> LayerState
         self.sequencer = sequencer if sequencer is not None else Sequencer(1)
@@ -142,20 +143,42 @@ class Topology:
         tally, self.current = self.current, None
         if tally is None:
             return
+        if tally.deferred and not tally.stale:
+            tally.flush()  # may find the layout changed (stale)
         if tally.stale:  # shapes changed inside: the next forward traces a new plan
+            tally.deferred = []
             self.tallies.pop(tally.plan.signature, None)
             self._retired.append(tally)
         elif self._active():
-            tally.end()
-            self._forward_end(tally)
+            if tally.end():
+                self._forward_end(tally)
+        else:
+            tally.deferred = []
 
     def _source_hook(self, module: Any, _args: Any, output: Any) -> None:
-        """The hot path: one call per source per forward."""
+        """The hot path: one call per source per forward. The common case (a
+        module called once whose float32 output is its events, ``Tally.fast``)
+        is counted right here, one reduction into its slot of the buffer: a
+        second Python call per layer costs more than the reduction itself."""
         tally = self.current
         if tally is None or not self.sequencer.active:
             return
         try:
-            if _stack():  # a profiler's dispatch mode is on: hide our ops from it
+            fast = tally.fast.get(id(module))
+            if fast is not None and type(output) is _TENSOR and output.dtype is _F32 \
+                    and not _stack():
+                if output.shape != fast[0]:
+                    tally.stale = True  # new shapes: the next forward gets its own plan
+                    return
+                if output.requires_grad:
+                    output = output.detach()
+                if fast[5] and not output.is_inference():  # (no version counter)
+                    tally.deferred.append((output, output._version, fast))
+                else:
+                    if tally.deferred:
+                        tally.flush()
+                    tally.count(output, fast)
+            elif _stack():  # a profiler's dispatch mode is on: hide our ops from it
                 with _hidden():
                     tally.on_source(id(module), output)
             else:
@@ -211,7 +234,9 @@ class Topology:
         first = graph.sources[0]
         graph.finish(output, (first.steps, first.batch), first.layout == fb.SQUEEZE)
         built = planning.build(graph, graph.signature)
-        tally = Tally(built, compile_nodes(built))
+        moved = {i for i, v in graph.source_version.items()
+                 if graph.source_out[i]._version != v}
+        tally = Tally(built, compile_nodes(built), modified=moved)
         self._failed -= 1
         if built.errors and not self._warned_trace:
             self._warned_trace = True
@@ -221,7 +246,9 @@ class Topology:
         self.tallies[graph.signature] = tally
         self.order = [id(s.module()) for s in built.sources if s.module() is not None]
         self._watch_captures(tally)
-        if self._active():  # the traced forward counts like any other
+        # the traced forward counts like any other, unless a source's output was
+        # changed in place after its layer returned it (its count would be of that)
+        if self._active() and not moved:
             tally.begin()
             for s in built.sources:
                 out = graph.source_out.get(s.index)
@@ -276,7 +303,12 @@ class Topology:
         return out
 
 
-_stack: Any = None  # torch._C._len_torch_dispatch_stack, bound when a Topology is made
+# bound when a Topology is made (torch is imported lazily): the dispatch-mode
+# stack's length, torch.Tensor, torch.float32, torch.sum
+_stack: Any = None
+_TENSOR: Any = None
+_F32: Any = None
+_SUM: Any = None
 
 
 def _modes() -> int:

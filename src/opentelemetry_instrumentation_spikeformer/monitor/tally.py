@@ -2,7 +2,12 @@
 
 Per source and forward: one reduction of its output (its event count into a
 slot of a per-forward buffer, or, when a fan-out map is not constant, its
-per-element counts through one GEMV). Derived leaves (max pooling of spikes,
+per-element counts through one GEMV). Small outputs (``DEFER_ELEMENTS`` in all)
+are reduced together at the end of the forward rather than in their hooks: the
+same reductions run back to back instead of each between the model's own ops,
+which on a CPU at batch 1 costs about half (the outputs live until the end of
+the forward; one the model changes in place after returning it is counted in
+its hook). Derived leaves (max pooling of spikes,
 spike AND spike) and spike x spike products run their recorded ops on the real
 tensors, in the hook of the last source they need; earlier outputs are kept by
 reference until the end of the forward. At the end of the forward the buffer
@@ -21,15 +26,8 @@ from . import dataflow as df
 from .plan import F32_EXACT, Leaf, Plan, Product, kept_shape
 
 _SUM_VALUES = (fb.BINARY, fb.COUNT)  # events = the values themselves
-_TENSOR = _F32 = _SUM = None  # torch.Tensor, torch.float32, torch.sum (bound on first use)
-
-
-def _bind_torch() -> None:
-    global _TENSOR, _F32, _SUM
-    import torch
-
-    _TENSOR, _F32, _SUM = torch.Tensor, torch.float32, torch.sum
-
+DEFER_ELEMENTS = 1 << 20  # source elements per forward kept for the end-of-forward reductions
+_SUM: Any = None  # torch.sum, bound when the first Tally is made (torch is imported lazily)
 
 class _Segment:
     """Where one leaf's (or product's) count of one forward goes: a scalar, or
@@ -48,9 +46,13 @@ class _Segment:
 class Tally:
     """The device state of one plan: totals since attach (or ``reset``)."""
 
-    def __init__(self, plan: Plan, nodes_fn: dict) -> None:
-        _bind_torch()
+    def __init__(self, plan: Plan, nodes_fn: dict, modified: Any = ()) -> None:
+        global _SUM
+        import torch
+
+        _SUM = torch.sum
         self.plan = plan
+        self.modified = set(modified)  # sources the model changes in place: counted at once
         self._run = nodes_fn  # node id -> closure(values) for program nodes
         self.sources_of: dict[int, list[int]] = {}  # id(module) -> source indices by call
         for s in plan.sources:
@@ -83,8 +85,9 @@ class Tally:
         self.stale = False
         self.calls: dict[int, int] = {}
         self.stash: dict[int, Any] = {}
+        self.deferred: list[tuple] = []
+        self.dropped = False
         self.device = None
-        self.fast: dict[int, tuple] = {}
         self.reset()
 
     def _segment(self, key: tuple, bound: float, shape: tuple, dims: tuple) -> None:
@@ -93,6 +96,10 @@ class Tally:
     def reset(self) -> None:
         self.forwards = 0
         self.buf = None  # created on the first forward, on the model's device
+        # id(module) -> (shape, dims, out, stash node or None, triggered work): the
+        # common case, a module called once per forward whose events are its values,
+        # counted by the hook itself (``synops.Topology._source_hook``)
+        self.fast: dict[int, tuple] = {}
 
     def _buffers(self, like: Any) -> None:
         """One float32 (and, for counts that could pass 2**24, one float64)
@@ -114,21 +121,28 @@ class Tally:
             seg.view = part.view(seg.shape) if seg.shape else part[0]
         self.wide = sizes[1] > 0
         self.device = device
-        # id(module) -> (shape, dims, out, stash node or None, triggered work): the
-        # common case, a module called once per forward whose events are its values
+        self._fast_table()
+
+    def _fast_table(self) -> None:
         self.fast = {}
+        kept = 0
         for module_id, indices in self.sources_of.items():
             leaf = self.leaf_of.get(indices[0])
             seg = self.segments.get(("events", leaf.node)) if leaf is not None else None
             if len(indices) == 1 and seg is not None and leaf.values in _SUM_VALUES \
                     and not seg.copy and not seg.wide:
+                shape = self.shapes[indices[0]]
+                kept += math.prod(shape)
+                defer = kept <= DEFER_ELEMENTS and indices[0] not in self.modified
                 self.fast[module_id] = (
-                    self.shapes[indices[0]], seg.dims, seg.view,
+                    shape, seg.dims, seg.view,
                     leaf.node if indices[0] in self.needs else None,
-                    self.triggers.get(indices[0]))
+                    self.triggers.get(indices[0]), defer, indices[0])
 
     # -- one forward ------------------------------------------------------------
     def begin(self) -> None:
+        self.deferred = []  # (output, its version, fast entry) in call order
+        self.dropped = False
         self.calls = {}
         self.stash = {}
         if self.buf is not None:
@@ -136,29 +150,44 @@ class Tally:
             if self.wide:
                 self.buf[1].zero_()
 
-    def end(self) -> None:
+    def flush(self) -> None:
+        """Count the deferred outputs, in call order (before anything counted at
+        once, so that work triggered later finds them stashed)."""
+        deferred, self.deferred = self.deferred, []
+        for output, version, fast in deferred:
+            if output._version != version:  # changed in place since it was returned: this
+                self.modified.add(fast[6])  # forward is not counted, the module's later
+                self._fast_table()  # outputs are counted in its hook
+                self.dropped = True
+            self.count(output, fast)
+
+    def end(self) -> bool:
+        """Add this forward's buffer into the totals; False if it was dropped."""
+        if self.deferred:
+            self.flush()
+        self.stash = {}
+        if self.dropped:
+            return False
         if self.buf is not None:
             self.acc[0].add_(self.buf[0])
             if self.wide:
                 self.acc[1].add_(self.buf[1])
         self.forwards += 1
-        self.stash = {}
+        return True
+
+    def count(self, output: Any, fast: tuple) -> None:
+        """A ``fast`` source's output: one reduction into its slot."""
+        _, dims, out, node, work = fast[:5]
+        _SUM(output, dims, out=out)
+        if node is not None:
+            self.stash[node] = output
+        if work:
+            self.work(work)
 
     def on_source(self, module_id: int, output: Any) -> None:
-        fast = self.fast.get(module_id) if self.buf is not None else None
-        if fast is not None and type(output) is _TENSOR and output.dtype is _F32:
-            shape, dims, out, node, work = fast
-            if output.shape != shape:
-                self.stale = True
-                return
-            if output.requires_grad:
-                output = output.detach()
-            _SUM(output, dims, out=out)
-            if node is not None:
-                self.stash[node] = output
-            if work:
-                self._work(work)
-            return
+        """Any source's output (the hook counts ``fast`` ones itself)."""
+        if self.deferred:
+            self.flush()
         indices = self.sources_of.get(module_id)
         if not indices:
             return
@@ -178,6 +207,8 @@ class Tally:
         calls = self.captures.get(module_id)
         if not calls:
             return
+        if self.deferred:
+            self.flush()
         key = -1 - module_id
         k = self.calls.get(key, 0)
         self.calls[key] = k + 1
@@ -197,9 +228,9 @@ class Tally:
                 self.stash[leaf.node] = x
         work = self.triggers.get(index)
         if work:
-            self._work(work)
+            self.work(work)
 
-    def _work(self, work: list) -> None:
+    def work(self, work: list) -> None:
         """Derived sources and products whose last source just fired."""
         for kind, item in work:
             if kind == "leaf":
