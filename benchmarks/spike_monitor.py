@@ -262,28 +262,34 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
 
 
 def _hook_work(monitor, model, x, clock) -> tuple[float, float]:
-    """Per forward: the monitor's counting replayed on one forward's real outputs
-    (no model compute, no hook dispatch), one ``o.sum()`` per spiking layer, and
-    the number of layers."""
+    """Per forward: the monitor's counting replayed through its hooks on one
+    forward's real outputs (no model compute, no hook dispatch), one ``o.sum()``
+    per spiking layer, and the number of layers."""
     import torch
     from spikingjelly.activation_based import functional
 
-    tally = next(iter(monitor.topology.tallies.values()))
-    seen: list[tuple[str, int, object]] = []
-    on_source, on_capture = tally.on_source, tally.on_capture
-    tally.on_source = lambda key, out: (seen.append(("s", key, out)), on_source(key, out))[1]
-    tally.on_capture = lambda key, out: (seen.append(("c", key, out)), on_capture(key, out))[1]
+    topo = monitor.topology
+    tally = next(iter(topo.tallies.values()))
+    sources = [layer.module() for layer in topo._layer_ids.values()]
+    pools = [leaf.capture[0]() for leaf in tally.plan.leaves if leaf.capture is not None]
+    seen: list[tuple] = []
+    handles = [m.register_forward_hook(lambda m, _a, out: seen.append((topo._source_hook, m, out)))
+               for m in sources if m is not None]
+    handles += [m.register_forward_hook(lambda m, _a, out: seen.append((topo._capture_hook, m, out)))
+                for m in set(pools) if m is not None]
     with torch.no_grad():
         model(x)
     functional.reset_net(model)
-    del tally.on_source, tally.on_capture
-    outputs = [out for kind, _, out in seen if kind == "s"]
+    for handle in handles:
+        handle.remove()
+    outputs = [out for hook, _, out in seen if hook == topo._source_hook]
 
     def replay() -> None:
+        topo.current = tally
         tally.begin()
-        for kind, key, out in seen:
-            (on_source if kind == "s" else on_capture)(key, out)
-        tally.end()
+        for hook, module, out in seen:
+            hook(module, None, out)
+        topo._finish_forward(None)
 
     def sums() -> None:
         for out in outputs:
