@@ -413,4 +413,10 @@ def test_a_failing_hook_never_breaks_the_forward(sinabs_snn, monkeypatch, caplog
     assert torch.equal(forward(), expected)  # a counted forward: the hook fails
     # small outputs are counted together at the forward's end, so it is that hook's
     assert any("spike monitor forward end" in r.getMessage() for r in caplog.records)
+    for layer in sinabs_snn.modules():  # inference tensors are counted in the layer's hook
+        if hasattr(layer, "reset_states"):
+            layer.reset_states()
+    with torch.inference_mode():
+        assert torch.equal(sinabs_snn(sinabs_input()), expected)
+    assert any("spike monitor hook" in r.getMessage() for r in caplog.records)
     monitor.detach()

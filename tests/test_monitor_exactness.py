@@ -315,6 +315,42 @@ def test_shapes_that_change_under_the_same_signature_get_a_new_plan(caplog):
     assert no_monitor_errors(caplog)
 
 
+def _by_consumer(snap, refs):
+    """Our SOPs and the brute force's, summed by (scope, kind, category) over plans."""
+    ours, theirs = defaultdict(float), defaultdict(float)
+    for c in snap["consumers"]:  # each plan lists its consumers
+        ours[(c["scope"], c["kind"], c["category"])] += c["synops"]
+    for ref in refs:
+        for scope, kind, cat, value in ref.by_consumer:
+            theirs[(scope, kind, cat)] += value
+    return ours, theirs
+
+
+def test_a_counted_layer_whose_shape_changes_gets_a_new_plan(caplog):
+    """The same, past the first counted forward (the layer's buffers exist, its
+    hook counts it directly): the forward with the new shape is not counted."""
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(5)]
+    repeats = [1, 1, 2, 2, 2]
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        for x, r in zip(xs, repeats):
+            model(x, repeat=r)
+            M.reset(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    refs = []
+    for i in (0, 1, 3, 4):  # the third found the shapes changed
+        refs.append(brute_force(model, is_neuron, xs[i], repeat=repeats[i]))
+        M.reset(model)
+    ours, theirs = _by_consumer(snap, refs)
+    assert set(ours) == set(theirs)
+    assert all(rel(ours[k], theirs[k]) < REL for k in theirs), (ours, dict(theirs))
+    assert snap["forwards"] == 4 and snap["totals"]["synops"] > 0
+    assert no_monitor_errors(caplog)
+
+
 def test_spikes_laid_out_otherwise_get_a_new_plan():
     """Single-step neurons keep their input's layout: channels-last spikes under
     the same signature cannot be read through the plan's views. That forward
@@ -330,12 +366,7 @@ def test_spikes_laid_out_otherwise_get_a_new_plan():
     monitor.detach()
     # the third forward found the layout changed
     refs = references(model, [xs[i] for i in (0, 1, 3, 4)])
-    ours, theirs = defaultdict(float), defaultdict(float)
-    for c in snap["consumers"]:  # each plan lists its consumers
-        ours[(c["scope"], c["kind"], c["category"])] += c["synops"]
-    for ref in refs:
-        for scope, kind, cat, value in ref.by_consumer:
-            theirs[(scope, kind, cat)] += value
+    ours, theirs = _by_consumer(snap, refs)
     assert set(ours) == set(theirs)
     assert all(rel(ours[k], theirs[k]) < REL for k in theirs), (ours, dict(theirs))
     assert snap["forwards"] == 4
@@ -521,3 +552,30 @@ def test_totals_over_forwards_and_input_shapes_add_up(name):
     wrong = {k: (v, apart[k]) for k, v in together.items()
              if k != census and rel(v, apart[k]) > 1e-9}
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("build", [M.two_maxpools, M.rare_paths])
+def test_counts_under_another_dispatch_mode_are_the_same(build):
+    """With a profiler's dispatch mode on (torch's FlopCounterMode), our hooks hide
+    their ops from it and take the general path: the same counts as without."""
+    import contextlib
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(3)
+    base = build()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(3)]
+    snaps = []
+    for under in (False, True):
+        model = copy.deepcopy(base)
+        monitor = monitor_model(model, "m")
+        _forwards(model, xs[:1])
+        with FlopCounterMode(display=False) if under else contextlib.nullcontext():
+            _forwards(model, xs[1:])
+        snaps.append(monitor.read(detail=True))
+        monitor.detach()
+    assert snaps[0]["forwards"] == snaps[1]["forwards"] == 3
+    assert snaps[0]["totals"]["synops"] > 0
+    for key in ("consumers", "layers", "totals"):
+        assert snaps[0][key] == snaps[1][key], key

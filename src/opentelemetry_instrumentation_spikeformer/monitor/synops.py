@@ -191,7 +191,10 @@ class Topology:
         if tally is None or not self._active():
             return
         try:
-            with _hidden():
+            if _stack():  # a profiler's dispatch mode is on: hide our ops from it
+                with _hidden():
+                    tally.on_capture(id(module), output)
+            else:
                 tally.on_capture(id(module), output)
         except Exception:
             log_internal_error("spike monitor hook")
@@ -343,6 +346,9 @@ class _hidden:
 
 def _signature(args: tuple, kwargs: dict) -> tuple:
     """Shapes, dtypes and devices of the tensors a forward is called with."""
+    if len(args) == 1 and not kwargs and type(args[0]) is _TENSOR:  # the common call
+        x = args[0]
+        return ((tuple(x.shape), x.dtype, x.device),)
     sig = []
     for value in (*args, *kwargs.values()):
         shape = getattr(value, "shape", None)
