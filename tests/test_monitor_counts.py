@@ -420,3 +420,21 @@ def test_a_failing_hook_never_breaks_the_forward(sinabs_snn, monkeypatch, caplog
         assert torch.equal(sinabs_snn(sinabs_input()), expected)
     assert any("spike monitor hook" in r.getMessage() for r in caplog.records)
     monitor.detach()
+
+
+def test_input_signature_is_shapes_dtypes_devices_and_types(monkeypatch):
+    """A plan per input signature: tensors by shape, dtype and device (also in
+    lists and keyword arguments), other values by type name."""
+    from opentelemetry_instrumentation_spikeformer.monitor import synops
+
+    monkeypatch.setattr(synops, "_TENSOR", torch.Tensor)  # bound by the first Topology
+    cpu, f32, f64 = torch.device("cpu"), torch.float32, torch.float64
+    x, y = torch.zeros(2, 3), torch.zeros(4, dtype=f64)
+    assert synops._signature((x,), {}) == (((2, 3), f32, cpu),)
+    assert synops._signature((torch.nn.Parameter(x),), {}) == (((2, 3), f32, cpu),)
+    assert synops._signature((x, y), {}) == (((2, 3), f32, cpu), ((4,), f64, cpu))
+    assert synops._signature((x,), {"k": 5}) == (((2, 3), f32, cpu), "int")
+    assert synops._signature((x,), {"k": y}) == (((2, 3), f32, cpu), ((4,), f64, cpu))
+    assert synops._signature(([x, 3],), {}) == (((2, 3), ()),)
+    assert synops._signature((3.0,), {}) == ("float",)
+    assert synops._signature((), {}) == ()

@@ -579,3 +579,46 @@ def test_counts_under_another_dispatch_mode_are_the_same(build):
     assert snaps[0]["totals"]["synops"] > 0
     for key in ("consumers", "layers", "totals"):
         assert snaps[0][key] == snaps[1][key], key
+
+
+def test_input_shapes_past_the_plan_limit_are_not_counted(caplog):
+    """Eight input signatures get a plan; forwards of a ninth and tenth are not
+    counted, with one warning."""
+    from opentelemetry_instrumentation_spikeformer.monitor import synops
+
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    monitor = monitor_model(model, "m")
+    sizes = list(range(1, synops.MAX_PLANS + 3))
+    xs = [torch.rand(M.T, b, 2, 8, 8) * 3 for b in sizes]
+    _forwards(model, xs + xs[-1:])
+    snap = monitor.read()
+    assert len(monitor.topology.tallies) == synops.MAX_PLANS == 8
+    monitor.detach()
+    refs = references(model, xs[:synops.MAX_PLANS])
+    assert snap["forwards"] == synops.MAX_PLANS
+    assert rel(snap["totals"]["synops"], sum(sum(v for *_, v in r.by_consumer) for r in refs)) < REL
+    warned = [r.getMessage() for r in caplog.records if "input shapes" in r.getMessage()]
+    assert warned == ["spike monitor: more than 8 input shapes (or failed discovery); "
+                      "forwards of new shapes are not counted"]
+
+
+def test_a_forward_that_raises_leaves_the_monitor_counting(caplog):
+    """The model's forward hook is called even when the forward raises: the next
+    forwards are counted, exactly (what ran of the failed one is counted too)."""
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(4)]
+    monitor = monitor_model(model, "m")
+    _forwards(model, xs[:2])
+    boom = model.c1.register_forward_pre_hook(lambda *_: 1 / 0)  # after l0 ran
+    with pytest.raises(ZeroDivisionError):
+        _forwards(model, xs[2:3])
+    boom.remove()
+    M.reset(model)
+    monitor.reset()
+    _forwards(model, xs[3:])
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    check(snap, references(model, xs[3:]))
+    assert snap["forwards"] == 1 and snap["totals"]["synops"] > 0
