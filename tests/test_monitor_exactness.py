@@ -622,3 +622,37 @@ def test_a_forward_that_raises_leaves_the_monitor_counting(caplog):
     monitor.detach()
     check(snap, references(model, xs[3:]))
     assert snap["forwards"] == 1 and snap["totals"]["synops"] > 0
+
+
+def test_ops_the_tracer_fails_on_are_warned_once(monkeypatch, caplog):
+    """An op whose tracing fails is left out of the plan, never out of the
+    forward: one warning per model, naming how many ops, the model and the first."""
+    from opentelemetry_instrumentation_spikeformer.monitor import dataflow
+
+    on_op = dataflow.Graph.on_op
+
+    def failing(self, func, *args):
+        if "convolution" in str(func):
+            raise RuntimeError("boom")
+        return on_op(self, func, *args)
+
+    monkeypatch.setattr(dataflow.Graph, "on_op", failing)
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    xs = [M.small_input((2, 8, 8), 0, scale=3.0), torch.rand(M.T, 1, 2, 8, 8) * 3]
+    expected = []
+    with torch.no_grad():
+        for x in xs:
+            expected.append(model(x))
+            M.reset(model)
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():  # two batch sizes: two discoveries
+        for x, want in zip(xs, expected):
+            assert torch.equal(model(x), want)
+            M.reset(model)
+    snap = monitor.read()
+    monitor.detach()
+    warned = [r.getMessage() for r in caplog.records if "could not be traced" in r.getMessage()]
+    assert warned == ["spike monitor: 2 op(s) of Repeated could not be traced; its synops may "
+                      "miss them (first: aten.convolution.default: RuntimeError: boom)"]
+    assert snap["forwards"] == 2 and snap["totals"]["spikes"] > 0
