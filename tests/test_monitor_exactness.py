@@ -541,6 +541,12 @@ def test_totals_over_forwards_and_input_shapes_add_up(name):
         for key, value in _flat(*_summary(copy.deepcopy(base), [x])).items():
             apart[key] += value
     assert together["totals.forwards."] == 3
+    assert all(v >= 0 for v in together.values())
+    layers = {k.removesuffix(".sample_steps") for k in together if k.endswith(".sample_steps")}
+    assert len(layers) > 5
+    for layer in layers:  # (B + B + 1) samples x T steps; 3 forwards of T steps
+        assert together[f"{layer}.sample_steps"] == (2 * M.B + 1) * M.T, layer
+        assert together[f"{layer}.timesteps"] == 3 * M.T and together[f"{layer}.forwards"] == 3
     assert together["totals.ann_macs."] > 0 and together["totals.encoding_macs."] > 0
     assert together["totals.nonbinary_weight_macs."] > 0
     assert set(together) == set(apart)
