@@ -662,3 +662,29 @@ def test_ops_the_tracer_fails_on_are_warned_once(monkeypatch, caplog):
     assert warned == ["spike monitor: 2 op(s) of Repeated could not be traced; its synops may "
                       "miss them (first: aten.convolution.default: RuntimeError: boom)"]
     assert snap["forwards"] == 2 and snap["totals"]["spikes"] > 0
+
+
+def test_a_profiler_sees_the_same_model_ops_with_a_monitor_attached():
+    """Our ops stay hidden from another dispatch mode, and only ours: torch's
+    FlopCounterMode counts the same FLOPs of the model with and without a monitor,
+    forward after forward (the guard that hides ours is released each time)."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(3)
+    base = M.two_maxpools()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(3)]
+    flops = []
+    for monitored in (False, True):
+        model = copy.deepcopy(base)
+        monitor = monitor_model(model, "m") if monitored else None
+        _forwards(model, xs[:1])  # the discovery pass outside the counter
+        counter = FlopCounterMode(display=False)
+        with counter:
+            _forwards(model, xs[1:])
+        flops.append(counter.get_total_flops())
+        if monitor is not None:
+            assert monitor.read()["forwards"] == 3
+            monitor.detach()
+    assert flops[0] == flops[1] > 0
