@@ -34,11 +34,11 @@ class Topology:
     """Discovery, per-forward counting and the read of one monitored model."""
 
     def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
-        global _stack, _TENSOR, _F32, _SUM
+        global _stack, _TENSOR, _F32
         import torch
 
         _stack = torch._C._len_torch_dispatch_stack
-        _TENSOR, _F32, _SUM = torch.Tensor, torch.float32, torch.sum
+        _TENSOR, _F32 = torch.Tensor, torch.float32
         self._root = weakref.ref(root)
         self._layer_ids = layer_ids  # id(module) -> LayerState
         self.sequencer = sequencer if sequencer is not None else Sequencer(1)
@@ -307,11 +307,10 @@ class Topology:
 
 
 # bound when a Topology is made (torch is imported lazily): the dispatch-mode
-# stack's length, torch.Tensor, torch.float32, torch.sum
+# stack's length, torch.Tensor, torch.float32
 _stack: Any = None
 _TENSOR: Any = None
 _F32: Any = None
-_SUM: Any = None
 
 
 def _modes() -> int:

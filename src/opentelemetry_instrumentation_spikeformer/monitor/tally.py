@@ -4,13 +4,13 @@ Per source and forward: one reduction of its output (its event count into a
 slot of a per-forward buffer, or, when a fan-out map is not constant, its
 per-element counts through one GEMV). Small outputs (``DEFER_ELEMENTS`` in all)
 are reduced together at the end of the forward rather than in their hooks: the
-same reductions run back to back instead of each between the model's own ops,
-which on a CPU at batch 1 costs about half (the outputs live until the end of
-the forward; one the model changes in place after returning it is counted in
-its hook). Derived leaves (max pooling of spikes,
-spike AND spike) and spike x spike products run their recorded ops on the real
-tensors, in the hook of the last source they need; earlier outputs are kept by
-reference until the end of the forward. At the end of the forward the buffer
+same reductions back to back instead of each between the model's own ops, about
+a fifth of the monitor's CPU cost at batch 1 (the outputs live until the end of
+the forward; one the model changes in place after returning it drops that
+forward and is counted in its hook from then on). Derived leaves (max pooling
+of spikes, spike AND spike) and spike x spike products run their recorded ops
+on the real tensors once the last source they need is counted; earlier outputs
+are kept by reference until the end of the forward. At the end of the forward the buffer
 is added into float64 totals. No ``.item()``, ``.cpu()``, ``.tolist()`` and no
 branching on values: nothing waits for the device. ``read()`` applies the maps
 and moves everything to the host in one transfer per device.
@@ -96,9 +96,10 @@ class Tally:
     def reset(self) -> None:
         self.forwards = 0
         self.buf = None  # created on the first forward, on the model's device
-        # id(module) -> (shape, dims, out, stash node or None, triggered work): the
-        # common case, a module called once per forward whose events are its values,
-        # counted by the hook itself (``synops.Topology._source_hook``)
+        # id(module) -> (shape, dims, out, stash node or None, triggered work,
+        # reduced at the forward's end?, source index): the common case, a module
+        # called once per forward whose events are its values, counted by the hook
+        # itself (``synops.Topology._source_hook``)
         self.fast: dict[int, tuple] = {}
 
     def _buffers(self, like: Any) -> None:
