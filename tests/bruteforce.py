@@ -26,6 +26,7 @@ consumer op is re-executed on its exact input.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -86,6 +87,11 @@ class BruteForce(TorchDispatchMode):
         self.fired: list[str] = []  # source layers in execution order
         self.by_source: dict[tuple[str, str], float] = defaultdict(float)  # (layer, category)
         self.by_consumer: list[tuple[str, str, str, float]] = []  # (scope, kind, category, sops)
+        # per weight consumer, in the same order: events entering it when it is a
+        # Linear / Conv module's own op (else 0), and the same op's dense MACs
+        self.entering: list[float] = []
+        self.dense: list[float] = []
+        self.modules: list = []
         self.reduction_events: dict[int, tuple[str, str, dict]] = {}
         self.reduction_folded: set[int] = set()
         self.reduction_terminal: set[int] = set()
@@ -112,6 +118,7 @@ class BruteForce(TorchDispatchMode):
 
     def _pre(self, m, args):
         self.scopes.append(self.names.get(id(m), type(m).__name__))
+        self.modules.append(m)
         if self.depth == 0 and self.is_neuron(m):
             for t in tree_flatten(args)[0]:
                 i = self.info.get(id(t)) if isinstance(t, torch.Tensor) else None
@@ -132,6 +139,7 @@ class BruteForce(TorchDispatchMode):
                 self._set(s, _T({name: events}, graded=graded))
         if self.scopes:
             self.scopes.pop()
+            self.modules.pop()
 
     def _set(self, t, info):
         self.info[id(t)] = info
@@ -149,7 +157,10 @@ class BruteForce(TorchDispatchMode):
         flat = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
         tracked = [self.info[id(a)] for a in flat if id(a) in self.info]
         if func in WEIGHTS:
+            found = len(self.by_consumer)
             self._weight(func, args)
+            if len(self.by_consumer) > found:
+                self._detail(func, args, out)
             return out
         if not tracked:
             return out
@@ -291,6 +302,27 @@ class BruteForce(TorchDispatchMode):
             self.by_source[(k, category(xi))] += s
             total += s
         self.by_consumer.append((scope, "linear", category(xi), total))
+
+    def _detail(self, func, args, out):
+        """Events entering the consumer just recorded and its dense MACs (the
+        output's elements times the length of what each one sums over)."""
+        kind = self.by_consumer[-1][1]
+        module = self.modules[-1] if self.modules else None
+        call = isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d,
+                                   torch.nn.Conv3d))
+        if func is _op("convolution.default"):
+            x, w = args[0], args[1]
+            per_out = w.shape[1] * math.prod(w.shape[2:])
+        else:
+            x = args[0] if func in (_op("mm.default"), _op("bmm.default")) else args[1]
+            other = args[1] if func in (_op("mm.default"), _op("bmm.default")) else args[2]
+            per_out = x.shape[-1]
+            if id(x) not in self.info:
+                x = other
+        info = self.info.get(id(x))
+        events = sum(float(v.sum()) for v in info.comps.values()) if info is not None else 0.0
+        self.entering.append(events if call and kind == "linear" else 0.0)
+        self.dense.append(float(out.numel() * per_out))
 
     # ------------------------------------------------------------------ results
     def _terminal(self, rid) -> bool:

@@ -15,108 +15,10 @@ import spikingjelly  # noqa: F401
 
 import dataflow_models as M  # noqa: E402
 from bruteforce import brute_force  # noqa: E402
+from exactness import (REL, check, forwards, is_neuron, linear_synops,  # noqa: E402
+                       measure, no_monitor_errors, references, rel, small_measured)
 
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
-
-REL = 1e-6
-
-
-def rel(a: float, b: float) -> float:
-    return abs(a - b) / max(abs(b), 1e-12)
-
-
-def is_neuron(module) -> bool:
-    from spikingjelly.activation_based import neuron
-
-    return isinstance(module, neuron.BaseNode)
-
-
-def measure(model, discover, inputs, grad=False):
-    """Our snapshot over ``inputs`` (after a discovery forward on ``discover``)
-    and the brute force on the same inputs (ours with autograd on if ``grad``)."""
-    monitor = monitor_model(model, "m")
-    with torch.enable_grad() if grad else torch.no_grad():
-        model(discover)
-        M.reset(model)
-        monitor.reset()
-        for x in inputs:
-            model(x)
-            M.reset(model)
-    snap = monitor.read(detail=True)
-    monitor.detach()
-    return snap, references(model, inputs)
-
-
-def references(model, inputs, neuron=is_neuron, **kwargs):
-    """The brute force on each input, the model reset after each."""
-    refs = []
-    for x in inputs:
-        refs.append(brute_force(model, neuron, x, **kwargs))
-        M.reset(model)
-    return refs
-
-
-def small_measured(build):
-    """``measure`` on one of the small excitatory models: 2 x 8 x 8 inputs."""
-    torch.manual_seed(3)
-    model = build()
-    return model, measure(model, M.small_input((2, 8, 8), 0, scale=3.0),
-                          [M.small_input((2, 8, 8), s, scale=3.0) for s in (1, 2)])
-
-
-def linear_synops(snap) -> dict:
-    """SOPs of each weight consumer, by its top-level module name."""
-    return {c["scope"].split(".")[0]: c["synops"] for c in snap["consumers"]
-            if c["kind"] == "linear"}
-
-
-def no_monitor_errors(caplog) -> bool:
-    return not [r for r in caplog.records if "spike monitor" in r.getMessage()]
-
-
-def check(snap, refs):
-    """Consumer by consumer, reductions and accumulates by scope, layer by
-    layer and category by category; returns the brute-force totals."""
-    ours = [(c["scope"], c["kind"], c["category"], c["synops"]) for c in snap["consumers"]
-            if c["kind"] in ("linear", "product")]
-    theirs = defaultdict(float)
-    order = []
-    for ref in refs:
-        for i, (scope, kind, cat, value) in enumerate(ref.by_consumer):
-            theirs[i] += value
-            if len(order) <= i:
-                order.append((scope, kind, cat))
-    assert [o[:3] for o in ours] == order
-    for i, (scope, kind, cat, value) in enumerate(ours):
-        assert rel(value, theirs[i]) < REL, (scope, kind, cat, value, theirs[i])
-    for kind, attr in (("reduce", "reduce_adds"), ("accumulate", "accumulates")):
-        mine = defaultdict(float)
-        for c in snap["consumers"]:
-            if c["kind"] == kind:
-                mine[(c["scope"], c["category"])] += c["synops"]
-        ref_sum = defaultdict(float)
-        for ref in refs:
-            found = getattr(ref, attr)
-            for key, value in (found() if callable(found) else found).items():
-                ref_sum[key] += value
-        assert {k for k, v in mine.items() if v} == {k for k, v in ref_sum.items() if v}, kind
-        for key, value in ref_sum.items():
-            assert rel(mine[key], value) < REL, (kind, key, mine[key], value)
-    ref_layers = defaultdict(float)
-    for ref in refs:
-        for key, value in ref.per_source().items():
-            ref_layers[key] += value
-    for row in snap["layers"]:
-        for cat, value in row["synops_by_input"].items():
-            assert rel(value, ref_layers.get((row["layer"], cat), 0.0)) < REL, (row["layer"], cat)
-    totals = defaultdict(float)
-    for ref in refs:
-        for cat, value in ref.totals().items():
-            totals[cat] += value
-    for cat, value in snap["totals"]["synops_by_input"].items():
-        assert rel(value, totals.get(cat, 0.0)) < REL, cat
-    return totals
-
 
 @pytest.fixture(scope="module", params=list(M.TRANSFORMERS))
 def transformer(request):
@@ -290,13 +192,6 @@ def test_a_source_module_called_twice_is_counted_at_each_call():
     assert convs["c1"] > 0 and convs["c2"] > 0  # the first call's spikes, the second's
 
 
-def _forwards(model, inputs, **kwargs):
-    with torch.no_grad():
-        for x in inputs:
-            model(x, **kwargs)
-            M.reset(model)
-
-
 def test_shapes_that_change_under_the_same_signature_get_a_new_plan(caplog):
     """``repeat`` is an int: the same input signature, other shapes inside. The
     forward that finds its plan's shapes wrong is not counted (its plan is
@@ -305,9 +200,9 @@ def test_shapes_that_change_under_the_same_signature_get_a_new_plan(caplog):
     model = M.repeated_steps()
     xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(4)]
     monitor = monitor_model(model, "m")
-    _forwards(model, xs[:1], repeat=1)
+    forwards(model, xs[:1], repeat=1)
     monitor.reset()
-    _forwards(model, xs[1:], repeat=2)
+    forwards(model, xs[1:], repeat=2)
     snap = monitor.read(detail=True)
     monitor.detach()
     check(snap, references(model, xs[2:], repeat=2))
@@ -361,7 +256,7 @@ def test_spikes_laid_out_otherwise_get_a_new_plan():
     xs = [torch.rand(M.B, 2, 8, 8, generator=gen) * 3 for _ in range(5)]
     xs[2:] = [x.contiguous(memory_format=torch.channels_last) for x in xs[2:]]
     monitor = monitor_model(model, "m")
-    _forwards(model, xs)
+    forwards(model, xs)
     snap = monitor.read(detail=True)
     monitor.detach()
     # the third forward found the layout changed
@@ -380,11 +275,11 @@ def test_a_branch_that_did_not_run_leaves_its_products_uncounted(caplog):
     model = M.gated()
     xs = [M.small_input((2, 4, 4), s, scale=3.0) for s in range(3)]
     monitor = monitor_model(model, "m")
-    _forwards(model, xs[:1])
+    forwards(model, xs[:1])
     monitor.reset()
-    _forwards(model, xs[1:2])
+    forwards(model, xs[1:2])
     model.skip = True
-    _forwards(model, xs[2:])
+    forwards(model, xs[2:])
     snap = monitor.read(detail=True)
     monitor.detach()
     model.skip = False
@@ -411,7 +306,7 @@ def test_no_spike_tensor_outlives_its_forward():
         lambda _m, _a, out: alive.append(weakref.ref(out))) for name in ("la", "lb")]
     for seed in range(3):  # the discovery pass, then counted forwards
         alive.clear()
-        _forwards(model, [M.small_input((2, 8, 8), seed, scale=3.0)])
+        forwards(model, [M.small_input((2, 8, 8), seed, scale=3.0)])
         gc.collect()
         assert len(alive) == 2 and all(ref() is None for ref in alive), seed
     for handle in handles:
@@ -485,7 +380,7 @@ def test_spikes_changed_in_place_after_their_layer(start, caplog):
     xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(5)]
     model = M.inplace_spikes(start)
     monitor = monitor_model(model, "m")
-    _forwards(model, xs)
+    forwards(model, xs)
     snap = monitor.read()
     monitor.detach()
     twin = M.inplace_spikes(start)
@@ -504,7 +399,7 @@ def _summary(model, inputs):
     from opentelemetry_instrumentation_spikeformer.monitor import synops
 
     monitor = monitor_model(model, "m")
-    _forwards(model, inputs)
+    forwards(model, inputs)
     summary = synops.summarize(monitor.topology, monitor.layers)
     names = {id(layer): layer.name for layer in monitor.layers}
     monitor.detach()
@@ -576,9 +471,9 @@ def test_counts_under_another_dispatch_mode_are_the_same(build):
     for under in (False, True):
         model = copy.deepcopy(base)
         monitor = monitor_model(model, "m")
-        _forwards(model, xs[:1])
+        forwards(model, xs[:1])
         with FlopCounterMode(display=False) if under else contextlib.nullcontext():
-            _forwards(model, xs[1:])
+            forwards(model, xs[1:])
         snaps.append(monitor.read(detail=True))
         monitor.detach()
     assert snaps[0]["forwards"] == snaps[1]["forwards"] == 3
@@ -597,7 +492,7 @@ def test_input_shapes_past_the_plan_limit_are_not_counted(caplog):
     monitor = monitor_model(model, "m")
     sizes = list(range(1, synops.MAX_PLANS + 3))
     xs = [torch.rand(M.T, b, 2, 8, 8) * 3 for b in sizes]
-    _forwards(model, xs + xs[-1:])
+    forwards(model, xs + xs[-1:])
     snap = monitor.read()
     assert len(monitor.topology.tallies) == synops.MAX_PLANS == 8
     monitor.detach()
@@ -616,14 +511,14 @@ def test_a_forward_that_raises_leaves_the_monitor_counting(caplog):
     model = M.repeated_steps()
     xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(4)]
     monitor = monitor_model(model, "m")
-    _forwards(model, xs[:2])
+    forwards(model, xs[:2])
     boom = model.c1.register_forward_pre_hook(lambda *_: 1 / 0)  # after l0 ran
     with pytest.raises(ZeroDivisionError):
-        _forwards(model, xs[2:3])
+        forwards(model, xs[2:3])
     boom.remove()
     M.reset(model)
     monitor.reset()
-    _forwards(model, xs[3:])
+    forwards(model, xs[3:])
     snap = monitor.read(detail=True)
     monitor.detach()
     check(snap, references(model, xs[3:]))
@@ -679,10 +574,10 @@ def test_a_profiler_sees_the_same_model_ops_with_a_monitor_attached():
     for monitored in (False, True):
         model = copy.deepcopy(base)
         monitor = monitor_model(model, "m") if monitored else None
-        _forwards(model, xs[:1])  # the discovery pass outside the counter
+        forwards(model, xs[:1])  # the discovery pass outside the counter
         counter = FlopCounterMode(display=False)
         with counter:
-            _forwards(model, xs[1:])
+            forwards(model, xs[1:])
         flops.append(counter.get_total_flops())
         if monitor is not None:
             assert monitor.read()["forwards"] == 3
