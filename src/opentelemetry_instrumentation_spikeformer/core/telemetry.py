@@ -403,9 +403,9 @@ class Telemetry:
         if register is None:
             return
 
-        def count(_module, args, kwargs):
+        def count(_module, args, kwargs=None):  # (None: removed during the call)
             # the first argument with a shape, positional or keyword (input_ids=...)
-            shape = next((s for s in (getattr(v, "shape", None) for v in (*args, *kwargs.values()))
+            shape = next((s for s in (getattr(v, "shape", None) for v in (*args, *(kwargs or {}).values()))
                           if s), None)
             call.batches += 1
             call.samples += int(shape[0]) if shape else 1

@@ -75,10 +75,11 @@ class LayerState:
         self._mem_turn = 0
 
     # -- the lead layer of single-step models -----------------------------------
-    def pre_hook(self, module: Any, args: tuple, kwargs: dict) -> None:
-        """Does this call start a new sequence? (state reset or a new state object)"""
+    def pre_hook(self, module: Any, args: tuple, kwargs: dict | None = None) -> None:
+        """Does this call start a new sequence? (state reset or a new state object)
+        ``kwargs`` is missing when torch calls a hook removed during this call."""
         try:
-            state = neurons.state_in_call(self.rule, module, args, kwargs)
+            state = neurons.state_in_call(self.rule, module, args, kwargs or {})
             if state is None or state is not self.last_state:
                 self.sequencer.begin()
         except Exception:

@@ -232,10 +232,20 @@ def make_tracer(graph: "Graph") -> Any:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     keys = torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
+    composite = torch._C.DispatchKey.CompositeImplicitAutograd
+    has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key
 
     class Tracer(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
+            # Under inference_mode the mode sees composite ops (conv2d, linear,
+            # flatten) before their decomposition: run that decomposition here,
+            # the same ops as otherwise, each of them traced
+            if torch.is_inference_mode_enabled() and has_kernel(func.name(), composite):
+                with self:
+                    out = func.decompose(*args, **kwargs)
+                if out is not NotImplemented:
+                    return out
             out = func(*args, **kwargs)
             if graph.window == 0 and not getattr(_LOCAL, "quiet", 0):
                 try:
@@ -318,10 +328,12 @@ class Graph:
     def _open(self, _module, _args) -> None:
         self.window += 1
 
-    def _enter(self, module, args, kwargs) -> None:
+    def _enter(self, module, args, kwargs=None) -> None:
+        # (torch calls a keyword hook removed during the call without kwargs:
+        # a detach inside the traced forward)
         self.scopes.append(self.names.get(id(module), type(module).__name__))
         try:
-            self.pre(module, args, kwargs)
+            self.pre(module, args, kwargs or {})
         finally:
             self.window -= 1
 

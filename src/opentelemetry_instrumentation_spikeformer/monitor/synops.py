@@ -89,10 +89,11 @@ class Topology:
         their discovery forward ends."""
 
     # -- one forward --------------------------------------------------------------
-    def _root_pre(self, module: Any, args: tuple, kwargs: dict) -> None:
+    def _root_pre(self, module: Any, args: tuple, kwargs: dict | None = None) -> None:
         self._depth += 1
         if self._depth > 1:
             return
+        kwargs = kwargs or {}  # (None: torch calls a keyword hook removed during the call)
         try:
             if _stack():  # a tracer or profiler is on: our work stays out of its sight
                 with df.quiet(), _hidden():
@@ -261,8 +262,8 @@ class Topology:
                 leaf = tally.leaf_of.get(s.index)
                 if leaf is not None and s.index in graph.source_out:
                     tally.stash.setdefault(leaf.node, graph.source_out[s.index])
-            for leaf in built.leaves:
-                if leaf.capture is not None and leaf.node not in tally.stash:
+            for leaf in built.leaves:  # (stashed already where another program needed it)
+                if leaf.capture is not None:
                     value = tally._program(leaf.program)
                     if value is not None:
                         tally.add(leaf, value)

@@ -1,0 +1,309 @@
+"""One monitored forward from start to end, whatever happens in it: the traced
+(discovery) forward counts like the others, a model that calls itself is one
+forward, failures of ours at a forward's start, end or plan build leave the
+model's forward alone, a detach in the middle of a forward leaves no hook, and
+what the summary adds up (silent layers, graded MACs over plans, the memory
+model's cost table) equals an independent figure."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import torch
+import torch.nn as nn
+import spikingjelly  # noqa: F401
+
+import dataflow_models as M  # noqa: E402
+from exactness import check, forwards, is_neuron, references  # noqa: E402
+
+from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.monitor import synops  # noqa: E402
+
+ERROR = "spikeformer instrumentation error in "
+
+
+def _errors(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(ERROR)]
+
+
+def _outputs(model, xs):
+    """The model's outputs without a monitor (its state reset after each)."""
+    out = []
+    with torch.no_grad():
+        for x in xs:
+            out.append(model(x))
+            M.reset(model)
+    return out
+
+
+def _hooked(model) -> list[str]:
+    """Modules that still carry a hook of any kind."""
+    return [name for name, m in model.named_modules()
+            if m._forward_hooks or m._forward_pre_hooks]
+
+
+def _spikes_returned(model, xs) -> dict[str, float]:
+    """Non-zeros of each neuron's outputs over these forwards, by module name."""
+    counts: dict[str, float] = {}
+    handles = [m.register_forward_hook(
+        lambda _m, _a, out, name=name: counts.__setitem__(
+            name, counts.get(name, 0.0) + float((out != 0).sum())))
+        for name, m in model.named_modules() if is_neuron(m)]
+    _outputs(model, xs)
+    for handle in handles:
+        handle.remove()
+    return counts
+
+
+@pytest.mark.parametrize("name", ["residual_cnn", "two_maxpools", "rare_paths", "spikformer"])
+def test_the_traced_forward_counts_like_the_others(name):
+    """The first forward of an input shape is traced and counted from the traced
+    outputs (captured pools recomputed once): over it and two more, every
+    consumer, layer and category equals the brute force, every layer's spikes
+    the non-zeros its module returned."""
+    torch.manual_seed(3)
+    if name == "spikformer":
+        model, xs = M.spikformer(), [M.image(s) for s in range(3)]
+    else:
+        model = M.settle(getattr(M, name)(), M.small_input((2, 8, 8), 0, scale=3.0))
+        xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(3)]
+    monitor = monitor_model(model, "m")
+    forwards(model, xs)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    assert snap["forwards"] == 3 and snap["inferences"] == 3 * M.B
+    check(snap, references(model, xs))
+    spikes = _spikes_returned(model, xs)
+    rows = {r["layer"]: r["spikes"] for r in snap["layers"]}
+    assert rows == spikes and sum(spikes.values()) > 0
+
+
+class _Recursive(nn.Module):
+    """Called with a list, it calls itself on each element: the root module's
+    hooks run again inside its own forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = M.repeated_steps()
+
+    def forward(self, x):
+        if isinstance(x, list):
+            return torch.stack([self(part) for part in x])
+        return self.inner(x)
+
+
+def test_a_model_that_calls_itself_is_one_forward(caplog):
+    torch.manual_seed(3)
+    model = _Recursive()
+    calls = [[M.small_input((2, 8, 8), 2 * s + i, scale=3.0) for i in range(2)]
+             for s in range(3)]
+    expected = _outputs(model, calls)
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        for x, want in zip(calls, expected):
+            assert torch.equal(model(x), want)
+            M.reset(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    assert snap["forwards"] == 3
+    assert monitor.topology._depth == 0
+    check(snap, references(model, calls))
+    assert snap["totals"]["synops"] > 0 and not _errors(caplog)
+
+
+@pytest.mark.parametrize("step", ["_start_forward", "_finish_forward"])
+def test_a_failure_at_a_forwards_start_or_end_is_reported_once(step, monkeypatch, caplog):
+    """Our failure is swallowed (the output the same), reported once by where it
+    happened; that forward is not counted and the next ones are, exactly."""
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(5)]
+    expected = _outputs(model, xs)
+    monitor = monitor_model(model, "m")
+    original = getattr(synops.Topology, step)
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    for round_ in range(2):  # once on the traced forward, once on a counted one
+        monkeypatch.setattr(synops.Topology, step, broken)
+        with torch.no_grad():
+            for x, want in zip(xs[:2], expected[:2]):
+                assert torch.equal(model(x), want)
+                M.reset(model)
+        monkeypatch.setattr(synops.Topology, step, original)
+        assert monitor.topology._depth == 0 and monitor.topology.current is None
+        monitor.reset()
+        with torch.no_grad():
+            for x, want in zip(xs[2:], expected[2:]):
+                assert torch.equal(model(x), want)
+                M.reset(model)
+        snap = monitor.read(detail=True)
+        assert snap["forwards"] == 3, round_
+        check(snap, references(model, xs[2:]))
+    monitor.detach()
+    where = "spike monitor forward start" if step == "_start_forward" else \
+        "spike monitor forward end"
+    assert _errors(caplog) == [f"{ERROR}{where} (the instrumented call is unaffected)"]
+
+
+def test_a_plan_that_cannot_be_built_is_tried_three_times(monkeypatch, caplog):
+    """A failing plan build leaves the forward alone and no tracer hook behind;
+    after ``MAX_FAILED`` failures the model's new shapes are no longer traced
+    (one warning), and nothing is counted."""
+    from opentelemetry_instrumentation_spikeformer.monitor import plan
+
+    built = []
+
+    def broken(graph, signature):
+        built.append(signature)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(plan, "build", broken)
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(5)]
+    expected = _outputs(model, xs)
+    monitor = monitor_model(model, "m")
+    sources = {name for name, m in model.named_modules() if is_neuron(m)}
+    with torch.no_grad():
+        for x, want in zip(xs, expected):
+            assert torch.equal(model(x), want)
+            M.reset(model)
+            assert set(_hooked(model)) <= sources | {""}  # the tracer's are gone
+    snap = monitor.read()
+    assert len(built) == synops.MAX_FAILED == 3
+    assert snap["forwards"] == 0 and snap["totals"]["spikes"] == 0
+    assert not monitor.topology.tallies
+    warned = [r.getMessage() for r in caplog.records if "input shapes" in r.getMessage()]
+    assert warned == ["spike monitor: more than 8 input shapes (or failed discovery); "
+                      "forwards of new shapes are not counted"]
+    assert _errors(caplog) == [f"{ERROR}spike monitor forward end "
+                               "(the instrumented call is unaffected)"]
+    monitor.detach()
+    assert not _hooked(model)
+
+
+@pytest.mark.parametrize("when", [0, 2])  # in the traced forward, in a counted one
+def test_a_detach_inside_a_forward_leaves_no_hook(when, caplog):
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(4)]
+    expected = _outputs(model, xs)
+    monitor = monitor_model(model, "m")
+    calls = []
+
+    def detach_now(*_args):
+        calls.append(1)
+        if len(calls) == when + 1:
+            monitor.detach()
+
+    handle = model.c1.register_forward_pre_hook(detach_now)  # after l0 fired
+    with torch.no_grad():
+        for x, want in zip(xs, expected):
+            assert torch.equal(model(x), want)
+            M.reset(model)
+    handle.remove()
+    assert not _hooked(model) and not monitor.attached
+    assert monitor.topology.discovering is None
+    assert monitor.read()["forwards"] == when
+    assert not _errors(caplog)
+
+
+@pytest.mark.parametrize("name", ["repeated_steps", "spikformer"])
+def test_forwards_under_inference_mode_count_the_same(name, caplog):
+    """Under ``torch.inference_mode`` a dispatch mode sees composite ops (conv2d,
+    linear, matmul) before their decomposition: the traced forward must still
+    find every consumer, and give the same outputs; a read inside inference
+    mode is the same read."""
+    torch.manual_seed(3)
+    if name == "spikformer":
+        model, xs = M.spikformer(), [M.image(s) for s in range(3)]
+    else:
+        model, xs = M.repeated_steps(), [M.small_input((2, 8, 8), s, scale=3.0) for s in range(3)]
+    expected = _outputs(model, xs)
+    monitor = monitor_model(model, "m")
+    with torch.inference_mode():  # inference tensors all through the forward
+        for x, want in zip(xs, expected):
+            assert torch.equal(model(x), want)
+            M.reset(model)
+        inside = monitor.read(detail=True)
+    outside = monitor.read(detail=True)
+    monitor.detach()
+    assert inside == outside and inside["forwards"] == 3
+    check(inside, references(model, xs))
+    assert inside["totals"]["synops"] > 0 and not _errors(caplog)
+
+
+def test_a_layer_consumed_but_silent_is_still_mapped():
+    """``fanout`` says whether the layer's spikes have a known destination: a
+    layer whose spikes a conv reads is ``exact`` even in forwards where it never
+    fired; one whose spikes leave the model is ``none``."""
+    torch.manual_seed(3)
+    model = M.single_step_cnn()
+    monitor = monitor_model(model, "m")
+    forwards(model, [-torch.ones(M.B, 2, 8, 8)] * 2)  # below every threshold
+    snap = monitor.read()
+    monitor.detach()
+    rows = {r["layer"]: r for r in snap["layers"]}
+    assert snap["forwards"] == 2 and snap["totals"]["spikes"] == 0
+    assert rows["l0"]["fanout"] == "exact" and rows["l1"]["fanout"] == "none"
+
+
+class _GradedHead(nn.Module):
+    """Spikes through a sigmoid into a linear head: the head's MACs are driven
+    by spikes but dense (``graded_macs``), not encoding MACs."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = M._seq(nn.Conv2d(2, 4, 3, padding=1))
+        self.l0 = M._lif()
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):  # [T, B, 2, 8, 8]
+        return self.fc(torch.sigmoid(self.l0(self.c0(x))).flatten(2))
+
+
+def test_graded_and_encoding_macs_over_two_input_shapes():
+    """Three forwards of two batch sizes (two plans): the head's MACs are its
+    dense MACs (T x batch x 256 x 3 per forward), the stem's conv its encoding
+    MACs (T x batch x 4 x 8 x 8 x 2 x 3 x 3, every step new)."""
+    torch.manual_seed(3)
+    model = M._excitatory(_GradedHead())
+    batches = [2, 2, 1]
+    xs = [torch.rand(M.T, b, 2, 8, 8) * 3 for b in batches]
+    monitor = monitor_model(model, "m")
+    forwards(model, xs)
+    snap = monitor.read()
+    monitor.detach()
+    samples = M.T * sum(batches)
+    assert len(monitor.topology.tallies) == 2
+    assert snap["counts"]["graded_macs"] == samples * 256 * 3
+    assert snap["counts"]["encoding_macs"] == samples * 4 * 64 * 2 * 9
+    assert snap["counts"]["encoding_macs_every_step"] == samples * 4 * 64 * 2 * 9
+    assert snap["counts"]["nonbinary_weight_macs"] == samples * (256 * 3 + 4 * 64 * 2 * 9)
+
+
+def test_the_memory_estimate_follows_the_cost_table_it_is_given():
+    """Lemaire's model is linear in its costs: every op and access cost doubled
+    doubles every term, whichever table the plan was estimated with first."""
+    from opentelemetry_instrumentation_spikeformer.monitor import lemaire
+
+    torch.manual_seed(3)
+    model = M.settle(M.residual_cnn(), M.small_input((2, 8, 8), 0))
+    monitor = monitor_model(model, "m")
+    forwards(model, [M.small_input((2, 8, 8), s) for s in range(2)])
+    double = dataclasses.replace(
+        lemaire.COST, e_add_pj=2 * lemaire.COST.e_add_pj, e_mul_pj=2 * lemaire.COST.e_mul_pj,
+        breakpoints=tuple((c, 2 * pj) for c, pj in lemaire.COST.breakpoints))
+    runs = [synops.summarize(monitor.topology, monitor.layers, lemaire_cost=cost)["memory"]
+            for cost in (lemaire.COST, double, lemaire.COST)]
+    monitor.detach()
+    base, doubled, again = runs
+    assert again == base and base["total_pj"] > 0
+    for key, value in base.items():
+        if key.endswith("_pj"):
+            assert doubled[key] == pytest.approx(2 * value, rel=1e-12), key
+    assert doubled["counts"] == base["counts"]
