@@ -251,7 +251,8 @@ def rare_paths(c=4, heads=2):
 def two_maxpools():
     """Max pools returned by modules (captured outputs): two pool modules, one
     of them called twice on spikes and once on the input (not a capture), and
-    a spike AND of a captured output with spikes."""
+    a spike AND of a captured output with spikes, read by a padded conv (its
+    counts per neuron, recomputed from the forward's values)."""
     import torch.nn as nn
 
     class TwoMaxPools(nn.Module):
@@ -266,7 +267,7 @@ def two_maxpools():
             self.c2 = _seq(nn.Conv2d(4, 4, 1))
             self.l2 = _lif()
             self.c3 = _seq(nn.Conv2d(4, 4, 1))
-            self.c4 = _seq(nn.Conv2d(4, 4, 1))
+            self.c4 = _seq(nn.Conv2d(4, 4, 3, padding=1))  # the AND per neuron (padding)
 
         def forward(self, x):  # [T, B, 2, 8, 8]
             s1 = self.l1(self.c1(self.mp(self.l0(self.c0(x)))))  # [T, B, 4, 4, 4]
@@ -458,3 +459,67 @@ def inplace_spikes(start=1):
             return self.l1(y)
 
     return _excitatory(InPlace())
+
+
+def copy_segment():
+    """Single-step spikes whose every dim matters to some consumer: a padded conv
+    (rows and columns at the border reach fewer synapses) and a linear head on
+    the first channel of the first sample only (batch and channel): per-neuron
+    counts with nothing to sum over."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import neuron
+
+    class CopySegment(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0, self.l0 = nn.Conv2d(2, 4, 3, padding=1), neuron.LIFNode(v_threshold=0.3)
+            self.c1 = nn.Conv2d(4, 4, 3, padding=1)
+            self.fc = nn.Linear(64, 3)
+
+        def forward(self, x):  # [B, 2, 8, 8]
+            s = self.l0(self.c0(x))
+            return self.c1(s), self.fc(s[:1, :1].flatten(1))
+
+    return _excitatory(CopySegment())
+
+
+def count_sources():
+    """Multi-level spikes (ILIF: 0..4 per step): one layer read by a padded conv
+    (per neuron), one by a 1x1 conv (one count per forward)."""
+    import torch.nn as nn
+    from spikingjelly.activation_based.neuron import ilif
+
+    class CountSources(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = nn.Conv2d(2, 4, 3, padding=1)
+            self.n0 = ilif.ILIFNode(v_threshold=0.3)
+            self.c1 = nn.Conv2d(4, 4, 3, padding=1)
+            self.n1 = ilif.ILIFNode(v_threshold=0.3)
+            self.c2 = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):  # [B, 2, 8, 8]
+            return self.c2(self.n1(self.c1(self.n0(self.c0(x)))))
+
+    return _excitatory(CountSources())
+
+
+def looped_steps():
+    """A single-step LIF called once per step of a loop whose length is an
+    ``int`` argument: the same input signature, another number of calls."""
+    import torch
+    import torch.nn as nn
+    from spikingjelly.activation_based import neuron
+
+    class Looped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = nn.Conv2d(2, 4, 3, padding=1)
+            self.l0 = neuron.LIFNode(v_threshold=0.3)
+            self.c1 = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x, steps=2):  # [B, 2, 8, 8]
+            y = self.c0(x)
+            return torch.stack([self.c1(self.l0(y)) for _ in range(steps)])
+
+    return _excitatory(Looped())

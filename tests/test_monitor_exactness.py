@@ -6,6 +6,7 @@ first forward is the discovery pass; the compared forwards use other inputs."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import pytest
@@ -117,12 +118,14 @@ def test_captured_max_pools_exact(caplog):
 
 @pytest.mark.parametrize("measured", [lambda: small_measured(M.rare_paths),
                                       lambda: small_measured(M.two_maxpools),
+                                      lambda: small_measured(M.adaptive_head),
                                       lambda: (None, measure(M.qkformer(), M.image(0),
                                                              [M.image(1)]))],
-                         ids=["rare_paths", "two_maxpools", "qkformer"])
+                         ids=["rare_paths", "two_maxpools", "one_segment", "qkformer"])
 def test_counts_that_could_pass_float32_are_kept_in_float64(measured, monkeypatch):
     """Segments whose bound reaches 2**24 are summed in float64 (and leave the
-    float32 fast path): here every segment is, and the counts stay exact."""
+    float32 fast path): here every segment is, and the counts stay exact (also
+    where that is a single count: ``adaptive_head`` has one layer, one scalar)."""
     from opentelemetry_instrumentation_spikeformer.monitor import tally
 
     monkeypatch.setattr(tally, "F32_EXACT", 1.0)
@@ -219,6 +222,44 @@ def _by_consumer(snap, refs):
         for scope, kind, cat, value in ref.by_consumer:
             theirs[(scope, kind, cat)] += value
     return ours, theirs
+
+
+def test_a_source_called_more_often_than_traced_gets_a_new_plan(caplog):
+    """``steps`` is an int: the same signature, another number of calls of l0.
+    A forward with more calls than its plan traced is not counted and the next
+    is traced again; one with fewer is counted (what did not run costs nothing)."""
+    torch.manual_seed(3)
+    model = M.looped_steps()
+    xs = [torch.rand(M.B, 2, 8, 8) * 3 for _ in range(4)]
+    steps = [2, 3, 3, 2]
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        for x, n in zip(xs, steps):
+            model(x, steps=n)
+            M.reset(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    counted = [0, 2, 3]  # the second forward found a third call of l0
+    refs = []
+    for i in counted:
+        refs.append(brute_force(model, is_neuron, xs[i], steps=steps[i]))
+        M.reset(model)
+    assert snap["forwards"] == 3
+    ours = sum(c["synops"] for c in snap["consumers"])
+    theirs = sum(v for ref in refs for *_, v in ref.by_consumer)
+    assert rel(ours, theirs) < REL and theirs > 0
+    fired = []
+    handle = model.l0.register_forward_hook(lambda _m, _a, out: fired.append(float(out.sum())))
+    with torch.no_grad():
+        for i in counted:
+            fired.append(None)
+            model(xs[i], steps=steps[i])
+            M.reset(model)
+    handle.remove()
+    assert fired.count(None) == 3 and len(fired) == 3 + 2 + 3 + 2
+    spikes = {r["layer"]: r["spikes"] for r in snap["layers"]}["l0"]
+    assert spikes == sum(f for f in fired if f is not None) > 0
+    assert no_monitor_errors(caplog)
 
 
 def test_a_counted_layer_whose_shape_changes_gets_a_new_plan(caplog):
@@ -583,3 +624,61 @@ def test_a_profiler_sees_the_same_model_ops_with_a_monitor_attached():
             assert monitor.read()["forwards"] == 3
             monitor.detach()
     assert flops[0] == flops[1] > 0
+
+
+def _single_step(build, seed=3):
+    """``measure`` on a single-step model: [B, 2, 8, 8] inputs."""
+    torch.manual_seed(seed)
+    model = build()
+    xs = [torch.rand(M.B, 2, 8, 8, generator=torch.Generator().manual_seed(s)) * 3
+          for s in range(3)]
+    return model, measure(model, xs[0], xs[1:])
+
+
+def test_per_neuron_counts_with_nothing_to_sum_are_copied():
+    """Every dim of l0's spikes matters to some consumer (the padded conv: rows
+    and columns; the head: batch and channel): its per-neuron counts are the
+    spike tensor itself, copied into the forward's buffer."""
+    model, (snap, refs) = _single_step(M.copy_segment)
+    check(snap, refs)
+    convs = linear_synops(snap)
+    assert convs["c1"] > 0 and convs["fc"] > 0
+    row = {r["layer"]: r for r in snap["layers"]}["l0"]
+    assert row["synops"] == convs["c1"] + convs["fc"]
+
+
+def test_a_plan_can_hold_per_neuron_counts_with_nothing_to_sum():
+    torch.manual_seed(3)
+    model = M.copy_segment()
+    monitor = monitor_model(model, "m")
+    forwards(model, [torch.rand(M.B, 2, 8, 8) * 3])
+    (tally,) = monitor.topology.tallies.values()
+    monitor.detach()
+    leaf = next(leaf for leaf in tally.plan.leaves if leaf.name == "l0")
+    assert leaf.per_neuron and leaf.summed == ()
+    assert tally.segments[("events", leaf.node)].copy
+
+
+@pytest.mark.parametrize("limit,wide", [(16.0, "n0"), (1024.0, "n1")])
+def test_multi_level_spike_counts_are_sized_for_their_largest_count(limit, wide, monkeypatch):
+    """A count source's segment is bounded by its elements (or per-neuron rows)
+    times 16, the largest count a count segment is sized for: n0's counts are per
+    neuron over 8 rows (batch x channels summed: 8 x 16 = 128), n1's one count of
+    512 elements (8,192); each goes to float64 exactly when its bound reaches the
+    float32 limit, and the counts stay exact either way."""
+    from opentelemetry_instrumentation_spikeformer.monitor import tally as tally_module
+
+    monkeypatch.setattr(tally_module, "F32_EXACT", limit)
+    model, (snap, refs) = _single_step(M.count_sources)
+    check(snap, refs)
+    rows = {r["layer"]: r for r in snap["layers"]}
+    assert rows["n0"]["output"] == "count" and rows["n1"]["spikes"] > 0
+    monitor = monitor_model(model, "m")
+    forwards(model, [torch.rand(M.B, 2, 8, 8) * 3])
+    (tally,) = monitor.topology.tallies.values()
+    monitor.detach()
+    leaves = {leaf.name: leaf for leaf in tally.plan.leaves}
+    assert leaves["n0"].per_neuron and leaves["n0"].summed == (0, 1)
+    assert not leaves["n1"].per_neuron and math.prod(leaves["n1"].shape) == 512
+    assert {name: tally.segments[("events", leaf.node)].wide for name, leaf in leaves.items()} \
+        == {"n0": wide == "n0", "n1": True}

@@ -253,37 +253,44 @@ def test_a_layer_consumed_but_silent_is_still_mapped():
 
 
 class _GradedHead(nn.Module):
-    """Spikes through a sigmoid into a linear head: the head's MACs are driven
-    by spikes but dense (``graded_macs``), not encoding MACs."""
+    """Two encoding convs on the input (a 3x3 and a 1x1), spikes through a
+    sigmoid into a linear head: the head's MACs are driven by spikes but dense
+    (``graded_macs``), the convs' are encoding MACs."""
 
     def __init__(self):
         super().__init__()
         self.c0 = M._seq(nn.Conv2d(2, 4, 3, padding=1))
+        self.c0b = M._seq(nn.Conv2d(2, 4, 1))
         self.l0 = M._lif()
         self.fc = nn.Linear(4 * 8 * 8, 3)
 
     def forward(self, x):  # [T, B, 2, 8, 8]
-        return self.fc(torch.sigmoid(self.l0(self.c0(x))).flatten(2))
+        return self.fc(torch.sigmoid(self.l0(self.c0(x) + self.c0b(x))).flatten(2))
 
 
 def test_graded_and_encoding_macs_over_two_input_shapes():
     """Three forwards of two batch sizes (two plans): the head's MACs are its
-    dense MACs (T x batch x 256 x 3 per forward), the stem's conv its encoding
-    MACs (T x batch x 4 x 8 x 8 x 2 x 3 x 3, every step new)."""
+    dense MACs (T x batch x 256 x 3 per forward); the convs' encoding MACs per
+    sample and step are 4 x 64 x 2 x (9 + 1). A static image repeated over the
+    T steps (the first plan's inputs) is encoded once, the other plan's
+    per-step input at every step."""
     torch.manual_seed(3)
     model = M._excitatory(_GradedHead())
-    batches = [2, 2, 1]
-    xs = [torch.rand(M.T, b, 2, 8, 8) * 3 for b in batches]
+    images = [torch.rand(1, 2, 2, 8, 8) * 3 for _ in range(2)]
+    xs = [images[0].expand(M.T, -1, -1, -1, -1).contiguous(),
+          images[1].expand(M.T, -1, -1, -1, -1).contiguous(),
+          torch.rand(M.T, 1, 2, 8, 8) * 3]
     monitor = monitor_model(model, "m")
     forwards(model, xs)
     snap = monitor.read()
     monitor.detach()
-    samples = M.T * sum(batches)
+    samples = M.T * (2 + 2 + 1)
+    per_step = 4 * 64 * 2 * 10
     assert len(monitor.topology.tallies) == 2
     assert snap["counts"]["graded_macs"] == samples * 256 * 3
-    assert snap["counts"]["encoding_macs"] == samples * 4 * 64 * 2 * 9
-    assert snap["counts"]["encoding_macs_every_step"] == samples * 4 * 64 * 2 * 9
-    assert snap["counts"]["nonbinary_weight_macs"] == samples * (256 * 3 + 4 * 64 * 2 * 9)
+    assert snap["counts"]["encoding_macs_every_step"] == samples * per_step
+    assert snap["counts"]["encoding_macs"] == (2 + 2 + M.T) * per_step
+    assert snap["counts"]["nonbinary_weight_macs"] == samples * (256 * 3 + per_step)
 
 
 def test_the_memory_estimate_follows_the_cost_table_it_is_given():

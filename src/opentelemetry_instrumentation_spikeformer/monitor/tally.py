@@ -197,7 +197,10 @@ class Tally:
         else:
             k = self.calls.get(module_id, 0)
             self.calls[module_id] = k + 1
-            index = indices[min(k, len(indices) - 1)]
+            if k >= len(indices):  # called more often than traced (a loop over an int
+                self.stale = True  # argument): the next forward gets its own plan
+                return
+            index = indices[k]
         x = output[0] if isinstance(output, (tuple, list)) else output
         if getattr(x, "shape", None) != self.shapes[index]:
             self.stale = True  # new shapes: the next forward gets its own plan
