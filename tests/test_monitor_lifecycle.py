@@ -314,3 +314,52 @@ def test_the_memory_estimate_follows_the_cost_table_it_is_given():
         if key.endswith("_pj"):
             assert doubled[key] == pytest.approx(2 * value, rel=1e-12), key
     assert doubled["counts"] == base["counts"]
+
+
+class _HookEncoded(nn.Module):
+    """An IF encoder the model does not call itself: a forward pre-hook of the
+    user's turns the input into spikes with it before the forward runs."""
+
+    def __init__(self):
+        super().__init__()
+        from spikingjelly.activation_based import neuron
+
+        self.enc = neuron.IFNode(step_mode="m")
+        self.c0 = M._seq(nn.Conv2d(2, 4, 3, padding=1))
+        self.l0 = M._lif()
+        self.c1 = M._seq(nn.Conv2d(4, 4, 1))
+        self.l1 = M._lif()
+
+    def forward(self, x):  # [T, B, 2, 8, 8], spikes by then; returns spikes
+        return self.l1(self.c1(self.l0(self.c0(x))))
+
+
+def test_a_users_hooks_on_the_model_are_inside_its_forward(caplog):
+    """Our hooks on the model run before the user's: what a user's pre-hook
+    computes (an encoder applied to the input) is part of the forward, counted;
+    a user's forward hook that changes the returned spikes in place runs after
+    they were counted as the layer returned them."""
+    torch.manual_seed(3)
+    model = M._excitatory(_HookEncoded())
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(3)]
+    encode = model.register_forward_pre_hook(lambda m, args: (m.enc(args[0]),))
+    returned = []
+
+    def halve(_m, _args, out):
+        returned.append(float((out != 0).sum()))
+        out.mul_(0.5)  # the user's own post-processing, in place
+
+    post = model.register_forward_hook(halve)
+    monitor = monitor_model(model, "m")
+    forwards(model, xs)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    post.remove()
+    refs = references(model, xs)  # the encoder through the user's pre-hook again
+    encode.remove()
+    assert snap["forwards"] == 3
+    check(snap, refs)
+    rows = {r["layer"]: r for r in snap["layers"]}
+    assert rows["enc"]["synops"] > 0  # the encoder's spikes reach c0: SOPs, not MACs
+    assert rows["l1"]["spikes"] == sum(returned) > 0
+    assert not _errors(caplog)
