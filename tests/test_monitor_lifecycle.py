@@ -133,6 +133,9 @@ def test_a_failure_at_a_forwards_start_or_end_is_reported_once(step, monkeypatch
             for x, want in zip(xs[:2], expected[:2]):
                 assert torch.equal(model(x), want)
                 M.reset(model)
+                # no tracer of ours left on (it would trace the rest of the process)
+                assert torch._C._len_torch_dispatch_stack() == 0
+                assert monitor.topology.discovering is None
         monkeypatch.setattr(synops.Topology, step, original)
         assert monitor.topology._depth == 0 and monitor.topology.current is None
         monitor.reset()

@@ -103,6 +103,7 @@ class Topology:
         except Exception:
             self.current = None
             log_internal_error("spike monitor forward start")
+            self._abandon()
 
     def _start_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
         seq = self.sequencer
@@ -136,6 +137,7 @@ class Topology:
         except Exception:
             self.current = None
             log_internal_error("spike monitor forward end")
+            self._abandon()
 
     def _finish_forward(self, output: Any) -> None:
         if self.discovering is not None:
@@ -269,6 +271,14 @@ class Topology:
                         tally.add(leaf, value)
             tally.end()
             self._forward_end(tally)
+
+    def _abandon(self) -> None:
+        """After a failure of ours: no tracer of ours may outlive the forward (it
+        would trace, and keep alive, every later op of the process)."""
+        try:
+            self._end_discovery(None, keep=False)
+        except Exception:
+            log_internal_error("spike monitor discovery end")
 
     def _watch_captures(self, tally: Tally) -> None:
         for leaf in tally.plan.leaves:
