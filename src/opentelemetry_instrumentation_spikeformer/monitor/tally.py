@@ -244,25 +244,22 @@ class Tally:
 
     def add(self, leaf: Leaf, x: Any) -> None:
         """Events of one leaf in this forward (and |x| for graded ones): one
-        reduction into its segment of the forward's buffer."""
+        reduction into its segment of the forward's buffer. Every reduction here
+        runs in the dtype of the slot it writes (``out=``: float64 for a wide one),
+        whatever the input's."""
         import torch
 
-        f32 = torch.float32
         if leaf.values not in _SUM_VALUES:
             mag = self.segments[("magnitude", leaf.node)]
-            torch.sum(x.abs(), mag.dims, dtype=f32, out=mag.view)
+            torch.sum(x.abs(), mag.dims, out=mag.view)
             y = x.abs() if leaf.values == fb.SIGNED else x.ne(0)
         else:
             y = x
         seg = self.segments[("events", leaf.node)]
         if seg.copy:
             seg.view.copy_(y.reshape(seg.shape))
-        elif seg.wide:
-            torch.sum(y, seg.dims, dtype=torch.float64, out=seg.view)
-        elif y.dtype is f32:
-            torch.sum(y, seg.dims, out=seg.view)
         else:
-            torch.sum(y, seg.dims, dtype=f32, out=seg.view)
+            torch.sum(y, seg.dims, out=seg.view)
 
     def _derived(self, leaf: Leaf) -> None:
         import torch
@@ -277,10 +274,7 @@ class Tally:
                     a = a.sum(da, keepdim=True)
                 if db:
                     b = b.sum(db, keepdim=True)
-                if seg.wide:
-                    torch.sum(a * b, dims, dtype=torch.float64, out=seg.view)
-                else:
-                    torch.sum(a * b, dims, dtype=torch.float32, out=seg.view)
+                torch.sum(a * b, dims, out=seg.view)
             return
         d = self._program(leaf.program)
         if d is not None:
@@ -304,8 +298,7 @@ class Tally:
         if cols.shape != rows.shape:  # the same batch rows, shaped differently
             cols, rows = cols.reshape(-1), rows.reshape(-1)
         seg = self.segments[("product", p.consumer)]
-        dtype = torch.float64 if seg.wide else torch.float32
-        torch.sum(cols * rows, tuple(range(cols.dim())), dtype=dtype, out=seg.view)
+        torch.sum(cols * rows, tuple(range(cols.dim())), out=seg.view)
 
     def _program(self, program: list) -> Any:
         """Recompute program nodes from this forward's stashed values (views of
