@@ -366,3 +366,31 @@ def test_a_users_hooks_on_the_model_are_inside_its_forward(caplog):
     assert rows["enc"]["synops"] > 0  # the encoder's spikes reach c0: SOPs, not MACs
     assert rows["l1"]["spikes"] == sum(returned) > 0
     assert not _errors(caplog)
+
+
+def test_a_failure_while_giving_up_a_traced_forward_is_reported_too(monkeypatch, caplog):
+    """Our failure at a traced forward's end, and another while the trace is
+    given up (its hooks cannot be removed): the forward's output is the same,
+    the tracer is off, each failure reported once by where it happened."""
+    from opentelemetry_instrumentation_spikeformer.monitor import dataflow
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(synops.Topology, "_finish_forward", broken)
+    monkeypatch.setattr(dataflow.Graph, "uninstall", broken)
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(2)]
+    expected = _outputs(model, xs)
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        for x, want in zip(xs, expected):
+            assert torch.equal(model(x), want)
+            M.reset(model)
+            assert torch._C._len_torch_dispatch_stack() == 0
+    monkeypatch.undo()
+    monitor.detach()
+    assert _errors(caplog) == [f"{ERROR}{where} (the instrumented call is unaffected)"
+                               for where in ("spike monitor forward end",
+                                             "spike monitor discovery end")]
