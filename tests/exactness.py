@@ -117,7 +117,27 @@ def check(snap, refs):
             totals[cat] += value
     for cat, value in snap["totals"]["synops_by_input"].items():
         assert rel(value, totals.get(cat, 0.0)) < REL, cat
+    _check_counts(snap, refs)
     return totals
+
+
+def _check_counts(snap, refs):
+    """The energy models' inputs, summed from the consumers checked above: adds
+    (the brute force's reductions and accumulates), accumulates driven by binary
+    spikes (what ``SynOpCounter`` counts), the dense MACs of every other weight op."""
+    adds = defaultdict(float)
+    for ref in refs:
+        for (_scope, cat), value in list(ref.reduce_adds().items()) + \
+                list(ref.accumulates.items()):
+            adds[cat] += value
+    for cat, value in snap["counts"]["adds_by_input"].items():
+        assert rel(value, adds.get(cat, 0.0)) < REL, ("adds", cat, value, adds.get(cat))
+    weight_ops = [c for c in snap["consumers"] if c["kind"] in ("linear", "product")]
+    binary = [c for c in weight_ops if c["category"] == "spikes" and c["values"] == "binary"]
+    assert rel(snap["counts"]["binary_weight_synops"], sum(c["synops"] for c in binary)) < REL
+    dense = sum(c["dense_macs"] for c in weight_ops if c not in binary)
+    macs = snap["counts"]["encoding_macs_every_step"] + snap["counts"]["graded_macs"]
+    assert rel(snap["counts"]["nonbinary_weight_macs"], dense + macs) < REL
 
 
 def forwards(model, inputs, **kwargs):

@@ -673,6 +673,14 @@ def test_multi_level_spike_counts_are_sized_for_their_largest_count(limit, wide,
     check(snap, refs)
     rows = {r["layer"]: r for r in snap["layers"]}
     assert rows["n0"]["output"] == "count" and rows["n1"]["spikes"] > 0
+    # multi-level spikes drive no binary accumulate: c1 and c2 are priced at their
+    # dense MACs, like the encoding conv c0 (single-step: every forward a new
+    # input), per forward B x 4 x 64 x (2 x 9 + 4 x 9 + 4)
+    counts = snap["counts"]
+    assert counts["binary_weight_synops"] == 0
+    assert counts["nonbinary_weight_macs"] == 2 * M.B * 4 * 64 * (2 * 9 + 4 * 9 + 4)
+    assert counts["encoding_macs"] == counts["encoding_macs_every_step"] == \
+        2 * M.B * 4 * 64 * 2 * 9
     monitor = monitor_model(model, "m")
     forwards(model, [torch.rand(M.B, 2, 8, 8) * 3])
     (tally,) = monitor.topology.tallies.values()

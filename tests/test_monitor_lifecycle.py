@@ -255,6 +255,20 @@ def test_a_layer_consumed_but_silent_is_still_mapped():
     assert rows["l0"]["fanout"] == "exact" and rows["l1"]["fanout"] == "none"
 
 
+def test_a_silent_layer_read_by_a_spike_product_is_still_mapped():
+    """The owner of a spike x spike product (the operand that fires last, l1)
+    has a known destination even when nothing fired."""
+    torch.manual_seed(3)
+    model = M.single_step_product()
+    monitor = monitor_model(model, "m")
+    forwards(model, [-torch.ones(M.B, 2, 8, 8)] * 2)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    assert [c["kind"] for c in snap["consumers"]] == ["product"]
+    assert snap["totals"]["spikes"] == 0 and snap["totals"]["synops"] == 0
+    assert {r["layer"]: r["fanout"] for r in snap["layers"]}["l1"] == "exact"
+
+
 class _GradedHead(nn.Module):
     """Two encoding convs on the input (a 3x3 and a 1x1), spikes through a
     sigmoid into a linear head: the head's MACs are driven by spikes but dense
@@ -312,6 +326,7 @@ def test_the_memory_estimate_follows_the_cost_table_it_is_given():
             for cost in (lemaire.COST, double, lemaire.COST)]
     monitor.detach()
     base, doubled, again = runs
+    assert synops.summarize(monitor.topology, monitor.layers)["consumers"] == []  # not asked
     assert again == base and base["total_pj"] > 0
     for key, value in base.items():
         if key.endswith("_pj"):
