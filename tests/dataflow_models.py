@@ -523,3 +523,23 @@ def looped_steps():
             return torch.stack([self.c1(self.l0(y)) for _ in range(steps)])
 
     return _excitatory(Looped())
+
+
+def readout():
+    """Returns the time-averaged spikes of its last layer (a common readout) and a
+    linear head on them: the average is a weight op's input and an output of the
+    model, so its adds are counted too."""
+    import torch.nn as nn
+
+    class ReadOut(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = repeated_steps()
+            self.l1 = _lif()
+            self.fc = nn.Linear(4 * 8 * 8, 3)
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            rates = self.l1(self.inner(x)).mean(0)
+            return self.fc(rates.flatten(1)), rates
+
+    return _excitatory(ReadOut())

@@ -271,9 +271,11 @@ def test_a_counted_layer_whose_shape_changes_gets_a_new_plan(caplog):
     repeats = [1, 1, 2, 2, 2]
     monitor = monitor_model(model, "m")
     with torch.no_grad():
-        for x, r in zip(xs, repeats):
+        for i, (x, r) in enumerate(zip(xs, repeats)):
             model(x, repeat=r)
             M.reset(model)
+            if i == 2:  # right after the forward that found its plan stale
+                assert monitor.read()["forwards"] == 2
     snap = monitor.read(detail=True)
     monitor.detach()
     refs = []
@@ -496,10 +498,12 @@ def test_totals_over_forwards_and_input_shapes_add_up(name):
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("build", [M.two_maxpools, M.rare_paths])
-def test_counts_under_another_dispatch_mode_are_the_same(build):
+@pytest.mark.parametrize("build,traced", [(M.two_maxpools, False), (M.rare_paths, False),
+                                          (M.readout, True)])
+def test_counts_under_another_dispatch_mode_are_the_same(build, traced):
     """With a profiler's dispatch mode on (torch's FlopCounterMode), our hooks hide
-    their ops from it and take the general path: the same counts as without."""
+    their ops from it and take the general path: the same counts as without
+    (``traced``: the traced forward under it too, its output read there)."""
     import contextlib
     import copy
 
@@ -512,9 +516,10 @@ def test_counts_under_another_dispatch_mode_are_the_same(build):
     for under in (False, True):
         model = copy.deepcopy(base)
         monitor = monitor_model(model, "m")
-        forwards(model, xs[:1])
+        if not traced:
+            forwards(model, xs[:1])
         with FlopCounterMode(display=False) if under else contextlib.nullcontext():
-            forwards(model, xs[1:])
+            forwards(model, xs[1:] if not traced else xs)
         snaps.append(monitor.read(detail=True))
         monitor.detach()
     assert snaps[0]["forwards"] == snaps[1]["forwards"] == 3
@@ -573,9 +578,12 @@ def test_ops_the_tracer_fails_on_are_warned_once(monkeypatch, caplog):
 
     on_op = dataflow.Graph.on_op
 
+    failures = []
+
     def failing(self, func, *args):
         if "convolution" in str(func):
-            raise RuntimeError("boom")
+            failures.append(1)
+            raise RuntimeError(f"boom {len(failures)} " + "!" * 300)
         return on_op(self, func, *args)
 
     monkeypatch.setattr(dataflow.Graph, "on_op", failing)
@@ -595,8 +603,9 @@ def test_ops_the_tracer_fails_on_are_warned_once(monkeypatch, caplog):
     snap = monitor.read()
     monitor.detach()
     warned = [r.getMessage() for r in caplog.records if "could not be traced" in r.getMessage()]
+    first = ("aten.convolution.default: RuntimeError: boom 1 " + "!" * 300)[:200]
     assert warned == ["spike monitor: 2 op(s) of Repeated could not be traced; its synops may "
-                      "miss them (first: aten.convolution.default: RuntimeError: boom)"]
+                      f"miss them (first: {first})"]
     assert snap["forwards"] == 2 and snap["totals"]["spikes"] > 0
 
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 import spikingjelly  # noqa: F401
 
 import dataflow_models as M  # noqa: E402
+from bruteforce import brute_force  # noqa: E402
 from exactness import check, forwards, is_neuron, references  # noqa: E402
 
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
@@ -409,3 +410,121 @@ def test_a_failure_while_giving_up_a_traced_forward_is_reported_too(monkeypatch,
     assert _errors(caplog) == [f"{ERROR}{where} (the instrumented call is unaffected)"
                                for where in ("spike monitor forward end",
                                              "spike monitor discovery end")]
+
+
+def test_plan_builds_that_fail_and_succeed_count_only_the_failures(monkeypatch, caplog):
+    """Builds fail for batch sizes 1, 2, 3 and succeed for 4: a plan that stands
+    does not add to the failures, so the third failure (batch 3, after the plan
+    of 4) is the last build tried; forwards without any spiking layer firing
+    (nothing to plan) count as failures too."""
+    from opentelemetry_instrumentation_spikeformer.monitor import plan
+
+    built = []
+    build = plan.build
+
+    def flaky(graph, signature):
+        built.append(signature[0][0][1])
+        if signature[0][0][1] != 4:
+            raise RuntimeError("boom")
+        return build(graph, signature)
+
+    monkeypatch.setattr(plan, "build", flaky)
+    torch.manual_seed(3)
+    model = M.repeated_steps()
+    monitor = monitor_model(model, "m")
+    forwards(model, [torch.rand(M.T, b, 2, 8, 8) * 3 for b in (1, 2, 4, 4, 3, 5)])
+    snap = monitor.read()
+    monitor.detach()
+    assert built == [1, 2, 4, 3] and snap["forwards"] == 2
+    assert [r.getMessage() for r in caplog.records if "input shapes" in r.getMessage()] == \
+        ["spike monitor: more than 8 input shapes (or failed discovery); "
+         "forwards of new shapes are not counted"]
+
+
+class _Skippable(nn.Module):
+    """A forward that may run none of its spiking layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = M.repeated_steps()
+
+    def forward(self, x, skip=False):
+        return x.sum() if skip else self.inner(x)
+
+
+def test_forwards_where_no_spiking_layer_runs_are_traced_three_times_at_most(caplog):
+    torch.manual_seed(3)
+    model = _Skippable()
+    monitor = monitor_model(model, "m")
+    x = M.small_input((2, 8, 8), 0, scale=3.0)
+    forwards(model, [x] * 3, skip=True)  # three traces that find nothing to count
+    forwards(model, [x])
+    snap = monitor.read()
+    monitor.detach()
+    assert monitor.topology._failed == 3 and not monitor.topology.tallies
+    assert snap["forwards"] == 0
+    assert any("or failed discovery" in r.getMessage() for r in caplog.records)
+
+
+def test_a_reduction_the_model_returns_is_counted_from_the_traced_forward_on():
+    torch.manual_seed(3)
+    model = M.readout()
+    xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(3)]
+    monitor = monitor_model(model, "m")
+    forwards(model, xs)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    check(snap, references(model, xs))
+    reduce = [c for c in snap["consumers"] if c["kind"] == "reduce"]
+    assert reduce and sum(c["synops"] for c in reduce) > 0
+
+
+class _Keyword(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = M.repeated_steps()
+
+    def forward(self, *, image):
+        return self.inner(image)
+
+
+def test_a_model_called_with_keyword_tensors_gets_a_plan_per_shape(caplog):
+    """The input signature reads keyword arguments too: two batch sizes given as
+    ``image=`` are two plans, every forward counted."""
+    torch.manual_seed(3)
+    model = _Keyword()
+    xs = [torch.rand(M.T, b, 2, 8, 8) * 3 for b in (2, 1, 2)]
+    monitor = monitor_model(model, "m")
+    with torch.no_grad():
+        for x in xs:
+            model(image=x)
+            M.reset(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    assert len(monitor.topology.tallies) == 2 and snap["forwards"] == 3
+    theirs = 0.0
+    for x in xs:
+        theirs += sum(v for *_, v in brute_force(model, is_neuron, image=x).by_consumer)
+        M.reset(model)
+    assert abs(snap["totals"]["synops"] - theirs) < 1e-6 * theirs and theirs > 0
+    assert not _errors(caplog)
+
+
+def test_a_failing_source_hook_never_breaks_the_forward(monkeypatch, caplog):
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    torch.manual_seed(3)
+    model = M.shared_lif()  # a source called twice: counted through on_source
+    x = M.small_input((2, 8, 8), 1, scale=3.0)
+    (expected,) = _outputs(model, [x])
+    monitor = monitor_model(model, "m")
+    forwards(model, [x])
+    monkeypatch.setattr(tally.Tally, "on_source", broken)
+    with torch.no_grad():
+        assert torch.equal(model(x), expected)
+        M.reset(model)
+    monitor.detach()
+    assert _errors(caplog) == [f"{ERROR}spike monitor hook (the instrumented call is unaffected)"]
