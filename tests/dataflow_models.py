@@ -543,3 +543,23 @@ def readout():
             return self.fc(rates.flatten(1)), rates
 
     return _excitatory(ReadOut())
+
+
+def dense_residual():
+    """Spikes added into a real tensor (a dense residual stream, ``conv(s) + s``):
+    one accumulate per event, before the next layer."""
+    import torch.nn as nn
+
+    class DenseResidual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c0 = _seq(nn.Conv2d(2, 4, 3, padding=1))
+            self.l0 = _lif()
+            self.c1 = _seq(nn.Conv2d(4, 4, 1))
+            self.l1 = _lif()
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            s = self.l0(self.c0(x))
+            return self.l1(self.c1(s) + s)
+
+    return _excitatory(DenseResidual())

@@ -188,6 +188,14 @@ def test_residual_cnn_exact_in_float64_and_under_autograd(variant):
     assert snap["totals"]["synops"] > 0
 
 
+def test_spikes_added_into_a_dense_stream_are_accumulates():
+    _model, (snap, refs) = small_measured(M.dense_residual)
+    check(snap, refs)  # (the adds by category included)
+    accumulates = [c for c in snap["consumers"] if c["kind"] == "accumulate"]
+    assert accumulates and snap["counts"]["adds_by_input"]["spikes"] == \
+        sum(c["synops"] for c in accumulates) > 0
+
+
 def test_a_source_module_called_twice_is_counted_at_each_call():
     _model, (snap, refs) = small_measured(M.shared_lif)
     check(snap, refs)
