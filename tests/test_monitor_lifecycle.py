@@ -39,6 +39,17 @@ def _outputs(model, xs):
     return out
 
 
+def _run_unchanged(model, xs, expected, after=None):
+    """Forwards whose outputs must be the unmonitored ones (``after``: checked
+    after each)."""
+    with torch.no_grad():
+        for x, want in zip(xs, expected):
+            assert torch.equal(model(x), want)
+            M.reset(model)
+            if after is not None:
+                after()
+
+
 def _hooked(model) -> list[str]:
     """Modules that still carry a hook of any kind."""
     return [name for name, m in model.named_modules()
@@ -102,10 +113,7 @@ def test_a_model_that_calls_itself_is_one_forward(caplog):
              for s in range(3)]
     expected = _outputs(model, calls)
     monitor = monitor_model(model, "m")
-    with torch.no_grad():
-        for x, want in zip(calls, expected):
-            assert torch.equal(model(x), want)
-            M.reset(model)
+    _run_unchanged(model, calls, expected)
     snap = monitor.read(detail=True)
     monitor.detach()
     assert snap["forwards"] == 3
@@ -130,22 +138,19 @@ def test_a_failure_at_a_forwards_start_or_end_is_reported_once(step, monkeypatch
 
     for round_ in range(2):  # once on the traced forward, once on a counted one
         monkeypatch.setattr(synops.Topology, step, broken)
-        with torch.no_grad():
-            for x, want in zip(xs[:2], expected[:2]):
-                assert torch.equal(model(x), want)
-                M.reset(model)
-                # no tracer of ours left on (it would trace the rest of the process)
-                assert torch._C._len_torch_dispatch_stack() == 0
-                assert monitor.topology.discovering is None
+
+        def after():
+            # no tracer of ours left on (it would trace the rest of the process)
+            assert torch._C._len_torch_dispatch_stack() == 0
+            assert monitor.topology.discovering is None
+
+        _run_unchanged(model, xs[:2], expected[:2], after)
         monkeypatch.setattr(synops.Topology, step, original)
         assert monitor.topology._depth == 0 and monitor.topology.current is None
         if round_ == 0:  # the traced forwards our failure cut short: nothing planned
             assert monitor.read()["forwards"] == 0 and not monitor.topology.tallies
         monitor.reset()
-        with torch.no_grad():
-            for x, want in zip(xs[2:], expected[2:]):
-                assert torch.equal(model(x), want)
-                M.reset(model)
+        _run_unchanged(model, xs[2:], expected[2:])
         snap = monitor.read(detail=True)
         assert snap["forwards"] == 3, round_
         check(snap, references(model, xs[2:]))
@@ -174,11 +179,11 @@ def test_a_plan_that_cannot_be_built_is_tried_three_times(monkeypatch, caplog):
     expected = _outputs(model, xs)
     monitor = monitor_model(model, "m")
     sources = {name for name, m in model.named_modules() if is_neuron(m)}
-    with torch.no_grad():
-        for x, want in zip(xs, expected):
-            assert torch.equal(model(x), want)
-            M.reset(model)
-            assert set(_hooked(model)) <= sources | {""}  # the tracer's are gone
+
+    def after():
+        assert set(_hooked(model)) <= sources | {""}  # the tracer's are gone
+
+    _run_unchanged(model, xs, expected, after)
     snap = monitor.read()
     assert len(built) == synops.MAX_FAILED == 3
     assert snap["forwards"] == 0 and snap["totals"]["spikes"] == 0
@@ -207,10 +212,7 @@ def test_a_detach_inside_a_forward_leaves_no_hook(when, caplog):
             monitor.detach()
 
     handle = model.c1.register_forward_pre_hook(detach_now)  # after l0 fired
-    with torch.no_grad():
-        for x, want in zip(xs, expected):
-            assert torch.equal(model(x), want)
-            M.reset(model)
+    _run_unchanged(model, xs, expected)
     handle.remove()
     assert not _hooked(model) and not monitor.attached
     assert monitor.topology.discovering is None
@@ -402,11 +404,11 @@ def test_a_failure_while_giving_up_a_traced_forward_is_reported_too(monkeypatch,
     xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(2)]
     expected = _outputs(model, xs)
     monitor = monitor_model(model, "m")
-    with torch.no_grad():
-        for x, want in zip(xs, expected):
-            assert torch.equal(model(x), want)
-            M.reset(model)
-            assert torch._C._len_torch_dispatch_stack() == 0
+
+    def after():
+        assert torch._C._len_torch_dispatch_stack() == 0
+
+    _run_unchanged(model, xs, expected, after)
     monkeypatch.undo()
     monitor.detach()
     assert _errors(caplog) == [f"{ERROR}{where} (the instrumented call is unaffected)"
