@@ -314,3 +314,42 @@ def test_an_extra_target_in_an_imported_module_without_a_spec_is_not_missing(ote
     finally:
         del sys.modules[MODULE]
     assert module.compile_net is compile_net
+
+
+def test_extra_rows_in_modules_not_imported_yet_wait_or_are_skipped(otel, caplog, tmp_path,
+                                                                    monkeypatch):
+    """An extra row's module may be imported later: a top-level module that cannot
+    be found is warned about at once (the row waits for it); a submodule is looked
+    for when its parent is imported (warned about there if it is not found) and
+    patched when it is imported itself."""
+    package = tmp_path / "acme_later"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "present.py").write_text("def run(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = [Target("acme_nowhere_at_all", "run", COMPILATION, "acme", extra=True),
+            Target("acme_later.absent", "run", COMPILATION, "acme", extra=True),
+            Target("acme_later.present", "run", COMPILATION, "acme", extra=True),
+            # below a module that is no package: looking for it raises, it is missing
+            Target("acme_later.present.deeper", "run", COMPILATION, "acme", extra=True)]
+    with caplog.at_level(logging.WARNING, logger=patching.__name__):
+        session = PatchSession(_telemetry(otel), rows, packages=())
+        session.start()
+        try:
+            import acme_later  # noqa: F401
+            import acme_later.present
+
+            assert isinstance(acme_later.present.__dict__["run"], SpikeformerWrapper)
+            assert acme_later.present.run(1) == 2
+        finally:
+            session.stop()
+            for name in ("acme_later", "acme_later.present"):
+                sys.modules.pop(name, None)
+    assert [r.getMessage() for r in caplog.records] == [
+        "OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS: module acme_nowhere_at_all not found; "
+        "target acme_nowhere_at_all.run waits for it to be imported",
+        "OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS: module acme_later.absent not found; "
+        "target acme_later.absent.run skipped",
+        "OTEL_PYTHON_SPIKEFORMER_EXTRA_TARGETS: module acme_later.present.deeper not found; "
+        "target acme_later.present.deeper.run skipped"]
+    assert [s.name for s in otel.spans()] == ["spikeformer.compile acme"]
