@@ -145,3 +145,23 @@ def forwards(model, inputs, **kwargs):
         for x in inputs:
             model(x, **kwargs)
             M.reset(model)
+
+
+def returned_events(model, inputs) -> list[dict[str, float]]:
+    """Non-zeros of each neuron's outputs as its module returned them, by module
+    name, per forward (the model reset after each)."""
+    counts: list[dict[str, float]] = []
+
+    def count(name, out):
+        counts[-1][name] = counts[-1].get(name, 0.0) + float((out != 0).sum())
+
+    handles = [m.register_forward_hook(lambda _m, _a, out, name=name: count(name, out))
+               for name, m in model.named_modules() if is_neuron(m)]
+    with torch.no_grad():
+        for x in inputs:
+            counts.append({})
+            model(x)
+            M.reset(model)
+    for handle in handles:
+        handle.remove()
+    return counts

@@ -17,7 +17,8 @@ import spikingjelly  # noqa: F401
 import dataflow_models as M  # noqa: E402
 from bruteforce import brute_force  # noqa: E402
 from exactness import (REL, check, forwards, is_neuron, linear_synops,  # noqa: E402
-                       measure, no_monitor_errors, references, rel, small_measured)
+                       measure, no_monitor_errors, references, rel, returned_events,
+                       small_measured)
 
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
 
@@ -405,22 +406,6 @@ def test_graded_and_signed_sources_count_events_and_magnitude():
     assert rows["tern"]["spikes"] == rows["tern"]["magnitude"] == float(tern.abs().sum()) > 0
 
 
-def _returned_events(model, inputs):
-    """Non-zeros of each neuron's output as its layer returned it, per forward."""
-    counts = []
-    handles = [m.register_forward_hook(
-        lambda m, _a, out, name=name: counts[-1].__setitem__(name, float((out != 0).sum())))
-        for name, m in model.named_children() if is_neuron(m)]
-    with torch.no_grad():
-        for x in inputs:
-            counts.append({})
-            model(x)
-            M.reset(model)
-    for handle in handles:
-        handle.remove()
-    return counts
-
-
 @pytest.mark.parametrize("start", [1, 3])
 def test_spikes_changed_in_place_after_their_layer(start, caplog):
     """Small outputs are reduced at the end of the forward: one the model changes
@@ -436,7 +421,7 @@ def test_spikes_changed_in_place_after_their_layer(start, caplog):
     monitor.detach()
     twin = M.inplace_spikes(start)
     twin.load_state_dict(model.state_dict())
-    per_forward = _returned_events(twin, xs)
+    per_forward = returned_events(twin, xs)
     counted = [f for i, f in enumerate(per_forward) if i + 1 != start]
     assert snap["forwards"] == len(xs) - 1
     rows = {r["layer"]: r for r in snap["layers"]}

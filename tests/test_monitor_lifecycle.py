@@ -17,7 +17,7 @@ import spikingjelly  # noqa: F401
 
 import dataflow_models as M  # noqa: E402
 from bruteforce import brute_force  # noqa: E402
-from exactness import check, forwards, is_neuron, references  # noqa: E402
+from exactness import check, forwards, is_neuron, references, returned_events  # noqa: E402
 
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.monitor import synops  # noqa: E402
@@ -56,19 +56,6 @@ def _hooked(model) -> list[str]:
             if m._forward_hooks or m._forward_pre_hooks]
 
 
-def _spikes_returned(model, xs) -> dict[str, float]:
-    """Non-zeros of each neuron's outputs over these forwards, by module name."""
-    counts: dict[str, float] = {}
-    handles = [m.register_forward_hook(
-        lambda _m, _a, out, name=name: counts.__setitem__(
-            name, counts.get(name, 0.0) + float((out != 0).sum())))
-        for name, m in model.named_modules() if is_neuron(m)]
-    _outputs(model, xs)
-    for handle in handles:
-        handle.remove()
-    return counts
-
-
 @pytest.mark.parametrize("name", ["residual_cnn", "two_maxpools", "rare_paths", "spikformer"])
 def test_the_traced_forward_counts_like_the_others(name):
     """The first forward of an input shape is traced and counted from the traced
@@ -87,7 +74,10 @@ def test_the_traced_forward_counts_like_the_others(name):
     monitor.detach()
     assert snap["forwards"] == 3 and snap["inferences"] == 3 * M.B
     check(snap, references(model, xs))
-    spikes = _spikes_returned(model, xs)
+    spikes: dict[str, float] = {}
+    for forward in returned_events(model, xs):
+        for name, value in forward.items():
+            spikes[name] = spikes.get(name, 0.0) + value
     rows = {r["layer"]: r["spikes"] for r in snap["layers"]}
     assert rows == spikes and sum(spikes.values()) > 0
 
