@@ -69,3 +69,76 @@ def test_monitored_qwen2_reports_spikes_and_synops_for_every_spiking_layer(instr
     # the input encoder, then query, key, value and MLP encoders per decoder layer
     _check_every_spiking_layer(otel, snn, "SignedQCFSSequenceEncoder",
                                1 + 4 * config.num_hidden_layers)
+
+
+def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
+    """SOPs of each ann2snn operator against counts made here from the real
+    spikes: one per (input event, weight or operand element it meets), the
+    convolutions' pairs by a convolution of the events with all-ones weights;
+    the raw input's dense MACs; the events the combining operators emit."""
+    import torch.nn.functional as F
+    from spikingjelly.activation_based import functional
+
+    from opentelemetry_instrumentation_spikeformer.monitor import monitor_model
+
+    steps, batch, tokens, embed = 3, 2, 4, 6
+    model = tm.TDOperators(embed)
+    monitor = monitor_model(model, "m")
+    x = torch.rand(steps, batch, tokens, embed, generator=torch.Generator().manual_seed(1)) * 2
+    returned = {}
+    handles = [getattr(model, name).register_forward_hook(
+        lambda _m, _a, out, name=name: returned.__setitem__(name, out))
+        for name in ("a", "b", "sdpa", "ew", "mm")]
+    with torch.no_grad():
+        model(x)
+    functional.reset_net(model)
+    for handle in handles:
+        handle.remove()
+    snap = monitor.read(detail=True)
+    monitor.detach()
+
+    a, b = returned["a"], returned["b"]
+    nnz = lambda t: float((t != 0).sum())  # noqa: E731
+    out_shape = torch.broadcast_shapes(a.shape, b[..., :1].shape)
+
+    def conv_pairs(module, events):
+        ones = torch.ones(module.weight.shape, dtype=torch.float64)
+        return float(F.conv2d((events != 0).double().flatten(0, 1), ones, None, module.stride,
+                              module.padding, module.dilation, module.groups).sum())
+
+    def conv_macs(module, t):
+        ones = torch.ones(module.weight.shape, dtype=torch.float64)
+        y = F.conv2d(torch.ones(t.flatten(0, 1).shape, dtype=torch.float64), ones, None,
+                     module.stride, module.padding, module.dilation, module.groups)
+        return float(y.numel() * ones[0].numel())
+
+    image = a.reshape(steps, batch, 2, 4, -1)
+    expected = {  # (scope, input) -> SOPs
+        ("lin", "a"): nnz(a) * 5,
+        ("mha", "a"): nnz(a) * embed,
+        ("mha", "b"): nnz(b) * embed * 2,  # key and value: the same tensor twice
+        ("sdpa", "q"): nnz(a) * tokens, ("sdpa", "k"): nnz(b) * tokens,
+        ("sdpa", "v"): nnz(b) * tokens,
+        ("ew", "a"): float((a != 0).expand(out_shape).sum()),
+        ("ew", "b"): float((b[..., :1] != 0).expand(out_shape).sum()),
+        ("mm", "a"): nnz(a) * tokens, ("mm", "b"): nnz(b) * tokens,
+        ("same", "a"): conv_pairs(model.same, image),
+        ("conv", "a"): conv_pairs(model.conv, image),
+    }
+    ours: dict = {}
+    for c in snap["consumers"]:
+        if c["kind"] == "linear":
+            ours.setdefault(c["scope"], []).append(c["synops"])
+    by_scope: dict = {}
+    for (scope, _), value in expected.items():
+        by_scope.setdefault(scope, []).append(value)
+    assert {s: sorted(v) for s, v in ours.items()} == {s: sorted(v) for s, v in by_scope.items()}
+    assert all(v > 0 for values in by_scope.values() for v in values)
+    dense = {c["scope"]: c["dense_macs"] for c in snap["consumers"] if c["kind"] == "linear"
+             and c["scope"] in ("same", "conv")}
+    assert dense == {"same": conv_macs(model.same, image), "conv": conv_macs(model.conv, image)}
+    encoding = x.numel() * 3 + conv_macs(model.enc_conv, x.reshape(image.shape))
+    assert snap["counts"]["encoding_macs_every_step"] == encoding
+    rows = {r["layer"]: r for r in snap["layers"]}
+    for name in ("a", "b", "sdpa", "ew", "mm"):
+        assert rows[name]["spikes"] == nnz(returned[name]) > 0, name

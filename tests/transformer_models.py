@@ -71,3 +71,39 @@ def token_batches(config, batches: int, batch_size: int, length: int = 6, seed: 
         ids = torch.randint(0, config.vocab_size, (batch_size, length), generator=gen)
         found.append({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
     return found
+
+
+class TDOperators(nn.Module):
+    """Every ann2snn operator a converted transformer holds that consumes its
+    input like an ANN op (TDLinear, TDConv2d incl. ``padding="same"``,
+    TDMultiheadAttention) or combines two inputs (TDScaledDotProductAttention,
+    SNNElementWiseProduct with broadcasting, SNNMatrixOperator), fed by two
+    multi-step IF neurons; two are also fed the raw input (encoding MACs)."""
+
+    def __init__(self, embed: int = 6) -> None:
+        super().__init__()
+        from spikingjelly.activation_based import neuron
+        from spikingjelly.activation_based.ann2snn import operators as ops
+
+        torch.manual_seed(0)
+        self.a = neuron.IFNode(step_mode="m", v_threshold=0.5)
+        self.b = neuron.IFNode(step_mode="m", v_threshold=0.7)
+        self.lin = ops.TDLinear(embed, 5)
+        self.mha = ops.TDMultiheadAttention(embed, 2)
+        self.sdpa = ops.TDScaledDotProductAttention()
+        self.ew = ops.SNNElementWiseProduct()
+        self.mm = ops.SNNMatrixOperator()
+        self.same = ops.TDConv2d(2, 3, 3, padding="same")
+        self.conv = ops.TDConv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2))
+        self.enc_lin = ops.TDLinear(embed, 3)
+        self.enc_conv = ops.TDConv2d(2, 3, 3, stride=2, padding=1)
+
+    def forward(self, x):  # x: [T, B, L, embed], L * embed = 2 * 4 * (embed // 2)
+        a, b = self.a(x), self.b(x * 0.8)
+        image = (x.shape[0], x.shape[1], 2, 4, -1)
+        outs = [self.lin(a), self.mha(a, b, b)[0],
+                self.sdpa(a.unsqueeze(2), b.unsqueeze(2), b.unsqueeze(2)),
+                self.ew(a, b[..., :1]), self.mm(a, b.transpose(-1, -2)),
+                self.same(a.reshape(image)), self.conv(a.reshape(image)),
+                self.enc_lin(x), self.enc_conv(x.reshape(image))]
+        return sum(o.sum() for o in outs)

@@ -505,10 +505,10 @@ class Graph:
                 macs = math.prod(n.shape) * module.out_features
             elif kind == "conv":
                 x = t if t.dim() == 4 else t.flatten(0, 1)
-                pad = module.padding if not isinstance(module.padding, str) else (0, 0)
+                pad = module.padding  # "same" / "valid" too: torch resolves them
                 g = ("conv", tuple(x.shape), tuple(module.weight.shape), tuple(module.stride),
-                     tuple(pad), tuple(module.dilation), False, (0, 0), int(module.groups),
-                     tuple(n.shape))
+                     pad if isinstance(pad, str) else tuple(pad), tuple(module.dilation),
+                     False, (0, 0), int(module.groups), tuple(n.shape))
                 macs = _conv_macs(x.shape, module.weight.shape, module.stride, pad,
                                   module.dilation, module.groups)
             elif kind == "mha":  # q, k, v projections: one tensor passed thrice meets three
@@ -524,8 +524,7 @@ class Graph:
                 and kind in ("linear", "conv"):
             x = first if kind == "linear" or first.dim() == 4 else first.flatten(0, 1)
             macs = math.prod(x.shape) * module.out_features if kind == "linear" else \
-                _conv_macs(x.shape, module.weight.shape, module.stride,
-                           module.padding if not isinstance(module.padding, str) else 0,
+                _conv_macs(x.shape, module.weight.shape, module.stride, module.padding,
                            module.dilation, module.groups)
             self._mac(type(module).__name__, name, float(macs), first, -1)
 

@@ -402,9 +402,12 @@ def _conv_map(x_shape, w_shape, stride, padding, dilation, transposed, out_pad, 
     x = torch.ones((1, *x_shape[1:]), dtype=torch.float64, requires_grad=True)
     w = torch.ones(w_shape, dtype=torch.float64)
     with torch.enable_grad():
-        y = torch.ops.aten.convolution.default(x, w, None, list(stride), list(padding),
-                                               list(dilation), bool(transposed), list(out_pad),
-                                               int(groups))
+        if isinstance(padding, str):  # a TDConv2d's "same" / "valid": torch resolves it
+            y = torch.nn.functional.conv2d(x, w, None, stride, padding, dilation, groups)
+        else:
+            y = torch.ops.aten.convolution.default(x, w, None, list(stride), list(padding),
+                                                   list(dilation), bool(transposed),
+                                                   list(out_pad), int(groups))
         (gx,) = torch.autograd.grad(y.sum(), x)
     return gx.expand(x_shape).contiguous().detach()
 
