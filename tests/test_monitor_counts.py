@@ -101,6 +101,50 @@ def test_sinabs_counts_equal_snnanalyzer(sinabs_snn):
     monitor.detach()
 
 
+@pytest.mark.parametrize("pool", [dict(kernel_size=2), dict(kernel_size=(3, 2), stride=(2, 1)),
+                                  dict(kernel_size=3, stride=2, ceil_mode=True)],
+                         ids=["2x2", "overlapping", "ceil"])
+def test_sinabs_sum_pool_routes_every_event(pool):
+    """sinabs' ``SumPool2d`` is opaque to the tracer (``lp_pool2d``): each event
+    goes on to the conv through the window(s) it falls in. Against SNNAnalyzer and
+    the count of (pooled event, weight) pairs made here with ``lp_pool2d`` itself."""
+    import sinabs
+    import sinabs.layers as sl
+
+    torch.manual_seed(4)
+    snn = nn.Sequential(sl.IAFSqueeze(batch_size=B), sl.SumPool2d(**pool),
+                        nn.Conv2d(2, 3, 2), sl.IAFSqueeze(batch_size=B))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        analyzer = sinabs.SNNAnalyzer(snn)
+    monitor = monitor_model(snn, "cnn")
+    recorder = OutputRecorder(snn, lambda m: isinstance(m, sl.IAFSqueeze))
+    with torch.no_grad():
+        snn(sinabs_input())
+    rows = by_layer(monitor.read())
+    spikes = recorder.outputs["0"][0]
+    p = snn[1]
+    kh, kw = (p.kernel_size,) * 2 if isinstance(p.kernel_size, int) else p.kernel_size
+    stride = p.stride if p.stride is not None else (kh, kw)
+    sh, sw = (stride,) * 2 if isinstance(stride, int) else stride
+    pad = (0, 0, 0, 0)
+    if p.ceil_mode:  # the partial windows at the edge, as full windows over zeros
+        h, w = spikes.shape[-2:]
+        oh, ow = -(-(h - kh) // sh) + 1, -(-(w - kw) // sw) + 1
+        pad = (0, (ow - 1) * sw + kw - w, 0, (oh - 1) * sh + kh - h)
+    pooled = F.lp_pool2d(F.pad(spikes, pad), 1.0, (kh, kw), (sh, sw))
+    with torch.no_grad():
+        pairs = F.conv2d(pooled, torch.ones_like(snn[2].weight)).sum().item()
+    assert rows["0"]["synops"] == pairs > 0
+    theirs = analyzer.get_layer_statistics()["parameter"]["2"]["synops"].item() * B
+    if p.ceil_mode:  # sinabs scales a partial window up to a full one (lp_pool2d goes
+        assert theirs > pairs  # through avg_pool2d): SNNAnalyzer reads those values
+    else:
+        assert rel(rows["0"]["synops"], theirs) < 1e-6
+    recorder.remove()
+    monitor.detach()
+
+
 def test_sinabs_counts_accumulate_and_reset(sinabs_snn):
     monitor = monitor_model(sinabs_snn, "cnn")
     recorder = OutputRecorder(sinabs_snn, lambda m: type(m).__name__ == "IAFSqueeze")
