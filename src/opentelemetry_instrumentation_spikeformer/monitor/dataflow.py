@@ -161,46 +161,52 @@ def _op(name: str) -> Any:
     return getattr(getattr(torch.ops.aten, packet, None), overload, None)
 
 
+# The aten ops the recorder tells apart, by what they do to events: one row per
+# op name, each run on spikes by tests/test_monitor_op_table.py (the op seen, the
+# events it passes on counted there). A view op (``func.is_view``: view, reshape,
+# permute, slice, split, unfold, ...) always moves events as they are; an op in no
+# row consumes them non-linearly (a sink).
+WEIGHT_OPS = {"convolution.default": "conv", "mm.default": "mm", "addmm.default": "addmm",
+              "bmm.default": "bmm", "baddbmm.default": "baddbmm"}
+MOVE_OPS = (  # copies, gathers and repeats of events, not views
+    "clone.default", "_to_copy.default", "cat.default", "stack.default",
+    "constant_pad_nd.default", "index_select.default", "gather.default", "index.Tensor",
+    "repeat.default", "flip.default", "roll.default", "pixel_shuffle.default",
+    "pixel_unshuffle.default", "upsample_nearest2d.default", "_unsafe_view.default",
+    "_unsafe_index.Tensor")  # (nearest upsampling, decomposed under inference_mode)
+IDENTITY_OPS = ("clone.default", "detach.default", "_to_copy.default")  # same values:
+# skipped when a leaf's program is run
+RESHAPE_OPS = ("view.default", "_unsafe_view.default")  # run as reshape
+REDUCE_OPS = ("sum.dim_IntList", "sum.default", "mean.dim", "mean.default")
+POOL_OPS = {"avg_pool2d.default": 2, "avg_pool3d.default": 3,  # spatial dims;
+            "_adaptive_avg_pool2d.default": -2, "_adaptive_avg_pool3d.default": -3}  # < 0: adaptive
+MAXPOOL_OPS = ("max_pool2d_with_indices.default", "max_pool3d_with_indices.default")
+ADD_OPS = ("add.Tensor", "add_.Tensor", "sub.Tensor", "sub_.Tensor")
+MUL_OPS = ("mul.Tensor", "mul_.Tensor")  # of two spike tensors: their coincidences
+SCALE_OPS = MUL_OPS + ("div.Tensor", "div_.Tensor", "mul.Scalar", "div.Scalar", "neg.default")
+CUMSUM_OPS = ("cumsum.default",)
+
+
 class Ops:
-    """The aten op classes the recorder distinguishes (built once, torch imported)."""
+    """The tables above as aten op objects (built once, torch imported)."""
 
     def __init__(self) -> None:
-        def ops(*names: str) -> set:
+        def ops(names: Any) -> set:
             return {o for o in (_op(n) for n in names) if o is not None}
 
-        self.weight = {_op("convolution.default"): "conv", _op("mm.default"): "mm",
-                       _op("addmm.default"): "addmm", _op("bmm.default"): "bmm",
-                       _op("baddbmm.default"): "baddbmm"}
-        self.copy = ops(
-            "clone.default", "_to_copy.default", "cat.default", "stack.default",
-            "constant_pad_nd.default", "index_select.default", "gather.default", "index.Tensor",
-            "repeat.default", "flip.default", "roll.default", "lift_fresh.default",
-            "detach.default", "alias.default", "expand_copy.default", "permute_copy.default",
-            "view_copy.default", "pixel_shuffle.default", "pixel_unshuffle.default",
-            "unfold.default", "split.Tensor", "split_with_sizes.default", "unbind.int",
-            "upsample_nearest2d.default", "upsample_nearest2d.vec", "_unsafe_view.default",
-            "view.default", "reshape.default", "squeeze.dim", "unsqueeze.default",
-            "transpose.int", "permute.default", "expand.default", "t.default", "select.int",
-            "slice.Tensor", "contiguous.default")
-        self.view_as_reshape = ops("view.default", "_unsafe_view.default", "reshape.default")
-        self.cat = ops("cat.default", "stack.default")
-        self.reduce = ops("sum.dim_IntList", "sum.default", "mean.dim", "mean.default")
-        self.pool = {_op("avg_pool1d.default"): 1, _op("avg_pool2d.default"): 2,
-                     _op("avg_pool3d.default"): 3, _op("_adaptive_avg_pool2d.default"): -2,
-                     _op("_adaptive_avg_pool3d.default"): -3,
-                     _op("adaptive_avg_pool1d.default"): -1}
+        self.weight = {_op(n): kind for n, kind in WEIGHT_OPS.items()}
+        self.copy = ops(MOVE_OPS)
+        self.view_as_reshape = ops(RESHAPE_OPS)
+        self.reduce = ops(REDUCE_OPS)
+        self.pool = {_op(n): nd for n, nd in POOL_OPS.items()}
         self.pool.pop(None, None)
-        self.maxpool = ops("max_pool2d_with_indices.default", "max_pool3d_with_indices.default",
-                           "max_pool2d.default", "max_pool1d.default", "max_pool3d.default",
-                           "max_pool1d_with_indices.default")
-        self.add = ops("add.Tensor", "add_.Tensor", "sub.Tensor", "sub_.Tensor")
-        self.mul = ops("mul.Tensor", "mul_.Tensor")
-        self.scale = ops("mul.Tensor", "mul_.Tensor", "div.Tensor", "div_.Tensor",
-                         "mul.Scalar", "div.Scalar", "neg.default")
-        self.neg = ops("neg.default")
-        self.cumsum = ops("cumsum.default")
-        self.identity = ops("clone.default", "alias.default", "detach.default",
-                            "lift_fresh.default", "_to_copy.default", "contiguous.default")
+        self.maxpool = ops(MAXPOOL_OPS)
+        self.add = ops(ADD_OPS)
+        self.mul = ops(MUL_OPS)
+        self.scale = ops(SCALE_OPS)
+        self.neg = ops(("neg.default",))
+        self.cumsum = ops(CUMSUM_OPS)
+        self.identity = ops(IDENTITY_OPS)
 
 
 _OPS: Ops | None = None
@@ -685,24 +691,21 @@ class Graph:
             return
         if func in o.cumsum:
             x = tracked[0]
-            self._op_nodes(func, args, kwargs, out, [x], x.values, True, "as_is")
+            values = fb.COUNT if x.values == fb.BINARY else x.values
+            self._op_nodes(func, args, kwargs, out, [x], values, True, "as_is")
             return
         self._sink(tracked, outs)  # BN, comparisons, exp, ...: consumes spikes non-linearly
 
     def _maxpool(self, func, args, kwargs, out, tracked, outs) -> None:
-        x = self.tracked(args[0])
-        if x is None:
-            return self._sink(tracked, outs)
-        first = out[0] if isinstance(out, (tuple, list)) else out
+        """(values, indices): the values are a derived source, the selected events."""
+        x = tracked[0]  # (the op's one tensor argument)
         self.derived += 1
-        node = self.add(first, kind="derived", values=x.values, summed=x.summed, func=func,
+        node = self.add(out[0], kind="derived", values=x.values, summed=x.summed, func=func,
                         args=self.template(args), kwargs=self.template(kwargs),
-                        out_index=0 if isinstance(out, (tuple, list)) else None, deps=(x.id,),
-                        name=f"{self.scope()}::maxpool#{self.derived}")
+                        out_index=0, deps=(x.id,), name=f"{self.scope()}::maxpool#{self.derived}")
         node.leaves = frozenset([node.id])
-        for extra in outs[1:]:
-            self.post.add(id(extra))
-            self.keep.append(extra)
+        self.post.add(id(out[1]))
+        self.keep.append(out[1])
 
     def _add(self, func, args, kwargs, out, tracked, outs) -> None:
         import torch
@@ -712,11 +715,11 @@ class Graph:
             values = tracked[0].values
             for n in tracked[1:]:
                 values = join(values, n.values)
-            if values == fb.BINARY:
-                values = fb.COUNT
-            elif len(operands) == 2 and values in (fb.BINARY, fb.COUNT) and \
+            if len(operands) == 2 and values in (fb.BINARY, fb.COUNT) and \
                     func in (ops().add - {_op("add.Tensor"), _op("add_.Tensor")}):
                 values = fb.SIGNED  # a difference of spikes
+            elif values == fb.BINARY:
+                values = fb.COUNT
             if len(operands) == 2 and all(n.values == fb.BINARY and not n.summed
                                           for n in tracked[:2]):
                 self.spike_adds.append((tracked[0].id, tracked[1].id))
@@ -750,7 +753,7 @@ class Graph:
         other = args[1] if len(args) > 1 else None
         if isinstance(other, (int, float)) and float(other) == 1.0:
             values = x.values
-        elif func in ops().neg and x.values in (fb.BINARY, fb.SIGNED):
+        elif func in ops().neg and x.values in (fb.BINARY, fb.COUNT, fb.SIGNED):
             values = fb.SIGNED
         else:
             values = fb.SCALED

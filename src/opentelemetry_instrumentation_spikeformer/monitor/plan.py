@@ -468,7 +468,7 @@ def _structural(node: df.Node, a: list, kw: dict, tracked: set) -> Any:
         return out
     if kind == "scale":
         x = next(v for v in a[:2] if isinstance(v, torch.Tensor) and id(v) in tracked)
-        other = a[1] if a[0] is x else a[0]
+        other = next((v for v in a[:2] if v is not x), None)  # (none for neg)
         if func in o.mul and isinstance(other, torch.Tensor):
             return (x * (other != 0).to(torch.float64)).expand(node.shape)
         return x.expand(node.shape) if tuple(x.shape) != node.shape else x * 1.0

@@ -1,0 +1,196 @@
+"""Every row of the monitor's aten op table (``monitor/dataflow.py``), run on
+real spikes: a spiking layer, the op, then a linear layer. The test checks that
+the op reaches the tracer and that the linear layer's SOPs equal
+3 × the events the op passes on. Those events are counted here from the spikes
+with other torch ops (window sums by ``unfold``, loops for adaptive windows),
+under ``no_grad`` and under ``inference_mode``, which decomposes composite ops
+differently. An op missing from its row would be a sink, and the linear layer
+would get MACs instead of SOPs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional, neuron
+
+from opentelemetry_instrumentation_spikeformer.monitor import dataflow as df
+from opentelemetry_instrumentation_spikeformer.monitor import monitor_model
+
+nn = torch.nn
+OUT = 3  # synapses per event of the linear layer
+IDX = [0, 2, 3]
+
+
+def _windows(s, kernel, stride):
+    """Sum of each pooling window over the trailing dims, by ``unfold``."""
+    first = s.dim() - len(kernel)
+    for i, (k, st) in enumerate(zip(kernel, stride)):
+        s = s.unfold(first + i, k, st)
+    return s.sum(tuple(range(-len(kernel), 0)))
+
+
+def _adaptive(s, out):
+    """Adaptive-pool window sums, by loops over [floor(i*n/o), ceil((i+1)*n/o))."""
+    dims = len(out)
+    lead, sizes = s.shape[:-dims], s.shape[-dims:]
+    result = torch.zeros(*lead, *out, dtype=torch.float64)
+    for index in torch.cartesian_prod(*[torch.arange(o) for o in out]).reshape(-1, dims):
+        window = tuple(slice(math.floor(i * n / o), math.ceil((i + 1) * n / o))
+                       for i, n, o in zip(index.tolist(), sizes, out))
+        result[(..., *index.tolist())] = s[(..., *window)].double().sum(tuple(range(-dims, 0)))
+    return result
+
+
+def _max_windows(s, kernel):
+    """Max over non-overlapping windows: the one selected input of each."""
+    first = s.dim() - len(kernel)
+    for i, k in enumerate(kernel):
+        s = s.unfold(first + i, k, k)
+    return s.amax(tuple(range(-len(kernel), 0)))
+
+
+SPIKES, SIGNED = ("spikes", "binary"), ("spikes", "signed")
+SUMS, SIGNED_SUMS = ("spike_sums", "count"), ("spike_sums", "signed")
+GRADED = ("graded", "scaled")
+
+
+def _flip(s):
+    return s.flip(-1)
+
+
+# (the op's name in the table, the op applied to spikes s, the events it passes on)
+ROWS = [
+    ("clone.default", lambda s: s.clone(), lambda s: s, SPIKES),
+    ("_to_copy.default", lambda s: s.double(), lambda s: s, SPIKES),
+    ("detach.default", lambda s: s.detach(), lambda s: s, SPIKES),
+    ("cat.default", lambda s: torch.cat([s, _flip(s)], 1), lambda s: 2 * s, SPIKES),
+    ("stack.default", lambda s: torch.stack([s, s], 1), lambda s: 2 * s, SPIKES),
+    ("constant_pad_nd.default", lambda s: F.pad(s, (1, 2)), lambda s: s, SPIKES),
+    ("index_select.default", lambda s: s.index_select(1, torch.tensor(IDX)), lambda s: s[:, IDX],
+     SPIKES),
+    ("gather.default", lambda s: s.gather(3, torch.tensor([0, 0, 5]).expand(2, 4, 6, 3)),
+     lambda s: torch.stack([s[..., 0], s[..., 0], s[..., 5]], -1), SPIKES),
+    ("index.Tensor", lambda s: s[:, torch.tensor(IDX)],
+     lambda s: s.index_select(1, torch.tensor(IDX)), SPIKES),
+    ("repeat.default", lambda s: s.repeat(1, 2, 1, 1), lambda s: 2 * s, SPIKES),
+    ("flip.default", _flip, lambda s: s, SPIKES),
+    ("roll.default", lambda s: s.roll(1, -1), lambda s: s, SPIKES),
+    ("pixel_shuffle.default", lambda s: F.pixel_shuffle(s, 2), lambda s: s, SPIKES),
+    ("pixel_unshuffle.default", lambda s: F.pixel_unshuffle(s, 2), lambda s: s, SPIKES),
+    ("upsample_nearest2d.default", lambda s: F.interpolate(s, scale_factor=2, mode="nearest"),
+     lambda s: 4 * s, SPIKES),
+    ("_unsafe_index.Tensor",  # (also how inference_mode decomposes the upsampling)
+     lambda s: torch.ops.aten._unsafe_index.Tensor(s, [None, torch.tensor(IDX)]),
+     lambda s: s[:, IDX], SPIKES),
+    ("_unsafe_view.default", lambda s: s.transpose(2, 3).reshape(2, -1), lambda s: s, SPIKES),
+    ("view.default", lambda s: s.view(2, -1), lambda s: s, SPIKES),
+    ("sum.dim_IntList", lambda s: s.sum(1), lambda s: s, SUMS),
+    ("sum.default", lambda s: s.sum(), lambda s: s, SUMS),
+    ("mean.dim", lambda s: s.mean((1, 2)), lambda s: s, SUMS),
+    ("mean.default", lambda s: s.mean(), lambda s: s, SUMS),
+    ("avg_pool2d.default", lambda s: F.avg_pool2d(s, 3, 2, padding=1),
+     lambda s: _windows(F.pad(s, (1, 1, 1, 1)), (3, 3), (2, 2)), SUMS),
+    ("avg_pool3d.default", lambda s: F.avg_pool3d(s, 2),
+     lambda s: _windows(s, (2, 2, 2), (2, 2, 2)), SUMS),
+    ("_adaptive_avg_pool2d.default", lambda s: F.adaptive_avg_pool2d(s, 4),
+     lambda s: _adaptive(s, (4, 4)), SUMS),
+    ("_adaptive_avg_pool3d.default", lambda s: F.adaptive_avg_pool3d(s, (3, 4, 4)),
+     lambda s: _adaptive(s, (3, 4, 4)), SUMS),
+    ("max_pool2d_with_indices.default", lambda s: F.max_pool2d(s, 2),
+     lambda s: _max_windows(s, (2, 2)), SPIKES),
+    ("max_pool3d_with_indices.default", lambda s: F.max_pool3d(s, 2),
+     lambda s: _max_windows(s, (2, 2, 2)), SPIKES),
+    ("add.Tensor", lambda s: s + _flip(s), lambda s: 2 * s, SUMS),
+    ("add_.Tensor", lambda s: s.clone().add_(_flip(s)), lambda s: 2 * s, SUMS),
+    ("sub.Tensor", lambda s: s - _flip(s), lambda s: 2 * s, SIGNED_SUMS),  # both arrive
+    ("sub_.Tensor", lambda s: s.clone().sub_(_flip(s)), lambda s: 2 * s, SIGNED_SUMS),
+    ("mul.Tensor", lambda s: s * _flip(s), lambda s: s * _flip(s), SPIKES),  # coincidences
+    ("mul_.Tensor", lambda s: s.clone().mul_(_flip(s)), lambda s: s * _flip(s), SPIKES),
+    ("div.Tensor", lambda s: s / 2.0, lambda s: s, GRADED),
+    ("div_.Tensor", lambda s: s.clone().div_(torch.full((6,), 2.0)), lambda s: s, GRADED),
+    ("mul.Scalar", lambda s: torch.ops.aten.mul.Scalar(s, 3.0), lambda s: s, GRADED),
+    ("div.Scalar", lambda s: torch.ops.aten.div.Scalar(s, 4.0), lambda s: s, GRADED),
+    ("neg.default", lambda s: -s, lambda s: s, SIGNED),
+    ("cumsum.default", lambda s: s.cumsum(1), lambda s: s.cumsum(1), SUMS),
+    # the same rows where the values decide: a scale of 1 keeps spikes; a scale by a
+    # real tensor grades them; a broadcast AND; negated and differenced sums stay signed
+    ("mul.Tensor", lambda s: s * 1.0, lambda s: s, SPIKES),
+    ("mul.Tensor", lambda s: s * torch.full((6,), 3.0), lambda s: s, GRADED),
+    ("mul.Tensor", lambda s: s * s[:, :1], lambda s: s * s[:, :1], SPIKES),
+    ("mul.Tensor", lambda s: s[:, :, :1] * s, lambda s: s[:, :, :1] * s, SPIKES),
+    ("neg.default", lambda s: -(s + _flip(s)), lambda s: 2 * s, SIGNED_SUMS),
+    ("neg.default", lambda s: -(s * 2.0), lambda s: s, GRADED),
+    ("sub.Tensor", lambda s: (s + s) - _flip(s), lambda s: 3 * s, SIGNED_SUMS),
+]
+MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
+
+
+class _Row(nn.Module):
+    def __init__(self, op, n_in: int) -> None:
+        super().__init__()
+        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.op = op
+        self.fc = nn.Linear(n_in, OUT)
+
+    def forward(self, x):
+        return self.fc(self.op(self.sn(x)).float().reshape(1, -1))
+
+
+def _spikes(seed: int):
+    return torch.rand(2, 4, 6, 6, generator=torch.Generator().manual_seed(seed))
+
+
+def _measure(op, mode, monkeypatch):
+    """(SOPs of the linear layer, the spikes of each forward, the ops traced)."""
+    traced: set[str] = set()
+    on_op = df.Graph.on_op
+
+    def spy(graph, func, args, kwargs, out):
+        traced.add(str(func).removeprefix("aten."))
+        return on_op(graph, func, args, kwargs, out)
+
+    monkeypatch.setattr(df.Graph, "on_op", spy)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        n_in = op((_spikes(0) > 0.5).float()).numel()
+    model = _Row(op, n_in)
+    spikes = []
+    model.sn.register_forward_hook(lambda _m, _a, out: spikes.append(out.clone()))
+    monitor = monitor_model(model, "m")
+    with MODES[mode]():
+        for seed in (1, 2):
+            model(_spikes(seed))
+            functional.reset_net(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    fc = [c for c in snap["consumers"] if c["scope"] == "fc" and c["kind"] == "linear"]
+    return fc, spikes, traced
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name,op,events,reaching", ROWS,
+                         ids=[f"{r[0]}-{i}" for i, r in enumerate(ROWS)])
+def test_each_row_passes_on_the_events_the_op_moves(name, op, events, reaching, mode,
+                                                    monkeypatch):
+    fc, spikes, _ = _measure(op, mode, monkeypatch)
+    expected = sum(float(events(s.double()).sum()) for s in spikes) * OUT
+    assert expected > 0
+    assert len(fc) == 1 and fc[0]["synops"] == expected, (name, fc, expected)
+    assert (fc[0]["category"], fc[0]["values"]) == reaching
+
+
+def test_every_row_of_the_table_is_traced_and_tested(monkeypatch):
+    """The table and ROWS hold the same ops, and each op reaches the tracer
+    (under ``no_grad`` or, for composites, under ``inference_mode``)."""
+    table = {*df.MOVE_OPS, *df.IDENTITY_OPS, *df.RESHAPE_OPS, *df.REDUCE_OPS, *df.POOL_OPS,
+             *df.MAXPOOL_OPS, *df.ADD_OPS, *df.SCALE_OPS, *df.CUMSUM_OPS}
+    assert table == {r[0] for r in ROWS}
+    assert all(df._op(name) is not None for name in table | set(df.WEIGHT_OPS))
+    for name, op, *_ in ROWS:
+        traced = set()
+        for mode in MODES:
+            traced |= _measure(op, mode, monkeypatch)[2]
+        assert name in traced, (name, traced)
