@@ -121,7 +121,11 @@ def test_sinabs_sum_pool_routes_every_event(pool):
     recorder = OutputRecorder(snn, lambda m: isinstance(m, sl.IAFSqueeze))
     with torch.no_grad():
         snn(sinabs_input())
-    rows = by_layer(monitor.read())
+    snap = monitor.read(detail=True)
+    rows = by_layer(snap)
+    (conv,) = [c for c in snap["consumers"] if c["kind"] == "linear"]
+    assert (conv["category"], conv["values"], conv["synops"]) == \
+        ("spike_sums", "count", rows["0"]["synops"])  # summed events, priced as accumulates
     spikes = recorder.outputs["0"][0]
     p = snn[1]
     kh, kw = (p.kernel_size,) * 2 if isinstance(p.kernel_size, int) else p.kernel_size

@@ -75,10 +75,11 @@ def token_batches(config, batches: int, batch_size: int, length: int = 6, seed: 
 
 class TDOperators(nn.Module):
     """Every ann2snn operator a converted transformer holds that consumes its
-    input like an ANN op (TDLinear, TDConv2d incl. ``padding="same"``,
-    TDMultiheadAttention) or combines two inputs (TDScaledDotProductAttention,
-    SNNElementWiseProduct with broadcasting, SNNMatrixOperator), fed by two
-    multi-step IF neurons; two are also fed the raw input (encoding MACs)."""
+    input like an ANN op (TDLinear, TDConv2d with ``padding="same"`` or grouped,
+    strided and dilated, TDMultiheadAttention) or combines two inputs
+    (TDScaledDotProductAttention, SNNElementWiseProduct with broadcasting,
+    SNNMatrixOperator), fed by two multi-step IF neurons; two are also fed the
+    raw input (encoding MACs)."""
 
     def __init__(self, embed: int = 6) -> None:
         super().__init__()
@@ -94,7 +95,8 @@ class TDOperators(nn.Module):
         self.ew = ops.SNNElementWiseProduct()
         self.mm = ops.SNNMatrixOperator()
         self.same = ops.TDConv2d(2, 3, 3, padding="same")
-        self.conv = ops.TDConv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2))
+        self.conv = ops.TDConv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
+                                 groups=2)
         self.enc_lin = ops.TDLinear(embed, 3)
         self.enc_conv = ops.TDConv2d(2, 3, 3, stride=2, padding=1)
 
