@@ -88,7 +88,7 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
     returned = {}
     handles = [getattr(model, name).register_forward_hook(
         lambda _m, _a, out, name=name: returned.__setitem__(name, out))
-        for name in ("a", "b", "sdpa", "ew", "mm")]
+        for name in ("a", "b", "sdpa", "ew", "mm", "mm_raw")]
     with torch.no_grad():
         model(x)
     functional.reset_net(model)
@@ -99,7 +99,8 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
 
     a, b = returned["a"], returned["b"]
     nnz = lambda t: float((t != 0).sum())  # noqa: E731
-    out_shape = torch.broadcast_shapes(a.shape, b[..., :1].shape)
+    ew_a, ew_b = a[..., :1], b[..., :1, :]
+    out_shape = torch.broadcast_shapes(ew_a.shape, ew_b.shape)
 
     def conv_pairs(module, events):
         ones = torch.ones(module.weight.shape, dtype=torch.float64)
@@ -119,9 +120,10 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
         ("mha", "b"): nnz(b) * embed * 2,  # key and value: the same tensor twice
         ("sdpa", "q"): nnz(a) * tokens, ("sdpa", "k"): nnz(b) * tokens,
         ("sdpa", "v"): nnz(b) * tokens,
-        ("ew", "a"): float((a != 0).expand(out_shape).sum()),
-        ("ew", "b"): float((b[..., :1] != 0).expand(out_shape).sum()),
+        ("ew", "a"): float((ew_a != 0).expand(out_shape).sum()),
+        ("ew", "b"): float((ew_b != 0).expand(out_shape).sum()),
         ("mm", "a"): nnz(a) * tokens, ("mm", "b"): nnz(b) * tokens,
+        ("mm_raw", "b"): nnz(b) * tokens,
         ("same", "a"): conv_pairs(model.same, image),
         ("conv", "a"): conv_pairs(model.conv, image),
     }
@@ -140,5 +142,5 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
     encoding = x.numel() * 3 + conv_macs(model.enc_conv, x.reshape(image.shape))
     assert snap["counts"]["encoding_macs_every_step"] == encoding
     rows = {r["layer"]: r for r in snap["layers"]}
-    for name in ("a", "b", "sdpa", "ew", "mm"):
+    for name in ("a", "b", "sdpa", "ew", "mm", "mm_raw"):
         assert rows[name]["spikes"] == nnz(returned[name]) > 0, name

@@ -94,6 +94,7 @@ class TDOperators(nn.Module):
         self.sdpa = ops.TDScaledDotProductAttention()
         self.ew = ops.SNNElementWiseProduct()
         self.mm = ops.SNNMatrixOperator()
+        self.mm_raw = ops.SNNMatrixOperator()  # a real first operand: only b is charged
         self.same = ops.TDConv2d(2, 3, 3, padding="same")
         self.conv = ops.TDConv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
                                  groups=2)
@@ -105,7 +106,9 @@ class TDOperators(nn.Module):
         image = (x.shape[0], x.shape[1], 2, 4, -1)
         outs = [self.lin(a), self.mha(a, b, b)[0],
                 self.sdpa(a.unsqueeze(2), b.unsqueeze(2), b.unsqueeze(2)),
-                self.ew(a, b[..., :1]), self.mm(a, b.transpose(-1, -2)),
+                self.ew(a[..., :1], b[..., :1, :]),  # both broadcast
+                self.mm(a.unsqueeze(2), b.unsqueeze(2).transpose(-1, -2)),
+                self.mm_raw(x, b.transpose(-1, -2)),
                 self.same(a.reshape(image)), self.conv(a.reshape(image)),
                 self.enc_lin(x), self.enc_conv(x.reshape(image))]
         return sum(o.sum() for o in outs)
