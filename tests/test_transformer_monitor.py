@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+import pytest
 import spikingjelly  # noqa: F401
 import torch
 import transformer_models as tm
@@ -102,45 +103,60 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
     ew_a, ew_b = a[..., :1], b[..., :1, :]
     out_shape = torch.broadcast_shapes(ew_a.shape, ew_b.shape)
 
+    def flat(t):  # [T, B, C, H, W] -> [T * B, C, H, W]; a single step is 4-D already
+        return t.flatten(0, 1) if t.dim() == 5 else t
+
     def conv_pairs(module, events):
         ones = torch.ones(module.weight.shape, dtype=torch.float64)
-        return float(F.conv2d((events != 0).double().flatten(0, 1), ones, None, module.stride,
+        return float(F.conv2d(flat(events != 0).double(), ones, None, module.stride,
                               module.padding, module.dilation, module.groups).sum())
 
     def conv_macs(module, t):
         ones = torch.ones(module.weight.shape, dtype=torch.float64)
-        y = F.conv2d(torch.ones(t.flatten(0, 1).shape, dtype=torch.float64), ones, None,
+        y = F.conv2d(torch.ones(flat(t).shape, dtype=torch.float64), ones, None,
                      module.stride, module.padding, module.dilation, module.groups)
         return float(y.numel() * ones[0].numel())
 
     image = a.reshape(steps, batch, 2, 4, -1)
-    expected = {  # (scope, input) -> SOPs
-        ("lin", "a"): nnz(a) * 5,
-        ("mha", "a"): nnz(a) * embed,
-        ("mha", "b"): nnz(b) * embed * 2,  # key and value: the same tensor twice
-        ("sdpa", "q"): nnz(a) * tokens, ("sdpa", "k"): nnz(b) * tokens,
-        ("sdpa", "v"): nnz(b) * tokens,
-        ("ew", "a"): float((ew_a != 0).expand(out_shape).sum()),
-        ("ew", "b"): float((ew_b != 0).expand(out_shape).sum()),
-        ("mm", "a"): nnz(a) * tokens, ("mm", "b"): nnz(b) * tokens,
-        ("mm_raw", "b"): nnz(b) * tokens,
-        ("same", "a"): conv_pairs(model.same, image),
-        ("conv", "a"): conv_pairs(model.conv, image),
+    step = image[0]  # the single-step convolutions' input: one timestep
+    raw, raw_step = x.reshape(image.shape), x[0].reshape(step.shape)
+    expected = {  # (scope, input) -> (op, SOPs, dense MACs)
+        ("lin", "a"): ("TDLinear", nnz(a) * 5, a.numel() * 5),
+        ("mha", "a"): ("TDMultiheadAttention", nnz(a) * embed, a.numel() * embed),
+        ("mha", "b"): ("TDMultiheadAttention", nnz(b) * embed * 2, b.numel() * embed * 2),
+        ("mha_raw", "a"): ("TDMultiheadAttention", nnz(a) * embed * 2, a.numel() * embed * 2),
+        ("sdpa", "q"): ("sdpa", nnz(a) * tokens, 0), ("sdpa", "k"): ("sdpa", nnz(b) * tokens, 0),
+        ("sdpa", "v"): ("sdpa", nnz(b) * tokens, 0),
+        ("ew", "a"): ("ewise", float((ew_a != 0).expand(out_shape).sum()), 0),
+        ("ew", "b"): ("ewise", float((ew_b != 0).expand(out_shape).sum()), 0),
+        ("mm", "a"): ("matmul", nnz(a) * tokens, 0), ("mm", "b"): ("matmul", nnz(b) * tokens, 0),
+        ("mm_raw", "b"): ("matmul", nnz(b) * tokens, 0),
+        ("same", "a"): ("TDConv2d", conv_pairs(model.same, image), conv_macs(model.same, image)),
+        ("conv", "a"): ("TDConv2d", conv_pairs(model.conv, image), conv_macs(model.conv, image)),
+        ("conv_s", "a"): ("TDConv2d", conv_pairs(model.conv_s, step),
+                          conv_macs(model.conv_s, step)),
     }
     ours: dict = {}
     for c in snap["consumers"]:
         if c["kind"] == "linear":
-            ours.setdefault(c["scope"], []).append(c["synops"])
+            ours.setdefault(c["scope"], []).append((c["op"], c["synops"], c["dense_macs"]))
     by_scope: dict = {}
     for (scope, _), value in expected.items():
         by_scope.setdefault(scope, []).append(value)
     assert {s: sorted(v) for s, v in ours.items()} == {s: sorted(v) for s, v in by_scope.items()}
-    assert all(v > 0 for values in by_scope.values() for v in values)
-    dense = {c["scope"]: c["dense_macs"] for c in snap["consumers"] if c["kind"] == "linear"
-             and c["scope"] in ("same", "conv")}
-    assert dense == {"same": conv_macs(model.same, image), "conv": conv_macs(model.conv, image)}
-    encoding = x.numel() * 3 + conv_macs(model.enc_conv, x.reshape(image.shape))
-    assert snap["counts"]["encoding_macs_every_step"] == encoding
+    assert all(v[1] > 0 for values in by_scope.values() for v in values)
+    counts = snap["counts"]
+    encoding = x.numel() * 3 + conv_macs(model.enc_conv, raw) \
+        + conv_macs(model.enc_conv_s, raw_step) + x.numel() * embed  # mha_raw's query
+    assert counts["encoding_macs_every_step"] == encoding
+    assert counts["graded_macs"] == a.numel() * 2  # tanh(spikes) into real_lin
+    # the ANN each stands for, per sample: a sequence op's MACs over T x B rows, a
+    # single-step op's over B
+    sequence = sum(v[2] for (scope, _), v in expected.items() if scope != "conv_s") \
+        + x.numel() * 3 + conv_macs(model.enc_conv, raw) + x.numel() * embed + a.numel() * 2
+    single = conv_macs(model.conv_s, step) + conv_macs(model.enc_conv_s, raw_step)
+    assert counts["ann_macs"] == pytest.approx(sequence / (steps * batch) + single / batch,
+                                               rel=1e-12)
     rows = {r["layer"]: r for r in snap["layers"]}
     for name in ("a", "b", "sdpa", "ew", "mm", "mm_raw"):
         assert rows[name]["spikes"] == nnz(returned[name]) > 0, name

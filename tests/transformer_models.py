@@ -78,8 +78,9 @@ class TDOperators(nn.Module):
     input like an ANN op (TDLinear, TDConv2d with ``padding="same"`` or grouped,
     strided and dilated, TDMultiheadAttention) or combines two inputs
     (TDScaledDotProductAttention, SNNElementWiseProduct with broadcasting,
-    SNNMatrixOperator), fed by two multi-step IF neurons; two are also fed the
-    raw input (encoding MACs)."""
+    SNNMatrixOperator), fed by two multi-step IF neurons; single-step ones on one
+    timestep; some fed the raw input (encoding MACs) or real values computed from
+    spikes (MACs)."""
 
     def __init__(self, embed: int = 6) -> None:
         super().__init__()
@@ -98,8 +99,12 @@ class TDOperators(nn.Module):
         self.same = ops.TDConv2d(2, 3, 3, padding="same")
         self.conv = ops.TDConv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
                                  groups=2)
+        self.conv_s = ops.TDConv2d(2, 3, 3, padding=1, step_mode="s")
         self.enc_lin = ops.TDLinear(embed, 3)
         self.enc_conv = ops.TDConv2d(2, 3, 3, stride=2, padding=1)
+        self.enc_conv_s = ops.TDConv2d(2, 3, 2, step_mode="s")
+        self.mha_raw = ops.TDMultiheadAttention(embed, 2)  # raw query, spikes twice
+        self.real_lin = ops.TDLinear(embed, 2)  # fed tanh(spikes)
 
     def forward(self, x):  # x: [T, B, L, embed], L * embed = 2 * 4 * (embed // 2)
         a, b = self.a(x), self.b(x * 0.8)
@@ -110,5 +115,7 @@ class TDOperators(nn.Module):
                 self.mm(a.unsqueeze(2), b.unsqueeze(2).transpose(-1, -2)),
                 self.mm_raw(x, b.transpose(-1, -2)),
                 self.same(a.reshape(image)), self.conv(a.reshape(image)),
-                self.enc_lin(x), self.enc_conv(x.reshape(image))]
+                self.enc_lin(x), self.enc_conv(x.reshape(image)),
+                self.conv_s(a[0].reshape(image[1:])), self.enc_conv_s(x[0].reshape(image[1:])),
+                self.mha_raw(x, a, a)[0], self.real_lin(torch.tanh(a))]
         return sum(o.sum() for o in outs)

@@ -525,14 +525,21 @@ class Graph:
                 continue
             self._consumer("linear", type(module).__name__, (n,), g=g, dense=float(macs),
                            scope=name).lead = tuple(t.shape[:2])
-        first = tensors[0] if tensors else None
-        if first is not None and self.tracked(first) is None and id(first) not in self.post \
-                and kind in ("linear", "conv"):
-            x = first if kind == "linear" or first.dim() == 4 else first.flatten(0, 1)
-            macs = math.prod(x.shape) * module.out_features if kind == "linear" else \
-                _conv_macs(x.shape, module.weight.shape, module.stride, module.padding,
-                           module.dilation, module.groups)
-            self._mac(type(module).__name__, name, float(macs), first, -1)
+        # real-valued inputs (the model input's, or downstream of spikes after a
+        # non-linear op): dense MACs, as the ANN op would spend
+        inputs = tensors[:3] if kind == "mha" else tensors[:1]
+        for i, t in enumerate(inputs):
+            if self.tracked(t) is not None or any(u is t for u in inputs[:i]):
+                continue
+            if kind == "linear":
+                macs = math.prod(t.shape) * module.out_features
+            elif kind == "conv":
+                macs = _conv_macs(t.shape if t.dim() == 4 else t.flatten(0, 1).shape,
+                                  module.weight.shape, module.stride, module.padding,
+                                  module.dilation, module.groups)
+            else:
+                macs = math.prod(t.shape) * module.embed_dim * sum(1 for u in inputs if u is t)
+            self._mac(type(module).__name__, name, float(macs), t, -1)
 
     def _operator_consumer(self, kind: str, tensors: list, name: str) -> None:
         import torch
