@@ -124,6 +124,10 @@ ROWS = [
     ("neg.default", lambda s: -(s + _flip(s)), lambda s: 2 * s, SIGNED_SUMS),
     ("neg.default", lambda s: -(s * 2.0), lambda s: s, GRADED),
     ("sub.Tensor", lambda s: (s + s) - _flip(s), lambda s: 3 * s, SIGNED_SUMS),
+    ("max_pool2d_with_indices.default", lambda s: F.max_pool2d(s + _flip(s), 2),
+     lambda s: _max_windows(s + _flip(s), (2, 2)), SUMS),  # the selected sum
+    ("mul.Tensor", lambda s: s * s[0], lambda s: s * s[0], SPIKES),  # fewer dims on one side
+    ("mul.Tensor", lambda s: s[0] * s, lambda s: s[0] * s, SPIKES),
 ]
 MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
 
@@ -143,8 +147,9 @@ def _spikes(seed: int):
     return torch.rand(2, 4, 6, 6, generator=torch.Generator().manual_seed(seed))
 
 
-def _measure(op, mode, monkeypatch):
-    """(SOPs of the linear layer, the spikes of each forward, the ops traced)."""
+def _measure(op, mode, monkeypatch, kinds=("linear",)):
+    """(the consumers of these kinds in ``fc`` or the model, the spikes of each
+    forward, the ops traced)."""
     traced: set[str] = set()
     on_op = df.Graph.on_op
 
@@ -166,7 +171,8 @@ def _measure(op, mode, monkeypatch):
             functional.reset_net(model)
     snap = monitor.read(detail=True)
     monitor.detach()
-    fc = [c for c in snap["consumers"] if c["scope"] == "fc" and c["kind"] == "linear"]
+    fc = [c for c in snap["consumers"] if c["kind"] in kinds
+          and (c["scope"] == "fc" or c["kind"] != "linear")]
     return fc, spikes, traced
 
 
@@ -194,3 +200,33 @@ def test_every_row_of_the_table_is_traced_and_tested(monkeypatch):
         for mode in MODES:
             traced |= _measure(op, mode, monkeypatch)[2]
         assert name in traced, (name, traced)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_sum_into_a_non_linear_op_costs_one_add_per_event(mode, monkeypatch):
+    """A reduction whose result goes anywhere but a weight op (here a sigmoid)
+    costs one add per event entering it; the linear layer after the sigmoid gets
+    real values (dense MACs, no SOPs)."""
+    fc, spikes, _ = _measure(lambda s: torch.sigmoid(s.sum(1)), mode, monkeypatch,
+                             kinds=("reduce", "linear"))
+    assert [(c["kind"], c["category"], c["synops"]) for c in fc] == \
+        [("reduce", "spikes", sum(float(s.sum()) for s in spikes))]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("left,right", [(lambda s: s + _flip(s), lambda s: s),
+                                        (lambda s: s, lambda s: s + _flip(s)),
+                                        (lambda s: s, lambda s: s)],
+                         ids=["sums@spikes", "spikes@sums", "spikes@spikes"])
+def test_a_product_of_two_event_tensors_costs_one_add_per_pair_that_meets(left, right, mode,
+                                                                      monkeypatch):
+    """``A @ B`` with events on both sides, one of them summed or neither: the
+    pairs of non-zeros that meet, (A != 0) @ (B != 0) summed, computed here."""
+    def op(s):
+        return left(s).flatten(2) @ right(s).flatten(2).transpose(-1, -2)
+
+    fc, spikes, _ = _measure(op, mode, monkeypatch, kinds=("product",))
+    pairs = sum(float(((left(s) != 0).double().flatten(2)
+                       @ (right(s) != 0).double().flatten(2).transpose(-1, -2)).sum())
+                for s in spikes)
+    assert len(fc) == 1 and fc[0]["synops"] == pairs > 0

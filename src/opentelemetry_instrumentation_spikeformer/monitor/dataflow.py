@@ -78,7 +78,7 @@ class Node:
     args: Any = None
     kwargs: Any = None
     out_index: int | None = None
-    structural: str = "as_is"  # as_is | add | scale | reduce | pool | sumpool
+    structural: str = "as_is"  # as_is | add | scale | reduce | pool
     leaves: frozenset = frozenset()
     source: int | None = None
     name: str = ""
@@ -499,7 +499,7 @@ class Graph:
 
         kind = rule.consumes
         if kind in ("sdpa", "ewise", "matmul"):
-            return self._operator_consumer(kind, tensors, name)
+            return self._operator_consumer(kind, tensors)
         seen: set[int] = set()
         for t in tensors:
             n = self.tracked(t)
@@ -511,10 +511,10 @@ class Graph:
                 macs = math.prod(n.shape) * module.out_features
             elif kind == "conv":
                 x = t if t.dim() == 4 else t.flatten(0, 1)
-                pad = module.padding  # "same" / "valid" too: torch resolves them
+                pad = module.padding  # a tuple, or "same" / "valid": torch resolves them
                 g = ("conv", tuple(x.shape), tuple(module.weight.shape), tuple(module.stride),
-                     pad if isinstance(pad, str) else tuple(pad), tuple(module.dilation),
-                     False, (0, 0), int(module.groups), tuple(n.shape))
+                     pad, tuple(module.dilation), False, (0, 0), int(module.groups),
+                     tuple(n.shape))
                 macs = _conv_macs(x.shape, module.weight.shape, module.stride, pad,
                                   module.dilation, module.groups)
             elif kind == "mha":  # q, k, v projections: one tensor passed thrice meets three
@@ -523,8 +523,8 @@ class Graph:
                 macs = math.prod(n.shape) * module.embed_dim * uses
             else:
                 continue
-            self._consumer("linear", type(module).__name__, (n,), g=g, dense=float(macs),
-                           scope=name).lead = tuple(t.shape[:2])
+            self._consumer("linear", type(module).__name__, (n,), g=g,
+                           dense=float(macs)).lead = tuple(t.shape[:2])
         # real-valued inputs (the model input's, or downstream of spikes after a
         # non-linear op): dense MACs, as the ANN op would spend
         inputs = tensors[:3] if kind == "mha" else tensors[:1]
@@ -541,7 +541,7 @@ class Graph:
                 macs = math.prod(t.shape) * module.embed_dim * sum(1 for u in inputs if u is t)
             self._mac(type(module).__name__, name, float(macs), t, -1)
 
-    def _operator_consumer(self, kind: str, tensors: list, name: str) -> None:
+    def _operator_consumer(self, kind: str, tensors: list) -> None:
         import torch
 
         fan: list[tuple[Any, Any]] = []
@@ -562,7 +562,7 @@ class Graph:
                 continue
             g = f.contiguous() if isinstance(f, torch.Tensor) else \
                 torch.full(n.shape, f, dtype=torch.float64)
-            self._consumer("linear", kind, (n,), g=g, scope=name)
+            self._consumer("linear", kind, (n,), g=g)
 
     def _sum_pool(self, module: Any, x: Node, output: Any) -> None:
         import torch
@@ -572,7 +572,7 @@ class Graph:
         args = (Ref(x.id), list(k), list(stride), [0, 0], bool(module.ceil_mode), True, 1)
         node = self.add(output, kind="op", values=x.values, summed=True,
                         func=torch.ops.aten.avg_pool2d.default, args=args, kwargs={},
-                        structural="sumpool", leaves=x.leaves, deps=(x.id,))
+                        structural="pool", leaves=x.leaves, deps=(x.id,))
         self.reductions.append((x.id, node.id, self.scope()))
 
     # -- recording helpers --------------------------------------------------------

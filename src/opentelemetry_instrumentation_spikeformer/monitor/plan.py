@@ -478,8 +478,6 @@ def _structural(node: df.Node, a: list, kw: dict, tracked: set) -> Any:
             keep = a[2] if len(a) > 2 else kw.get("keepdim", False)
             return x.sum(dim=a[1], keepdim=bool(keep))
         return x.sum()
-    if kind == "sumpool":
-        return F.avg_pool2d(a[0], a[1], a[2], a[3], a[4], True, 1)
     if kind == "pool":
         x, nd = a[0], o.pool[func]
         if nd > 0:
