@@ -128,6 +128,8 @@ ROWS = [
      lambda s: _max_windows(s + _flip(s), (2, 2)), SUMS),  # the selected sum
     ("mul.Tensor", lambda s: s * s[0], lambda s: s * s[0], SPIKES),  # fewer dims on one side
     ("mul.Tensor", lambda s: s[0] * s, lambda s: s[0] * s, SPIKES),
+    ("mul.Tensor", lambda s: s[0] * s[:, :, :1], lambda s: s[0] * s[:, :, :1], SPIKES),
+    ("mul.Tensor", lambda s: s[:, :, :1] * s[0], lambda s: s[:, :, :1] * s[0], SPIKES),
 ]
 MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
 
