@@ -125,6 +125,7 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
         ("mha", "a"): ("TDMultiheadAttention", nnz(a) * embed, a.numel() * embed),
         ("mha", "b"): ("TDMultiheadAttention", nnz(b) * embed * 2, b.numel() * embed * 2),
         ("mha_raw", "a"): ("TDMultiheadAttention", nnz(a) * embed * 2, a.numel() * embed * 2),
+        ("mha_raw_kv", "a"): ("TDMultiheadAttention", nnz(a) * embed, a.numel() * embed),
         ("sdpa", "q"): ("sdpa", nnz(a) * tokens, 0), ("sdpa", "k"): ("sdpa", nnz(b) * tokens, 0),
         ("sdpa", "v"): ("sdpa", nnz(b) * tokens, 0),
         ("ew", "a"): ("ewise", float((ew_a != 0).expand(out_shape).sum()), 0),
@@ -147,13 +148,15 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
     assert all(v[1] > 0 for values in by_scope.values() for v in values)
     counts = snap["counts"]
     encoding = x.numel() * 3 + conv_macs(model.enc_conv, raw) \
-        + conv_macs(model.enc_conv_s, raw_step) + x.numel() * embed  # mha_raw's query
+        + conv_macs(model.enc_conv_s, raw_step) \
+        + x.numel() * embed * 3  # mha_raw's query, mha_raw_kv's key and value (one tensor)
     assert counts["encoding_macs_every_step"] == encoding
     assert counts["graded_macs"] == a.numel() * 2  # tanh(spikes) into real_lin
     # the ANN each stands for, per sample: a sequence op's MACs over T x B rows, a
     # single-step op's over B
     sequence = sum(v[2] for (scope, _), v in expected.items() if scope != "conv_s") \
-        + x.numel() * 3 + conv_macs(model.enc_conv, raw) + x.numel() * embed + a.numel() * 2
+        + x.numel() * 3 + conv_macs(model.enc_conv, raw) + x.numel() * embed * 3 \
+        + a.numel() * 2
     single = conv_macs(model.conv_s, step) + conv_macs(model.enc_conv_s, raw_step)
     assert counts["ann_macs"] == pytest.approx(sequence / (steps * batch) + single / batch,
                                                rel=1e-12)

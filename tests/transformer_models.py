@@ -104,6 +104,7 @@ class TDOperators(nn.Module):
         self.enc_conv = ops.TDConv2d(2, 3, 3, stride=2, padding=1)
         self.enc_conv_s = ops.TDConv2d(2, 3, 2, step_mode="s")
         self.mha_raw = ops.TDMultiheadAttention(embed, 2)  # raw query, spikes twice
+        self.mha_raw_kv = ops.TDMultiheadAttention(embed, 2)  # spikes, raw key = value
         self.real_lin = ops.TDLinear(embed, 2)  # fed tanh(spikes)
 
     def forward(self, x):  # x: [T, B, L, embed], L * embed = 2 * 4 * (embed // 2)
@@ -117,5 +118,6 @@ class TDOperators(nn.Module):
                 self.same(a.reshape(image)), self.conv(a.reshape(image)),
                 self.enc_lin(x), self.enc_conv(x.reshape(image)),
                 self.conv_s(a[0].reshape(image[1:])), self.enc_conv_s(x[0].reshape(image[1:])),
-                self.mha_raw(x, a, a)[0], self.real_lin(torch.tanh(a))]
+                self.mha_raw(x, a, a)[0], self.mha_raw_kv(a, x, x)[0],
+                self.real_lin(torch.tanh(a))]
         return sum(o.sum() for o in outs)
