@@ -211,8 +211,18 @@ def test_a_sum_into_a_non_linear_op_costs_one_add_per_event(mode, monkeypatch):
     real values (dense MACs, no SOPs)."""
     fc, spikes, _ = _measure(lambda s: torch.sigmoid(s.sum(1)), mode, monkeypatch,
                              kinds=("reduce", "linear"))
-    assert [(c["kind"], c["category"], c["synops"]) for c in fc] == \
-        [("reduce", "spikes", sum(float(s.sum()) for s in spikes))]
+    events = sum(float(s.sum()) for s in spikes)
+    assert [(c["kind"], c["category"], c["synops"]) for c in fc] == [("reduce", "spikes", events)]
+
+    def also_a_weight_op(s):  # the sum feeds the linear layer too: still one add per event
+        y = s.sum(1)
+        torch.sigmoid(y)
+        return y
+
+    fc, spikes, _ = _measure(also_a_weight_op, mode, monkeypatch, kinds=("reduce", "linear"))
+    events = sum(float(s.sum()) for s in spikes)
+    assert sorted((c["kind"], c["category"], c["synops"]) for c in fc) == \
+        [("linear", "spike_sums", events * OUT), ("reduce", "spikes", events)]
 
 
 @pytest.mark.parametrize("mode", MODES)
