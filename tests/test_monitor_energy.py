@@ -174,3 +174,51 @@ def test_lemaire_cost_per_byte_follows_its_breakpoints():
     cost = lemaire.Cost(breakpoints=((1024.0, 1.0), (2048.0, 3.0)))
     assert (cost.per_byte(0), cost.per_byte(1536), cost.per_byte(1e9)) == (1.0, 2.0, 3.0)
     assert lemaire.Cost(breakpoints=((0.0, 5.0),)).per_byte(123.0) == 5.0
+
+
+def _new_steps_by_hand(frames) -> int:
+    """Timesteps whose frame (all samples) is non-zero and differs from the last."""
+    count = 0
+    for t in range(len(frames)):
+        if bool((frames[t] != 0).any()) and (t == 0 or not torch.equal(frames[t],
+                                                                        frames[t - 1])):
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("layout", ["steps_first", "flat_time_major", "flat_batch_major"])
+@pytest.mark.parametrize("pattern", ["static", "first_then_zeros", "all_new", "repeats", "zeros"])
+def test_new_steps_counts_the_timesteps_that_bring_a_new_input(layout, pattern):
+    """What decides "once per static image": the encoding input's timesteps that
+    are non-zero and new, in each layout a model feeds it, against a loop here."""
+    from opentelemetry_instrumentation_spikeformer.monitor.dataflow import _new_steps
+
+    steps, batch = 3, 2
+    g = torch.Generator().manual_seed(7)
+    image = torch.rand(batch, 2, 4, 4, generator=g) + 0.1
+    frames = {  # [T, B, ...]
+        "static": image.expand(steps, *image.shape),
+        "first_then_zeros": torch.stack([image, image * 0, image * 0]),
+        "all_new": torch.rand(steps, *image.shape, generator=g) + 0.1,
+        "repeats": torch.stack([image, image, image * 2]),
+        "zeros": torch.zeros(steps, *image.shape),
+    }[pattern]
+    x = {"steps_first": frames, "flat_time_major": frames.reshape(steps * batch, 2, 4, 4),
+         "flat_batch_major": frames.transpose(0, 1).reshape(batch * steps, 2, 4, 4)}[layout]
+    held, new = _new_steps(x, steps, batch, batch_major=layout == "flat_batch_major")
+    assert held == steps
+    assert new.dtype == torch.float64 and float(new) == _new_steps_by_hand(frames)
+
+
+def test_new_steps_of_inputs_without_timesteps():
+    """One timestep, a 1-D input, or a shape that holds neither T x B layout: one
+    step, nothing to count."""
+    from opentelemetry_instrumentation_spikeformer.monitor.dataflow import _new_steps
+
+    x = torch.rand(6, 5)
+    assert _new_steps(x, 1, 6, False) == (1, None)
+    held, new = _new_steps(x[:1].expand(2, 5).reshape(2, 1, 5), 2, 1, False)  # T = 2, static
+    assert (held, float(new)) == (2, 1.0)
+    assert _new_steps(torch.rand(6), 3, 2, False) == (1, None)
+    assert _new_steps(torch.rand(5, 2, 3), 3, 2, False) == (1, None)  # 5 is neither 3 nor 6
+    assert _new_steps(torch.rand(2, 3, 4), 3, 2, False) == (1, None)  # B first: not T x B

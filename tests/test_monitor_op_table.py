@@ -22,6 +22,7 @@ from opentelemetry_instrumentation_spikeformer.monitor import monitor_model
 nn = torch.nn
 OUT = 3  # synapses per event of the linear layer
 IDX = [0, 2, 3]
+MASK = torch.tensor([1.0, 0.0, 2.0, 0.0, 3.0, 1.0])
 
 
 def _windows(s, kernel, stride):
@@ -128,6 +129,19 @@ ROWS = [
      lambda s: _max_windows(s + _flip(s), (2, 2)), SUMS),  # the selected sum
     ("mul.Tensor", lambda s: s * s[0], lambda s: s * s[0], SPIKES),  # fewer dims on one side
     ("mul.Tensor", lambda s: s[0] * s, lambda s: s[0] * s, SPIKES),
+    ("mul.Tensor", lambda s: s * MASK, lambda s: (s * MASK != 0).double(), GRADED),  # (zeros drop)
+    ("mul.Tensor", lambda s: s[:, :1] * torch.full((4, 1, 1), 2.0),  # each event, 4 times
+     lambda s: s[:, :1].expand(2, 4, 6, 6), GRADED),
+    ("sum.dim_IntList", lambda s: s.sum(1, keepdim=True) * torch.full((4, 1, 1), 2.0),
+     lambda s: 4 * s, GRADED),  # the kept dim broadcasts
+    ("div.Tensor", lambda s: s[:, :1] / torch.full((4, 1, 1), 2.0),
+     lambda s: s[:, :1].expand(2, 4, 6, 6), GRADED),
+    ("avg_pool2d.default", lambda s: F.avg_pool2d(s, 4, 4, ceil_mode=True),  # partial windows
+     lambda s: _windows(F.pad(s, (0, 2, 0, 2)), (4, 4), (4, 4)), SUMS),
+    ("cat.default", lambda s: torch.cat([s, s + _flip(s)], 1), lambda s: 3 * s, SUMS),
+    ("cat.default", lambda s: torch.cat([s + _flip(s), s], 1), lambda s: 3 * s, SUMS),
+    ("add.Tensor", lambda s: s * 2.0 + s, lambda s: 2 * s, GRADED),  # the join of both
+    ("add.Tensor", lambda s: s + s * 2.0, lambda s: 2 * s, GRADED),
     ("mul.Tensor", lambda s: s[0] * s[:, :, :1], lambda s: s[0] * s[:, :, :1], SPIKES),
     ("mul.Tensor", lambda s: s[:, :, :1] * s[0], lambda s: s[:, :, :1] * s[0], SPIKES),
 ]
@@ -149,9 +163,9 @@ def _spikes(seed: int):
     return torch.rand(2, 4, 6, 6, generator=torch.Generator().manual_seed(seed))
 
 
-def _measure(op, mode, monkeypatch, kinds=("linear",)):
-    """(the consumers of these kinds in ``fc`` or the model, the spikes of each
-    forward, the ops traced)."""
+def _measure(op, mode, monkeypatch, kinds=("linear",), scope="fc"):
+    """(the consumers of these kinds: weight ops in ``scope`` (None: anywhere),
+    others anywhere; the spikes of each forward; the ops traced)."""
     traced: set[str] = set()
     on_op = df.Graph.on_op
 
@@ -174,7 +188,7 @@ def _measure(op, mode, monkeypatch, kinds=("linear",)):
     snap = monitor.read(detail=True)
     monitor.detach()
     fc = [c for c in snap["consumers"] if c["kind"] in kinds
-          and (c["scope"] == "fc" or c["kind"] != "linear")]
+          and (scope is None or c["scope"] == scope or c["kind"] != "linear")]
     return fc, spikes, traced
 
 
@@ -223,6 +237,41 @@ def test_a_sum_into_a_non_linear_op_costs_one_add_per_event(mode, monkeypatch):
     events = sum(float(s.sum()) for s in spikes)
     assert sorted((c["kind"], c["category"], c["synops"]) for c in fc) == \
         [("linear", "spike_sums", events * OUT), ("reduce", "spikes", events)]
+
+    # a max pool of the sum is a new source: the sum costs its adds
+    fc, spikes, _ = _measure(lambda s: F.max_pool2d(s.sum(1), 2), mode, monkeypatch,
+                             kinds=("reduce",))
+    events = sum(float(s.sum()) for s in spikes)
+    assert [(c["kind"], c["synops"]) for c in fc] == [("reduce", events)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dense", [(2, 4, 6, 6), (2, 1, 6, 6)], ids=["same", "broadcast"])
+def test_events_added_into_a_real_tensor_cost_one_add_each(dense, mode, monkeypatch):
+    """Spikes added into a dense tensor (a residual stream): one add per event and
+    per output element it reaches; here the events of one channel (broadcast over
+    four when the dense tensor has four)."""
+    fc, spikes, _ = _measure(lambda s: torch.ones(dense) + s[:, :1], mode, monkeypatch,
+                             kinds=("accumulate",))
+    reach = dense[1]  # output channels each event of s[:, :1] reaches
+    events = sum(float(s[:, :1].sum()) for s in spikes) * reach
+    assert [(c["kind"], c["synops"]) for c in fc] == [("accumulate", events)]
+    assert events > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_transposed_convolution_of_spikes_charges_each_event_its_fan_out(mode, monkeypatch):
+    weight = torch.rand(4, 3, 3, 2, generator=torch.Generator().manual_seed(5))
+
+    def op(s):
+        return F.conv_transpose2d(s, weight, stride=2, padding=1, output_padding=1)
+
+    fc, spikes, _ = _measure(op, mode, monkeypatch, kinds=("linear",), scope=None)
+    ones = torch.ones(weight.shape, dtype=torch.float64)
+    pairs = sum(float(F.conv_transpose2d((s != 0).double(), ones, stride=2, padding=1,
+                                         output_padding=1).sum()) for s in spikes)
+    convs = [c for c in fc if c["op"] == "conv"]
+    assert [c["synops"] for c in convs] == [pairs] and pairs > 0
 
 
 @pytest.mark.parametrize("mode", MODES)

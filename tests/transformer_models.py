@@ -96,7 +96,7 @@ class TDOperators(nn.Module):
         self.ew = ops.SNNElementWiseProduct()
         self.mm = ops.SNNMatrixOperator()
         self.mm_raw = ops.SNNMatrixOperator()  # a real first operand: only b is charged
-        self.same = ops.TDConv2d(2, 3, 3, padding="same")
+        self.same = ops.TDConv2d(2, 4, (3, 5), padding="same", dilation=(1, 2), groups=2)
         self.conv = ops.TDConv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
                                  groups=2)
         self.conv_s = ops.TDConv2d(2, 3, 3, padding=1, step_mode="s")
