@@ -472,21 +472,18 @@ def _structural(node: df.Node, a: list, kw: dict, tracked: set) -> Any:
         if func in o.mul and isinstance(other, torch.Tensor):
             return (x * (other != 0).to(torch.float64)).expand(node.shape)
         return x.expand(node.shape) if tuple(x.shape) != node.shape else x * 1.0
-    if kind == "reduce":
+    if kind == "reduce":  # (aten passes dim and keepdim positionally)
         x = a[0]
         if len(a) > 1 and a[1] is not None and not isinstance(a[1], torch.dtype):
-            keep = a[2] if len(a) > 2 else kw.get("keepdim", False)
-            return x.sum(dim=a[1], keepdim=bool(keep))
+            return x.sum(dim=a[1], keepdim=bool(a[2]) if len(a) > 2 else False)
         return x.sum()
-    if kind == "pool":
+    if kind == "pool":  # sum pooling: every event to every window holding it
         x, nd = a[0], o.pool[func]
         if nd > 0:
             kernel = _pair(a[1], nd)
             stride = _pair(a[2], nd) if len(a) > 2 and a[2] else kernel
             padding = _pair(a[3], nd) if len(a) > 3 else (0,) * nd
             ceil = bool(a[4]) if len(a) > 4 else False
-            if nd == 1:
-                return F.avg_pool1d(x, kernel, stride, padding, ceil, True) * kernel[0]
             pool = F.avg_pool2d if nd == 2 else F.avg_pool3d
             return pool(x, kernel, stride, padding, ceil, True, 1)
         return _adaptive_sum_pool(x, tuple(a[1]))
