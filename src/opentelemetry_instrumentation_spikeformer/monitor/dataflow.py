@@ -81,7 +81,7 @@ class Node:
     structural: str = "as_is"  # as_is | add | scale | reduce | pool
     leaves: frozenset = frozenset()
     source: int | None = None
-    name: str = ""
+    name: str = ""  # a source's layer
     deps: tuple = ()
     capture: Any = None  # (weakref to module, call index): a module returns this tensor
     # A view of one source's output: (source node, size, stride, offset from the
@@ -109,11 +109,8 @@ class Consumer:
 class MacOp:
     """A weight op on untracked inputs: dense multiply-accumulates."""
 
-    op: str
-    scope: str
     macs: float
     encoding: bool  # computed from the model input only (nothing spiked upstream)
-    seq: int = -1
     steps: int = 1  # timesteps the input holds (for "once per static image")
     new_steps: Any = None  # device tensor: steps whose input is new and non-zero
     lead: tuple = ()  # first two dims of the op's input
@@ -183,7 +180,8 @@ POOL_OPS = {"avg_pool2d.default": 2, "avg_pool3d.default": 3,  # spatial dims;
 MAXPOOL_OPS = ("max_pool2d_with_indices.default", "max_pool3d_with_indices.default")
 ADD_OPS = ("add.Tensor", "add_.Tensor", "sub.Tensor", "sub_.Tensor")
 MUL_OPS = ("mul.Tensor", "mul_.Tensor")  # of two spike tensors: their coincidences
-SCALE_OPS = MUL_OPS + ("div.Tensor", "div_.Tensor", "mul.Scalar", "div.Scalar", "neg.default")
+NEG_OPS = ("neg.default",)  # of spikes: signed
+SCALE_OPS = MUL_OPS + ("div.Tensor", "div_.Tensor", "mul.Scalar", "div.Scalar") + NEG_OPS
 CUMSUM_OPS = ("cumsum.default",)
 
 
@@ -204,7 +202,7 @@ class Ops:
         self.add = ops(ADD_OPS)
         self.mul = ops(MUL_OPS)
         self.scale = ops(SCALE_OPS)
-        self.neg = ops(("neg.default",))
+        self.neg = ops(NEG_OPS)
         self.cumsum = ops(CUMSUM_OPS)
         self.identity = ops(IDENTITY_OPS)
 
@@ -292,7 +290,6 @@ class Graph:
         self.window = 0  # > 0 while hooks (ours, other code's) run: not traced
         self.scopes: list[str] = []
         self.weight_seq = 0
-        self.derived = 0
         self._rules: dict[int, tuple[str, Any, fb.NeuronRule]] = {}
         self._calls_of: dict[int, int] = {}  # module calls seen (for captures)
         self._open_calls: list[ModuleCall | None] = []
@@ -392,7 +389,7 @@ class Graph:
             if rule.role == fb.ROUTE:
                 self._route_in.append(self.tracked(tensors[0]) if tensors else None)
             elif rule.consumes:
-                self._opaque_consumer(mod, rule, tensors, name)
+                self._opaque_consumer(mod, rule, tensors)
             else:
                 for t in tensors:
                     n = self.tracked(t)
@@ -490,8 +487,7 @@ class Graph:
             self.source_version[index] = spikes._version
 
     # -- opaque consumers -------------------------------------------------------
-    def _opaque_consumer(self, module: Any, rule: fb.NeuronRule, tensors: list,
-                         name: str) -> None:
+    def _opaque_consumer(self, module: Any, rule: fb.NeuronRule, tensors: list) -> None:
         """``TDLinear`` / ``TDConv2d`` / ``TDMultiheadAttention`` charge their
         inputs like the ANN op they stand for; the operators that combine two
         time-differential inputs charge each event the other operand it meets."""
@@ -539,7 +535,7 @@ class Graph:
                                   module.dilation, module.groups)
             else:
                 macs = math.prod(t.shape) * module.embed_dim * sum(1 for u in inputs if u is t)
-            self._mac(type(module).__name__, name, float(macs), t, -1)
+            self._mac(float(macs), t)
 
     def _operator_consumer(self, kind: str, tensors: list) -> None:
         import torch
@@ -610,9 +606,9 @@ class Graph:
         self.consumers.append(consumer)
         return consumer
 
-    def _mac(self, op: str, scope: str, macs: float, x: Any, seq: int) -> None:
+    def _mac(self, macs: float, x: Any) -> None:
         encoding = id(x) not in self.post
-        self.macs.append(MacOp(op, scope, macs, encoding, seq, lead=tuple(x.shape[:2])))
+        self.macs.append(MacOp(macs, encoding, lead=tuple(x.shape[:2])))
         if encoding:
             self.macs[-1].new_steps = x  # replaced by a device count in ``finish``
 
@@ -706,10 +702,9 @@ class Graph:
     def _maxpool(self, func, args, kwargs, out, tracked, outs) -> None:
         """(values, indices): the values are a derived source, the selected events."""
         x = tracked[0]  # (the op's one tensor argument)
-        self.derived += 1
         node = self.add(out[0], kind="derived", values=x.values, summed=x.summed, func=func,
                         args=self.template(args), kwargs=self.template(kwargs),
-                        out_index=0, deps=(x.id,), name=f"{self.scope()}::maxpool#{self.derived}")
+                        out_index=0, deps=(x.id,))
         node.leaves = frozenset([node.id])
         self.post.add(id(out[1]))
         self.keep.append(out[1])
@@ -747,11 +742,10 @@ class Graph:
         both = len(operands) == 2 and all(self.tracked(a) is not None for a in operands)
         if both and func in ops().mul:
             a, b = self.tracked(operands[0]), self.tracked(operands[1])
-            self.derived += 1
             values = fb.BINARY if a.values == b.values == fb.BINARY else fb.SCALED
             node = self.add(out, kind="derived", values=values, func=func,
                             args=self.template(args), kwargs=self.template(kwargs),
-                            deps=(a.id, b.id), name=f"{self.scope()}::mul#{self.derived}")
+                            deps=(a.id, b.id))
             node.leaves = frozenset([node.id])
             return
         if both:
@@ -790,7 +784,7 @@ class Graph:
             self.sinks.add(self.tracked(bias).id)  # added, not a synaptic input
         nx, nw = self.tracked(x), self.tracked(w)
         if nx is None and nw is None:
-            self._mac(kind, self.scope(), dense, x, seq)
+            self._mac(dense, x)
             return
         lead = tuple(x.shape[:2])
         if nx is not None and nw is not None:
@@ -798,7 +792,7 @@ class Graph:
             return
         if kind == "conv":
             if nx is None:  # spikes as convolution weights: priced as MACs
-                self.macs.append(MacOp(kind, self.scope(), dense, False, seq, lead=lead))
+                self.macs.append(MacOp(dense, False, lead=lead))
                 self.sinks.add(nw.id)
                 return
             g = ("conv", tuple(x.shape), tuple(w.shape), tuple(stride), tuple(padding),

@@ -52,7 +52,6 @@ class Leaf:
 @dataclass
 class Product:
     consumer: int
-    name: str
     program: list
     a: int
     b: int
@@ -317,7 +316,7 @@ def _product(graph: df.Graph, c: df.Consumer) -> Product:
     program = _program_of((a, b), nodes)
     upstream = tuple(sorted({nodes[i].source for i in _program_of(c.inputs, nodes)
                              if nodes[i].kind == "source"}))
-    return Product(c.id, f"{c.scope}::{c.op}#{c.id}", program, a, b,
+    return Product(c.id, program, a, b,
                    nodes[c.inputs[0]].values == fb.BINARY, nodes[c.inputs[1]].values == fb.BINARY,
                    upstream, upstream[-1] if upstream else None, max(c.dense_macs, 1.0))
 
