@@ -1,0 +1,330 @@
+"""The discovery pass's boundaries (``monitor/dataflow.py``): what it must not
+trace (other code's hooks, our own work, a second monitor's plan building),
+what survives a submodule that raises, how inputs passed by keyword, an ignored
+module fed by spikes, a max-pool module called twice and a source called by
+method inside another call are seen. Each expected count is made here from
+the spikes the model really emitted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import encoding, functional, neuron
+
+from opentelemetry_instrumentation_spikeformer.monitor import monitor_model
+
+nn = torch.nn
+MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
+
+
+def _inputs(seed: int, *shape: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _record(module: nn.Module, into: list) -> None:
+    module.register_forward_hook(lambda _m, _a, out: into.append(out.detach().clone()))
+
+
+def _run(model: nn.Module, inputs: list, mode: str = "no_grad") -> dict:
+    monitor = monitor_model(model, "m")
+    with MODES[mode]():
+        for x in inputs:
+            model(x)
+            functional.reset_net(model)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    return snap
+
+
+def _consumers(snap: dict) -> list:
+    return sorted((c["scope"], c["kind"], c["synops"]) for c in snap["consumers"])
+
+
+class Pair(nn.Module):
+    """A neuron, a linear layer on its spikes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.sn(x))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_other_code_s_hooks_on_spikes_are_not_traced(mode):
+    """A profiler's or user's hooks, registered before the monitor, run weight
+    ops and sums on the spikes; the monitor charges only the model's own
+    linear layer: three synapses per event."""
+    ones = torch.ones(5, 6)
+    model = Pair()
+    spikes: list = []
+    _record(model.sn, spikes)
+    model.fc.register_forward_pre_hook(lambda _m, a: (F.linear(a[0], ones), a[0].sum()) and None)
+    model.fc.register_forward_hook(lambda _m, a, _o: (F.linear(a[0], ones), a[0].sum()) and None)
+    model.sn.register_forward_hook(lambda _m, _a, o: F.linear(o, ones).sum() and None)
+    snap = _run(model, [_inputs(1, 2, 6), _inputs(2, 2, 6)], mode)
+    events = sum(float(s.sum()) for s in spikes)
+    assert events > 0
+    assert _consumers(snap) == [("fc", "linear", 3 * events)]
+
+
+class Fallback(nn.Module):
+    """A submodule raises on the spikes and the model falls back (caught)."""
+
+    def __init__(self, failing: nn.Module) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.failing = failing
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        s = self.sn(x)
+        try:
+            s = self.failing(s)
+        except (RuntimeError, ValueError):
+            pass
+        return self.fc(s)
+
+
+class Raises(nn.Module):
+    def forward(self, s):
+        s.sum()  # an op before the failure
+        raise ValueError("not today")
+
+
+@pytest.mark.parametrize("failing", [Raises(), nn.Linear(4, 2), nn.Sequential(nn.Linear(4, 2))],
+                         ids=["module", "linear", "nested"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_submodule_that_raises_inside_the_forward_leaves_the_rest_traced(failing, mode):
+    """The hooks around a call that raises still close its window and scope: the
+    linear layer after it is traced, in its own scope, with its SOPs."""
+    model = Fallback(failing)
+    spikes: list = []
+    _record(model.sn, spikes)
+    snap = _run(model, [_inputs(3, 2, 6), _inputs(4, 2, 6)], mode)
+    events = sum(float(s.sum()) for s in spikes)
+    assert events > 0
+    assert [(c["scope"], c["kind"], c["synops"]) for c in snap["consumers"]
+            if c["kind"] == "linear"] == [("fc", "linear", 3 * events)]
+    assert snap["counts"]["encoding_macs"] == snap["counts"]["graded_macs"] == 0
+
+
+class Attention(nn.Module):
+    """A converted transformer's attention, called by keyword or by position."""
+
+    def __init__(self, keywords: bool) -> None:
+        super().__init__()
+        from spikingjelly.activation_based.ann2snn import operators as ops
+
+        torch.manual_seed(0)
+        self.keywords = keywords
+        self.a = neuron.IFNode(step_mode="m", v_threshold=0.5)
+        self.b = neuron.IFNode(step_mode="m", v_threshold=0.7)
+        self.mha = ops.TDMultiheadAttention(6, 2)
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x * 0.8)
+        if self.keywords:
+            return self.mha(query_seq=a, key_seq=b, value_seq=b)[0]
+        return self.mha(a, b, b)[0]
+
+
+def test_an_operator_called_by_keyword_is_charged_like_one_called_by_position():
+    """``mha(query_seq=a, key_seq=b, value_seq=b)``: the keyword inputs reach the monitor;
+    each event of the query meets ``embed`` weights, each of key = value twice."""
+    snaps, spikes = {}, {}
+    for keywords in (False, True):
+        model = Attention(keywords)
+        a: list = []
+        b: list = []
+        _record(model.a, a)
+        _record(model.b, b)
+        snaps[keywords] = _run(model, [_inputs(5, 2, 2, 3, 6)])
+        spikes[keywords] = (sum(float(s.sum()) for s in a), sum(float(s.sum()) for s in b))
+    assert spikes[True] == spikes[False] and min(spikes[True]) > 0
+    events_a, events_b = spikes[True]
+    expected = sorted([6 * events_a, 12 * events_b])
+    for snap in snaps.values():
+        assert sorted(c["synops"] for c in snap["consumers"] if c["kind"] == "linear") == expected
+
+
+class Population(nn.Module):
+    """An ignored module (spikingjelly's population encoder, real-valued fields)
+    between the input or the spikes and a linear layer."""
+
+    def __init__(self, feed: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.feed = feed
+        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.pop = encoding.PopEncoder(6, 2, 4, (0.0, 1.0), 0.5)
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x):
+        s = self.sn(x)
+        fields = {"input": x, "spikes": s, "real": torch.tanh(s + x)}[self.feed]
+        return self.fc(self.pop(fields)), s
+
+
+@pytest.mark.parametrize("feed,kind", [("input", "encoding_macs_every_step"),
+                                       ("spikes", "graded_macs"), ("real", "graded_macs")])
+def test_an_ignored_module_passes_on_whether_its_input_came_from_spikes(feed, kind):
+    """The linear layer after it costs dense MACs: encoding MACs when it reads the
+    model input only, graded MACs when anything upstream spiked (the spikes
+    themselves or real values computed from them)."""
+    model = Population(feed)
+    snap = _run(model, [_inputs(6, 2, 6), _inputs(7, 2, 6)])
+    macs = 2 * 4 * 2 * 12 * 3  # forwards x T x B x in x out
+    other = "graded_macs" if kind != "graded_macs" else "encoding_macs_every_step"
+    assert (snap["counts"][kind], snap["counts"][other]) == (macs, 0)
+
+
+class SharedPool(nn.Module):
+    """One max-pool module called on two neurons' spikes (and a module called
+    twice on the same input: two captures of one module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = neuron.IFNode(v_threshold=0.5)
+        self.b = neuron.IFNode(v_threshold=0.8)
+        self.pool = nn.MaxPool2d(2)
+        self.fa = nn.Linear(8, 3)
+        self.fb = nn.Linear(8, 5)
+
+    def forward(self, x):
+        pa, pb = self.pool(self.a(x)), self.pool(self.b(x.flip(-1)))
+        return self.fa(pa.flatten(1)) + self.fb(pb.flatten(1)).sum()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_max_pool_module_called_twice_charges_each_call_s_selected_events(mode):
+    model = SharedPool()
+    a: list = []
+    b: list = []
+    _record(model.a, a)
+    _record(model.b, b)
+    snap = _run(model, [_inputs(8, 2, 2, 4, 4), _inputs(9, 2, 2, 4, 4)], mode)
+
+    def pooled(spikes):
+        return sum(float(F.max_pool2d(s, 2).sum()) for s in spikes)
+
+    assert pooled(a) > 0 and pooled(b) > 0 and pooled(a) != pooled(b)
+    assert _consumers(snap) == [("fa", "linear", 3 * pooled(a)), ("fb", "linear", 5 * pooled(b))]
+
+
+class Outer(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.sn = neuron.IFNode(v_threshold=0.3)
+        self.fc = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.fc(self.sn(self.inner(x)))
+
+
+def test_a_monitored_model_inside_another_is_counted_by_both_and_alone():
+    """The inner model's discovery pass, plan building and counting run inside
+    the outer model's traced forward: the outer one traces the inner model's
+    ops once (its forward), not the inner monitor's own work, and each monitor
+    gets the counts of its own model."""
+    inner = Pair()
+    outer = Outer(inner)
+    a: list = []
+    b: list = []
+    _record(inner.sn, a)
+    _record(outer.sn, b)
+    inner_monitor = monitor_model(inner, "inner")
+    outer_monitor = monitor_model(outer, "outer")
+    with torch.no_grad():
+        for seed in (10, 11, 12):
+            outer(_inputs(seed, 2, 6))
+            functional.reset_net(outer)
+    inner_snap, outer_snap = inner_monitor.read(detail=True), outer_monitor.read(detail=True)
+    inner_monitor.detach()
+    outer_monitor.detach()
+    ea, eb = sum(float(s.sum()) for s in a), sum(float(s.sum()) for s in b)
+    assert ea > 0 and eb > 0
+    assert _consumers(inner_snap) == [("fc", "linear", 3 * ea)]
+    assert _consumers(outer_snap) == sorted([("fc", "linear", 4 * eb),
+                                             ("inner.fc", "linear", 3 * ea)])
+    assert [c["op"] for c in outer_snap["consumers"]] == ["addmm", "addmm"]
+
+
+class Adds(nn.Module):
+    """Spikes added to spikes (ACCounter's adds), and adds it does not count:
+    spikes plus a constant, a dense tensor, or a sum of spikes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = neuron.IFNode(v_threshold=0.5)
+        self.b = neuron.IFNode(v_threshold=0.8)
+        self.c = neuron.IFNode(v_threshold=0.3)
+
+    def forward(self, x):
+        a, b, c = self.a(x), self.b(x.flip(-1)), self.c(x * 0.5)
+        ab = a + b
+        return [ab, ab + c, a + 1.0, 2.0 + b, x + c, a - c, torch.add(a, b, alpha=2)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_spike_adds_are_counted_where_both_operands_are_spikes_as_emitted(mode):
+    """``census_spike_adds`` (spikingjelly's ACCounter convention: nnz(x) +
+    nnz(y) per add of two spike tensors): a + b, a - c and the add with alpha;
+    not a sum of spikes plus spikes, nor spikes and a constant or a real tensor."""
+    model = Adds()
+    rec = {k: [] for k in "abc"}
+    for k in "abc":
+        _record(getattr(model, k), rec[k])
+    snap = _run(model, [_inputs(13, 2, 6), _inputs(14, 2, 6)], mode)
+    nnz = {k: sum(float((s != 0).sum()) for s in v) for k, v in rec.items()}
+    assert min(nnz.values()) > 0
+    assert snap["counts"]["census_spike_adds"] == 2 * nnz["a"] + 2 * nnz["b"] + nnz["a"] \
+        + nnz["c"]
+
+
+class Encoded(nn.Module):
+    """A source the model calls by another name (``encode``): by the model
+    itself, or inside the encoder's own forward."""
+
+    def __init__(self, by_forward: bool) -> None:
+        from spikingjelly.activation_based.ann2snn.qcfs import SignedQCFSSequenceEncoder
+
+        super().__init__()
+        torch.manual_seed(0)
+        self.by_forward = by_forward
+        self.encoder = SignedQCFSSequenceEncoder(scale=torch.full((6,), 0.25), time_steps=4)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        if self.by_forward:  # forward(value_seq) sums over time, then calls encode
+            return self.fc(self.encoder(x.unsqueeze(0)))
+        return self.fc(self.encoder.encode(x))
+
+
+@pytest.mark.parametrize("by_forward", [False, True], ids=["encode", "forward"])
+def test_a_source_called_by_method_is_one_source_wherever_it_is_called(by_forward):
+    """Called by ``encode`` from the model or inside the encoder's forward (the
+    tap fires inside the opaque call): one source, its events charged three
+    synapses each by the linear layer."""
+    model = Encoded(by_forward)
+    x = torch.randn(2, 6, generator=torch.Generator().manual_seed(15))
+    monitor = monitor_model(model, "enc")
+    with torch.no_grad():
+        model(x)
+        model(x)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    with torch.no_grad():
+        encoded = model.encoder.encode(x)
+    events = float((encoded != 0).sum())
+    assert events > 0
+    assert [(c["scope"], c["synops"]) for c in snap["consumers"] if c["kind"] == "linear"] == \
+        [("fc", 2 * 3 * events)]
+    assert len([r for r in snap["layers"] if r["layer"] == "encoder"]) == 1
