@@ -218,24 +218,42 @@ def test_a_max_pool_module_called_twice_charges_each_call_s_selected_events(mode
     assert _consumers(snap) == [("fa", "linear", 3 * pooled(a)), ("fb", "linear", 5 * pooled(b))]
 
 
-class Outer(nn.Module):
-    def __init__(self, inner: nn.Module) -> None:
+class ConvPair(nn.Module):
+    """A neuron, a convolution on its spikes (its plan runs a convolution)."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self.inner = inner
-        self.sn = neuron.IFNode(v_threshold=0.3)
-        self.fc = nn.Linear(3, 4)
+        torch.manual_seed(0)
+        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
 
     def forward(self, x):
-        return self.fc(self.sn(self.inner(x)))
+        return self.conv(self.sn(x)).flatten(1)
 
 
-def test_a_monitored_model_inside_another_is_counted_by_both_and_alone():
+class Outer(nn.Module):
+    def __init__(self, inner: nn.Module, registered: bool) -> None:
+        super().__init__()
+        if registered:
+            self.inner = inner
+        else:  # called, but not a submodule: no hooks of the outer monitor on it
+            self.hidden = [inner]
+        self.sn = neuron.IFNode(v_threshold=0.1)
+        self.fc = nn.Linear(32, 4)
+
+    def forward(self, x):
+        inner = self.inner if hasattr(self, "inner") else self.hidden[0]
+        return self.fc(self.sn(inner(x)))
+
+
+@pytest.mark.parametrize("registered", [True, False], ids=["submodule", "unregistered"])
+def test_a_monitored_model_inside_another_is_counted_by_both_and_alone(registered):
     """The inner model's discovery pass, plan building and counting run inside
     the outer model's traced forward: the outer one traces the inner model's
-    ops once (its forward), not the inner monitor's own work, and each monitor
-    gets the counts of its own model."""
-    inner = Pair()
-    outer = Outer(inner)
+    ops once (its forward), not the inner monitor's own work (the convolution
+    that maps its events, its counts), and each monitor gets its own counts."""
+    inner = ConvPair()
+    outer = Outer(inner, registered)
     a: list = []
     b: list = []
     _record(inner.sn, a)
@@ -244,17 +262,26 @@ def test_a_monitored_model_inside_another_is_counted_by_both_and_alone():
     outer_monitor = monitor_model(outer, "outer")
     with torch.no_grad():
         for seed in (10, 11, 12):
-            outer(_inputs(seed, 2, 6))
+            outer(_inputs(seed, 2, 1, 4, 4))
             functional.reset_net(outer)
+            functional.reset_net(inner)
     inner_snap, outer_snap = inner_monitor.read(detail=True), outer_monitor.read(detail=True)
     inner_monitor.detach()
     outer_monitor.detach()
-    ea, eb = sum(float(s.sum()) for s in a), sum(float(s.sum()) for s in b)
+    ones = torch.ones(2, 1, 3, 3)
+    ea = sum(float(F.conv2d(s, ones, padding=1).sum()) for s in a)  # (event, synapse) pairs
+    eb = sum(float(s.sum()) for s in b)
     assert ea > 0 and eb > 0
-    assert _consumers(inner_snap) == [("fc", "linear", 3 * ea)]
-    assert _consumers(outer_snap) == sorted([("fc", "linear", 4 * eb),
-                                             ("inner.fc", "linear", 3 * ea)])
-    assert [c["op"] for c in outer_snap["consumers"]] == ["addmm", "addmm"]
+    assert _consumers(inner_snap) == [("conv", "linear", ea)]
+    assert inner_snap["counts"]["encoding_macs"] == inner_snap["counts"]["graded_macs"] == 0
+    if registered:
+        assert _consumers(outer_snap) == sorted([("fc", "linear", 4 * eb),
+                                                 ("inner.conv", "linear", ea)])
+        assert outer_snap["counts"]["graded_macs"] == 0
+    else:  # the inner neuron is no source of the outer model: its convolution is MACs
+        assert _consumers(outer_snap) == [("fc", "linear", 4 * eb)]
+        assert outer_snap["counts"]["encoding_macs_every_step"] == 3 * 2 * 32 * 9
+    assert outer_snap["counts"]["encoding_macs"] == (0 if registered else 3 * 2 * 32 * 9)
 
 
 class Adds(nn.Module):

@@ -31,7 +31,6 @@ SNNAnalyzer's) and our own run inside "hook windows" that the tracer skips.
 from __future__ import annotations
 
 import math
-import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,18 +207,6 @@ class Ops:
 
 
 _OPS: Ops | None = None
-_LOCAL = threading.local()  # .quiet > 0: our own tensor work, never traced
-
-
-class quiet:
-    """Context in which no discovery pass (of any monitor) records ops: plan
-    building, counting and finishing run while another monitor may be tracing."""
-
-    def __enter__(self) -> None:
-        _LOCAL.quiet = getattr(_LOCAL, "quiet", 0) + 1
-
-    def __exit__(self, *_exc: Any) -> None:
-        _LOCAL.quiet -= 1
 
 
 def ops() -> Ops:
@@ -231,7 +218,9 @@ def ops() -> Ops:
 
 def make_tracer(graph: "Graph") -> Any:
     """The dispatch mode that feeds every aten op of the forward to ``graph``.
-    What it computes itself is hidden from other modes (a profiler's)."""
+    What it computes itself is hidden from other modes (a profiler's); our own
+    work while it is on (another monitor's plan building and counting) runs
+    hidden from it (``synops._hidden``)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -251,7 +240,7 @@ def make_tracer(graph: "Graph") -> Any:
                 if out is not NotImplemented:
                     return out
             out = func(*args, **kwargs)
-            if graph.window == 0 and not getattr(_LOCAL, "quiet", 0):
+            if graph.window == 0:
                 try:
                     with torch._C._ExcludeDispatchKeyGuard(keys):
                         graph.census.record(func, args, out, graph)

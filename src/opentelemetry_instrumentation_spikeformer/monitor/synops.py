@@ -96,7 +96,7 @@ class Topology:
         kwargs = kwargs or {}  # (None: torch calls a keyword hook removed during the call)
         try:
             if _stack():  # a tracer or profiler is on: our work stays out of its sight
-                with df.quiet(), _hidden():
+                with _hidden():
                     self._start_forward(module, args, kwargs)
             else:
                 self._start_forward(module, args, kwargs)
@@ -130,7 +130,7 @@ class Topology:
         self._depth = 0
         try:
             if _stack():
-                with df.quiet(), _hidden():
+                with _hidden():
                     self._finish_forward(output)
             else:
                 self._finish_forward(output)
