@@ -355,3 +355,41 @@ def test_a_source_called_by_method_is_one_source_wherever_it_is_called(by_forwar
     assert [(c["scope"], c["synops"]) for c in snap["consumers"] if c["kind"] == "linear"] == \
         [("fc", 2 * 3 * events)]
     assert len([r for r in snap["layers"] if r["layer"] == "encoder"]) == 1
+
+
+class KeywordComposites(nn.Module):
+    """Composite ops whose keyword-only arguments change their result: under
+    ``inference_mode`` the tracer runs their decomposition itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.q = nn.Linear(8, 8)
+
+    def forward(self, x):  # x: [B, 2, 4, 8]
+        s = self.sn(x)
+        q = self.q(s)
+        attn = F.scaled_dot_product_attention(q, s, s, scale=0.05)
+        return attn, s.contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_traced_forward_returns_what_the_bare_forward_returns(mode):
+    """The discovery pass's forward (and a counted one) returns the same values,
+    dtypes and memory layout as the model without a monitor."""
+    model = KeywordComposites()
+    x = _inputs(16, 2, 2, 4, 8)
+    with MODES[mode]():
+        bare = model(x)
+        functional.reset_net(model)
+        monitor = monitor_model(model, "kw")
+        traced = model(x)
+        functional.reset_net(model)
+        counted = model(x)
+    monitor.detach()
+    for out in (traced, counted):
+        for got, want in zip(out, bare):
+            assert torch.equal(got, want)
+            assert (got.dtype, got.stride()) == (want.dtype, want.stride())
+    assert bare[1].stride() != bare[1].contiguous().stride()  # channels_last kept

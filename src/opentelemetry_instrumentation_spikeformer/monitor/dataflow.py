@@ -256,9 +256,9 @@ def make_tracer(graph: "Graph") -> Any:
 class Graph:
     """What one traced forward saw: nodes, consumers, dense MACs, module calls."""
 
-    def __init__(self, root: Any, names: dict[int, str]) -> None:
-        self.names = names  # id(module) -> qualified name
-        self.outputs: dict[int, str] = {}  # id(module) -> output kind read at attach
+    def __init__(self, root: Any, names: dict[int, str], outputs: dict[int, str]) -> None:
+        self.names = names  # id(module) -> qualified name (the class's for the root)
+        self.outputs = outputs  # id(module) -> output kind read at attach
         self.nodes: list[Node] = []
         self.ids: dict[int, int] = {}  # id(tensor) -> node id
         self.keep: list[Any] = []  # strong refs: ids are not reused during the trace
@@ -286,10 +286,10 @@ class Graph:
         self._fed: list[bool] = []
         self._tapped: list[bool] = []
         self._handles: list[Any] = []
-        for name, module in root.named_modules():
+        for module in root.modules():
             rule = neurons.rule_of(module)
             if rule is not None:
-                self._rules[id(module)] = (name or type(module).__name__, module, rule)
+                self._rules[id(module)] = (names[id(module)], module, rule)
 
     # -- hook windows around module forwards ---------------------------------
     def install(self, root: Any) -> None:

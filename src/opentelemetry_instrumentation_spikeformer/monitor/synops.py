@@ -213,9 +213,8 @@ class Topology:
     # -- discovery ------------------------------------------------------------------
     def _begin_discovery(self, root: Any, signature: tuple) -> None:
         names = {id(m): (n or type(m).__name__) for n, m in root.named_modules()}
-        graph = df.Graph(root, names)
+        graph = df.Graph(root, names, {key: layer.output for key, layer in self._layer_ids.items()})
         graph.signature = signature
-        graph.outputs = {key: layer.output for key, layer in self._layer_ids.items()}
         graph.scopes.append(names[id(root)])  # the root's own forward body
         graph.install(root)
         self.discovering = graph
