@@ -222,3 +222,41 @@ def test_new_steps_of_inputs_without_timesteps():
     assert _new_steps(torch.rand(6), 3, 2, False) == (1, None)
     assert _new_steps(torch.rand(5, 2, 3), 3, 2, False) == (1, None)  # 5 is neither 3 nor 6
     assert _new_steps(torch.rand(2, 3, 4), 3, 2, False) == (1, None)  # B first: not T x B
+
+
+class _Rows(nn.Module):
+    """Weight ops whose inputs hold the time dimension ([T, B, ...] and the
+    flattened [T*B, ...]) and one that does not: a head on the time average
+    whose feature count equals the batch (it must still run once per sample)."""
+
+    def __init__(self, batch: int) -> None:
+        from spikingjelly.activation_based import neuron
+
+        super().__init__()
+        torch.manual_seed(0)
+        self.enc = nn.Linear(3, batch)  # on the input [T, B, 3]
+        self.sn = neuron.IFNode(step_mode="m", v_threshold=0.2)
+        self.flat = nn.Linear(batch, 4)  # on the spikes [T*B, batch]
+        self.head = nn.Linear(batch, 5)  # on their mean [B, batch]
+
+    def forward(self, x):
+        s = self.sn(self.enc(x))
+        return self.flat(s.flatten(0, 1)), self.head(s.mean(0))
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_ann_baseline_counts_each_weight_op_once_per_sample(batch):
+    """The ANN baseline of one sample: every weight op once (3 x B + B x 4 +
+    B x 5 MACs), whether its input held T x B rows or B."""
+    from spikingjelly.activation_based import functional
+
+    model = _Rows(batch)
+    monitor = monitor_model(model, "rows")
+    with torch.no_grad():
+        for seed in (0, 1):
+            model(torch.rand(3, batch, 3, generator=torch.Generator().manual_seed(seed)))
+            functional.reset_net(model)
+    snap = monitor.read()
+    monitor.detach()
+    assert snap["forwards"] == 2
+    assert snap["counts"]["ann_macs"] == 3 * batch + batch * 4 + batch * 5

@@ -91,20 +91,16 @@ class Plan:
         """MACs of one ANN forward of one sample: each weight op divided by the
         rows it ran for, batch x timesteps if its input still holds the time
         dimension, batch alone if not (a head on the time average runs once)."""
-        cached = getattr(self, "_ann_per_sample", None)
-        if cached is not None:
-            return cached
         steps, batch = self.steps, self.batch
 
-        def rows(lead: tuple) -> int:
-            timed = steps > 1 and lead and (lead[0] == steps * batch or (
+        def rows(lead: tuple) -> int:  # (with one timestep, both are the batch)
+            timed = lead and (lead[0] == steps * batch or (
                 len(lead) > 1 and lead[0] == steps and lead[1] == batch))
             return batch * steps if timed else batch
 
         ops = [(m.macs, m.lead) for m in self.macs] + [
             (c.dense_macs, c.lead) for c in self.consumers if c.kind in ("linear", "product")]
-        self._ann_per_sample = sum(macs / max(rows(lead), 1) for macs, lead in ops)
-        return self._ann_per_sample
+        return sum(macs / max(rows(lead), 1) for macs, lead in ops)
 
 
 def build(graph: df.Graph, signature: tuple) -> Plan:
