@@ -227,6 +227,7 @@ def test_a_sum_into_a_non_linear_op_costs_one_add_per_event(mode, monkeypatch):
                              kinds=("reduce", "linear"))
     events = sum(float(s.sum()) for s in spikes)
     assert [(c["kind"], c["category"], c["synops"]) for c in fc] == [("reduce", "spikes", events)]
+    assert [(c["op"], c["scope"]) for c in fc] == [("sum", "_Row")]  # (in the model's forward)
 
     def also_a_weight_op(s):  # the sum feeds the linear layer too: still one add per event
         y = s.sum(1)
@@ -239,10 +240,10 @@ def test_a_sum_into_a_non_linear_op_costs_one_add_per_event(mode, monkeypatch):
         [("linear", "spike_sums", events * OUT), ("reduce", "spikes", events)]
 
     # a max pool of the sum is a new source: the sum costs its adds
-    fc, spikes, _ = _measure(lambda s: F.max_pool2d(s.sum(1), 2), mode, monkeypatch,
+    fc, spikes, _ = _measure(lambda s: F.max_pool2d(s.mean(1), 2), mode, monkeypatch,
                              kinds=("reduce",))
     events = sum(float(s.sum()) for s in spikes)
-    assert [(c["kind"], c["synops"]) for c in fc] == [("reduce", events)]
+    assert [(c["kind"], c["op"], c["synops"]) for c in fc] == [("reduce", "mean", events)]
 
 
 @pytest.mark.parametrize("mode", MODES)

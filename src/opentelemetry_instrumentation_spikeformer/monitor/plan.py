@@ -163,10 +163,8 @@ def _build(graph: df.Graph, signature: tuple) -> Plan:
     products = [_product(graph, c) for c in graph.consumers if c.kind == "product"]
     trigger, needs = _triggers(graph, leaves, products)
     keep_nodes: set[int] = set()
-    for item in leaves:
+    for item in leaves:  # (a dot leaf's program holds its pair)
         keep_nodes.update(item.program)
-        if item.dot_pair:
-            keep_nodes.update(item.dot_pair)
     for item in products:
         keep_nodes.update(item.program)
     first = graph.sources[0] if graph.sources else None
@@ -197,9 +195,8 @@ def _terminal_reductions(graph: df.Graph) -> None:
         if _reaches_non_weight(out_id, children, graph.sinks, weight_inputs, nodes):
             x = nodes[x_id]
             graph.consumers.append(df.Consumer(
-                len(graph.consumers), "reduce", str(getattr(nodes[out_id].func, "__name__",
-                                                            "reduce")), scope, (x_id,),
-                df.category(x.values, x.summed), x.values,
+                len(graph.consumers), "reduce", nodes[out_id].func.overloadpacket.__name__,
+                scope, (x_id,), df.category(x.values, x.summed), x.values,
                 g=torch.ones(x.shape, dtype=torch.float64)))
 
 
@@ -374,13 +371,9 @@ def _triggers(graph: df.Graph, leaves: list, products: list) -> tuple[dict, set]
     needs: set[int] = set()
     work = [("leaf", leaf) for leaf in leaves if leaf.kind == "derived" and leaf.capture is None]
     work += [("product", p) for p in products]
-    for kind, item in work:
-        program = item.program + (list(item.dot_pair) if kind == "leaf" and item.dot_pair
-                                  else [])
-        sources = [nodes[i].source for i in _program_of(program, nodes)
+    for kind, item in work:  # (every program descends from a source; a dot leaf's holds its pair)
+        sources = [nodes[i].source for i in _program_of(item.program, nodes)
                    if nodes[i].kind == "source"]
-        if not sources:
-            continue
         last = max(sources, key=lambda s: order[s])
         trigger.setdefault(last, []).append((kind, item))
         needs.update(sources)
