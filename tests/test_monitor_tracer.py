@@ -66,6 +66,9 @@ def test_other_code_s_hooks_on_spikes_are_not_traced(mode):
     model.fc.register_forward_pre_hook(lambda _m, a: (F.linear(a[0], ones), a[0].sum()) and None)
     model.fc.register_forward_hook(lambda _m, a, _o: (F.linear(a[0], ones), a[0].sum()) and None)
     model.sn.register_forward_hook(lambda _m, _a, o: F.linear(o, ones).sum() and None)
+    side = nn.Linear(6, 2)  # modules called inside hooks (nested hook windows)
+    model.fc.register_forward_hook(lambda _m, a, _o: side(a[0]).sum() and None)
+    model.sn.register_forward_hook(lambda _m, _a, o: model.fc(o).sum() and None)
     snap = _run(model, [_inputs(1, 2, 6), _inputs(2, 2, 6)], mode)
     events = sum(float(s.sum()) for s in spikes)
     assert events > 0
@@ -193,29 +196,31 @@ class SharedPool(nn.Module):
         torch.manual_seed(0)
         self.a = neuron.IFNode(v_threshold=0.5)
         self.b = neuron.IFNode(v_threshold=0.8)
+        self.c = neuron.IFNode(v_threshold=0.3)
         self.pool = nn.MaxPool2d(2)
         self.fa = nn.Linear(8, 3)
         self.fb = nn.Linear(8, 5)
+        self.fc = nn.Linear(8, 2)
 
     def forward(self, x):
         pa, pb = self.pool(self.a(x)), self.pool(self.b(x.flip(-1)))
-        return self.fa(pa.flatten(1)) + self.fb(pb.flatten(1)).sum()
+        pc = self.pool(self.c(x.flip(-2)))
+        return (self.fa(pa.flatten(1)) + self.fb(pb.flatten(1)).sum()
+                + self.fc(pc.flatten(1)).sum())
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_max_pool_module_called_twice_charges_each_call_s_selected_events(mode):
     model = SharedPool()
-    a: list = []
-    b: list = []
-    _record(model.a, a)
-    _record(model.b, b)
+    rec = {k: [] for k in "abc"}
+    for k in "abc":
+        _record(getattr(model, k), rec[k])
     snap = _run(model, [_inputs(8, 2, 2, 4, 4), _inputs(9, 2, 2, 4, 4)], mode)
-
-    def pooled(spikes):
-        return sum(float(F.max_pool2d(s, 2).sum()) for s in spikes)
-
-    assert pooled(a) > 0 and pooled(b) > 0 and pooled(a) != pooled(b)
-    assert _consumers(snap) == [("fa", "linear", 3 * pooled(a)), ("fb", "linear", 5 * pooled(b))]
+    pooled = {k: sum(float(F.max_pool2d(s, 2).sum()) for s in v) for k, v in rec.items()}
+    assert len(set(pooled.values())) == 3 and min(pooled.values()) > 0
+    assert _consumers(snap) == [("fa", "linear", 3 * pooled["a"]),
+                                ("fb", "linear", 5 * pooled["b"]),
+                                ("fc", "linear", 2 * pooled["c"])]
 
 
 class ConvPair(nn.Module):
@@ -393,3 +398,81 @@ def test_the_traced_forward_returns_what_the_bare_forward_returns(mode):
             assert torch.equal(got, want)
             assert (got.dtype, got.stride()) == (want.dtype, want.stride())
     assert bare[1].stride() != bare[1].contiguous().stride()  # channels_last kept
+
+
+class MeanToIgnored(nn.Module):
+    """A mean of spikes read by an ignored module and by a linear layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.pop = encoding.PopEncoder(6, 2, 4, (0.0, 1.0), 0.5)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        m = self.sn(x).mean(1, keepdim=True) * torch.ones(6)
+        return self.pop(m), self.fc(m)
+
+
+def test_a_mean_an_ignored_module_reads_costs_one_add_per_event():
+    """The ignored module consumes the mean non-linearly: one add per event
+    entering the mean, besides the linear layer's 6 x 3 synapses per event."""
+    model = MeanToIgnored()
+    spikes: list = []
+    _record(model.sn, spikes)
+    snap = _run(model, [_inputs(17, 2, 6), _inputs(18, 2, 6)])
+    events = sum(float(s.sum()) for s in spikes)
+    assert events > 0
+    assert sorted((c["kind"], c["op"], c["synops"]) for c in snap["consumers"]) == \
+        [("linear", "addmm", 18 * events), ("reduce", "mean", events)]
+
+
+def test_a_sum_pool_on_the_model_input_moves_no_events():
+    """sinabs' SumPool2d (an opaque module the monitor replays) on the raw input:
+    nothing to route, the convolution after it costs encoding MACs."""
+    import sinabs.layers as sl
+
+    torch.manual_seed(0)
+    model = nn.Sequential(sl.SumPool2d(2), nn.Conv2d(1, 2, 3, padding=1),
+                          sl.IAFSqueeze(batch_size=2))
+    x = _inputs(19, 2 * 3, 1, 4, 4)
+    with torch.no_grad():
+        bare = model(x)
+    for layer in model.modules():
+        if isinstance(layer, sl.StatefulLayer):
+            layer.reset_states()
+    monitor = monitor_model(model, "pool")
+    with torch.no_grad():
+        out = model(x)
+    snap = monitor.read(detail=True)
+    monitor.detach()
+    assert torch.equal(out, bare)
+    assert snap["consumers"] == [] and snap["counts"]["encoding_macs_every_step"] == 6 * 2 * 4 * 9
+
+
+def test_a_failure_of_ours_in_a_hook_never_reaches_the_forward(monkeypatch, caplog):
+    """Our module-boundary step raising (here: reading a linear layer's call):
+    the forward returns what it returns without a monitor, the failure is
+    reported once, and the layer's spikes are still charged."""
+    from opentelemetry_instrumentation_spikeformer.monitor import dataflow as df
+
+    def broken(self, module, args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(df.Graph, "_module_call", broken)
+    model = Pair()
+    spikes: list = []
+    _record(model.sn, spikes)
+    x = _inputs(20, 2, 6)
+    with torch.no_grad():
+        bare = model(x)
+    functional.reset_net(model)
+    spikes.clear()
+    with caplog.at_level("WARNING"):
+        snap = _run(model, [x, x])
+    events = sum(float(s.sum()) for s in spikes)
+    assert events > 0
+    assert _consumers(snap) == [("fc", "linear", 3 * events)]
+    warnings = [r.getMessage() for r in caplog.records if "could not be traced" in r.getMessage()]
+    assert len(warnings) == 1 and "Linear pre: RuntimeError: boom" in warnings[0], warnings

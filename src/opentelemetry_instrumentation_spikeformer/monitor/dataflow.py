@@ -283,7 +283,7 @@ class Graph:
         self._calls_of: dict[int, int] = {}  # module calls seen (for captures)
         self._open_calls: list[ModuleCall | None] = []
         self._route_in: list[Any] = []
-        self._fed: list[bool] = []
+        self._fed = False  # the outermost matched module's input is downstream of spikes
         self._tapped: list[bool] = []
         self._handles: list[Any] = []
         for module in root.modules():
@@ -324,18 +324,23 @@ class Graph:
         # (torch calls a keyword hook removed during the call without kwargs:
         # a detach inside the traced forward)
         self.scopes.append(self.names.get(id(module), type(module).__name__))
-        try:
-            self.pre(module, args, kwargs or {})
-        finally:
-            self.window -= 1
+        self._guarded(self.pre, module, args, kwargs or {})
+        self.window -= 1
 
     def _exit(self, module, args, output) -> None:
         self.window += 1
+        self._guarded(self.post_forward, module, output)
+        if self.scopes:
+            self.scopes.pop()
+
+    def _guarded(self, step, module, *args) -> None:
+        """A failure of ours in a hook: recorded (reported once when the plan is
+        built), never raised into the user's forward."""
         try:
-            self.post_forward(module, output)
-        finally:
-            if self.scopes:
-                self.scopes.pop()
+            step(module, *args)
+        except Exception as exc:
+            self.errors.append(f"{type(module).__name__} {step.__name__}: "
+                               f"{type(exc).__name__}: {exc}")
 
     def _close(self, _module, _args, _output) -> None:
         self.window -= 1
@@ -345,17 +350,17 @@ class Graph:
         self._tapped.append(handled)
         if handled:
             self.scopes.append(self.names.get(id(module), type(module).__name__))
-            self.pre(module, args, kwargs)
+            self._guarded(self.pre, module, args, kwargs)
 
     def _method_exit(self, module, _args, output) -> None:
         if self._tapped and self._tapped.pop():
-            self.post_forward(module, output)
+            self._guarded(self.post_forward, module, output)
             if self.scopes:
                 self.scopes.pop()
 
     # -- module boundaries ----------------------------------------------------
     def scope(self) -> str:
-        return self.scopes[-1] if self.scopes else ""
+        return self.scopes[-1]  # (the root's own forward body at the bottom)
 
     def tracked(self, t: Any) -> Node | None:
         nid = self.ids.get(id(t))
@@ -370,11 +375,11 @@ class Graph:
             if self.opaque == 0:
                 self._open_calls.append(self._module_call(module, args))
             return
-        fed = False  # an input downstream of spikes
-        if self.opaque == 0:
+        self.opaque += 1  # first: post_forward undoes it whatever fails below
+        if self.opaque == 1:  # (inside another matched module: opaque, nothing to do)
             name, mod, rule = entry
             tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-            fed = any(self.tracked(t) is not None or id(t) in self.post for t in tensors)
+            self._fed = any(self.tracked(t) is not None or id(t) in self.post for t in tensors)
             if rule.role == fb.ROUTE:
                 self._route_in.append(self.tracked(tensors[0]) if tensors else None)
             elif rule.consumes:
@@ -384,8 +389,6 @@ class Graph:
                     n = self.tracked(t)
                     if n is not None:
                         self.sinks.add(n.id)
-        self._fed.append(fed)
-        self.opaque += 1
 
     def post_forward(self, module: Any, output: Any) -> None:
         import torch
@@ -402,7 +405,6 @@ class Graph:
                 self._calls_of[id(module)] = self._calls_of.get(id(module), 0) + 1
             return
         self.opaque -= 1
-        fed = self._fed.pop() if self._fed else False
         if self.opaque:
             return
         name, mod, rule = entry
@@ -414,7 +416,7 @@ class Graph:
         elif rule.is_source and output is not None:
             self._register_source(name, mod, rule, output)
             self._mark_post(outputs)  # a membrane returned next to the spikes
-        elif rule.role == fb.CONSUMER or fed:
+        elif rule.role == fb.CONSUMER or self._fed:
             self._mark_post(outputs)
 
     def _module_call(self, module: Any, args: tuple) -> ModuleCall | None:
