@@ -556,7 +556,8 @@ class Graph:
 
         k = _pair(module.kernel_size, 2)
         stride = _pair(module.stride if module.stride is not None else module.kernel_size, 2)
-        args = (Ref(x.id), list(k), list(stride), [0, 0], bool(module.ceil_mode), True, 1)
+        args = (Ref(x.id), list(k), list(stride), [0, 0], bool(module.ceil_mode))  # (the
+        # replay's pool is a sum pool whatever avg_pool2d's divisor arguments say)
         node = self.add(output, kind="op", values=x.values, summed=True,
                         func=torch.ops.aten.avg_pool2d.default, args=args, kwargs={},
                         structural="pool", leaves=x.leaves, deps=(x.id,))
