@@ -273,6 +273,8 @@ def test_a_transposed_convolution_of_spikes_charges_each_event_its_fan_out(mode,
                                          output_padding=1).sum()) for s in spikes)
     convs = [c for c in fc if c["op"] == "conv"]
     assert [c["synops"] for c in convs] == [pairs] and pairs > 0
+    # the same op dense: every input element x 3 output channels x a 3 x 2 kernel
+    assert convs[0]["dense_macs"] == 2 * (2 * 4 * 6 * 6) * 3 * (3 * 2)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -292,3 +294,23 @@ def test_a_product_of_two_event_tensors_costs_one_add_per_pair_that_meets(left, 
                        @ (right(s) != 0).double().flatten(2).transpose(-1, -2)).sum())
                 for s in spikes)
     assert len(fc) == 1 and fc[0]["synops"] == pairs > 0
+    assert fc[0]["op"] == "bmm" and fc[0]["dense_macs"] == 2 * (2 * 4 * 4) * 36  # [2, 4, 4] x K
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("form", ["bmm", "baddbmm", "addmm", "mm"])
+def test_a_batched_weight_op_of_spikes_charges_each_event_its_row_of_weights(form, mode,
+                                                                            monkeypatch):
+    """Spikes [2, 4, 36] (batched) or [8, 36] times weights [.., 36, 5]: each
+    event meets 5 weights; the same op dense is 5 x 36 per output row."""
+    weight = torch.rand(36, 5, generator=torch.Generator().manual_seed(6))
+    bias = torch.rand(5, generator=torch.Generator().manual_seed(7))
+    ops = {"bmm": lambda s: torch.bmm(s.flatten(2), weight.expand(2, 36, 5)),
+           "baddbmm": lambda s: torch.baddbmm(bias, s.flatten(2), weight.expand(2, 36, 5)),
+           "addmm": lambda s: torch.addmm(bias, s.flatten(2).flatten(0, 1), weight),
+           "mm": lambda s: torch.mm(s.flatten(2).flatten(0, 1), weight)}
+    fc, spikes, _ = _measure(ops[form], mode, monkeypatch, scope=None)
+    events = sum(float(s.sum()) for s in spikes)
+    mine = [c for c in fc if c["op"] == form]
+    assert [(c["synops"], c["dense_macs"]) for c in mine] == [(5 * events, 2 * 8 * 5 * 36)]
+    assert events > 0
