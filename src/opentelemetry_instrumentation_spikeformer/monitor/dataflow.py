@@ -118,7 +118,6 @@ class MacOp:
 @dataclass
 class Source:
     index: int
-    name: str
     module: Any  # weakref.ref
     rule: fb.NeuronRule
     layout: str
@@ -467,7 +466,7 @@ class Graph:
         batch, steps, lead = neurons.batch_time(layout, module, tuple(spikes.shape))
         index = len(self.sources)
         values = self.outputs.get(id(module)) or rule.output_kind(module)
-        self.sources.append(Source(index, name, weakref.ref(module), rule, layout, values,
+        self.sources.append(Source(index, weakref.ref(module), rule, layout, values,
                                    tuple(spikes.shape), batch, steps, lead))
         self.source_keep[len(self.nodes)] = len(self.keep)
         node = self.add(spikes, kind="source", values=values, source=index, name=name)
