@@ -140,6 +140,7 @@ ROWS = [
      lambda s: _windows(F.pad(s, (0, 2, 0, 2)), (4, 4), (4, 4)), SUMS),
     ("cat.default", lambda s: torch.cat([s, s + _flip(s)], 1), lambda s: 3 * s, SUMS),
     ("cat.default", lambda s: torch.cat([s + _flip(s), s], 1), lambda s: 3 * s, SUMS),
+    ("cat.default", lambda s: torch.cat([s, s, s + _flip(s)], 1), lambda s: 4 * s, SUMS),
     ("add.Tensor", lambda s: s * 2.0 + s, lambda s: 2 * s, GRADED),  # the join of both
     ("add.Tensor", lambda s: s + s * 2.0, lambda s: 2 * s, GRADED),
     ("mul.Tensor", lambda s: s[0] * s[:, :, :1], lambda s: s[0] * s[:, :, :1], SPIKES),

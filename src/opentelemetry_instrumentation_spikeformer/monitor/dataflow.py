@@ -656,7 +656,7 @@ class Graph:
         post = any(id(t) in self.post for t in tensors)
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         if func in o.weight:
-            self._weight_op(func, args, out, post)
+            self._weight_op(func, args, out)
             self._mark_post(outs)
             return
         if not tracked:
@@ -664,8 +664,8 @@ class Graph:
                 self._mark_post(outs)
             return
         if func in o.maxpool:
-            return self._maxpool(func, args, kwargs, out, tracked, outs)
-        if getattr(func, "is_view", False) or func in o.copy:
+            return self._maxpool(func, args, kwargs, out, tracked)
+        if func.is_view or func in o.copy:
             values, summed = tracked[0].values, tracked[0].summed
             for n in tracked[1:]:
                 values, summed = join(values, n.values), summed or n.summed
@@ -690,7 +690,7 @@ class Graph:
             return
         self._sink(tracked, outs)  # BN, comparisons, exp, ...: consumes spikes non-linearly
 
-    def _maxpool(self, func, args, kwargs, out, tracked, outs) -> None:
+    def _maxpool(self, func, args, kwargs, out, tracked) -> None:
         """(values, indices): the values are a derived source, the selected events."""
         x = tracked[0]  # (the op's one tensor argument)
         node = self.add(out[0], kind="derived", values=x.values, summed=x.summed, func=func,
@@ -751,7 +751,7 @@ class Graph:
             values = fb.SCALED
         self._op_nodes(func, args, kwargs, out, tracked, values, x.summed, "scale")
 
-    def _weight_op(self, func, args, out, post: bool) -> None:
+    def _weight_op(self, func, args, out) -> None:
         import torch
 
         kind = ops().weight[func]
