@@ -448,21 +448,21 @@ def _structural(node: df.Node, a: list, kw: dict, tracked: set) -> Any:
 
     o = df.ops()
     func, kind = node.func, node.structural
-    if kind == "add":
+    if kind == "add":  # (every tensor operand is tracked: dataflow records no other add)
         out = torch.zeros(node.shape, dtype=torch.float64)
-        for part in a[:2]:
-            if isinstance(part, torch.Tensor) and id(part) in tracked:
+        for part in a:
+            if isinstance(part, torch.Tensor):
                 out = out + part
         return out
-    if kind == "scale":
-        x = next(v for v in a[:2] if isinstance(v, torch.Tensor) and id(v) in tracked)
-        other = next((v for v in a[:2] if v is not x), None)  # (none for neg)
+    if kind == "scale":  # (self, other) or (self,): alpha, rounding modes are keywords
+        x = next(v for v in a if isinstance(v, torch.Tensor) and id(v) in tracked)
+        other = next((v for v in a if v is not x), None)  # (none for neg)
         if func in o.mul and isinstance(other, torch.Tensor):
-            return (x * (other != 0).to(torch.float64)).expand(node.shape)
-        return x.expand(node.shape) if tuple(x.shape) != node.shape else x * 1.0
-    if kind == "reduce":  # (aten passes dim and keepdim positionally)
+            return x * (other != 0).to(torch.float64)
+        return x.expand(node.shape)
+    if kind == "reduce":  # (aten passes dim and keepdim positionally, dtype as a keyword)
         x = a[0]
-        if len(a) > 1 and a[1] is not None and not isinstance(a[1], torch.dtype):
+        if len(a) > 1 and a[1] is not None:
             return x.sum(dim=a[1], keepdim=bool(a[2]) if len(a) > 2 else False)
         return x.sum()
     if kind == "pool":  # sum pooling: every event to every window holding it
@@ -473,21 +473,20 @@ def _structural(node: df.Node, a: list, kw: dict, tracked: set) -> Any:
             padding = _pair(a[3], nd) if len(a) > 3 else (0,) * nd
             ceil = bool(a[4]) if len(a) > 4 else False
             pool = F.avg_pool2d if nd == 2 else F.avg_pool3d
-            return pool(x, kernel, stride, padding, ceil, True, 1)
+            return pool(x, kernel, stride, padding, ceil, divisor_override=1)
         return _adaptive_sum_pool(x, tuple(a[1]))
-    # as_is: the recorded op on the replay tensors; untracked floats are zeros
+    # as_is: the recorded op on the replay tensors; untracked floats are zeros (no
+    # move op takes a dtype or device: those that do are identities)
     a2 = [_zero_untracked(v, tracked) for v in a]
-    kw2 = {k: v for k, v in kw.items() if k not in ("dtype", "layout", "device",
-                                                     "memory_format", "pin_memory")}
     if func in o.identity:
-        return a2[0] * 1.0
+        return a2[0]
     if func is torch.ops.aten.constant_pad_nd.default:
         return F.pad(a2[0], list(a2[1]), value=0.0)
     if func in o.view_as_reshape:
         return a2[0].reshape(a2[1])
     if func in o.cumsum:
         return a2[0].cumsum(a2[1])
-    out = func(*a2, **kw2)
+    out = func(*a2, **kw)
     return out[node.out_index] if node.out_index is not None else out
 
 
