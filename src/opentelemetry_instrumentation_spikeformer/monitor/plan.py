@@ -40,8 +40,7 @@ class Leaf:
     in_maps: dict  # consumer id -> map of events entering it (module calls only)
     const: dict  # consumer id -> (sops per event, events in per event) when not per_neuron
     source: int | None
-    upstream: tuple
-    owner: int | None  # source index whose layer is charged
+    owner: int  # the last source it descends from: its layer is charged
     program: list = field(default_factory=list)
     capture: Any = None  # (weakref module, call index)
     dot_pair: tuple | None = None  # (node a, node b): events = sum(a * b), no product
@@ -57,8 +56,7 @@ class Product:
     b: int
     a_binary: bool
     b_binary: bool
-    upstream: tuple
-    owner: int | None
+    owner: int  # (as a leaf's)
     bound: float  # dense MACs: no more accumulates than that
 
 
@@ -274,13 +272,8 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
         const[c] = (sops, entering)
     if per_neuron:
         const = {}
-    if n.kind == "source":
-        upstream = (n.source,)
-    else:
-        upstream = tuple(sorted({graph.nodes[i].source for i in _program(lid, graph.nodes)
-                                 if graph.nodes[i].kind == "source"}))
     leaf = Leaf(lid, n.name, n.kind, n.values, n.shape, summed, per_neuron, maps, in_maps, const,
-                n.source, upstream, upstream[-1] if upstream else None,
+                n.source, _owner([lid], graph.nodes),
                 max_value=16.0 if n.values == fb.COUNT or n.summed else 1.0)
     if n.kind == "derived":
         leaf.capture = n.capture
@@ -306,12 +299,15 @@ def _dot_dims(a: tuple, b: tuple) -> tuple:
 def _product(graph: df.Graph, c: df.Consumer) -> Product:
     nodes = graph.nodes
     a, b = _before_batch_reshapes(c.inputs[0], nodes), _before_batch_reshapes(c.inputs[1], nodes)
-    program = _program_of((a, b), nodes)
-    upstream = tuple(sorted({nodes[i].source for i in _program_of(c.inputs, nodes)
-                             if nodes[i].kind == "source"}))
-    return Product(c.id, program, a, b,
+    return Product(c.id, _program_of((a, b), nodes), a, b,
                    nodes[c.inputs[0]].values == fb.BINARY, nodes[c.inputs[1]].values == fb.BINARY,
-                   upstream, upstream[-1] if upstream else None, max(c.dense_macs, 1.0))
+                   _owner(c.inputs, nodes), max(c.dense_macs, 1.0))
+
+
+def _owner(ids, nodes) -> int:
+    """The source index whose layer is charged: the last one (by index) the
+    nodes descend from (every tracked node descends from one)."""
+    return max(nodes[i].source for i in _program_of(ids, nodes) if nodes[i].kind == "source")
 
 
 def _before_batch_reshapes(nid: int, nodes: list) -> int:
