@@ -145,6 +145,9 @@ ROWS = [
     ("add.Tensor", lambda s: s + s * 2.0, lambda s: 2 * s, GRADED),
     ("mul.Tensor", lambda s: s[0] * s[:, :, :1], lambda s: s[0] * s[:, :, :1], SPIKES),
     ("mul.Tensor", lambda s: s[:, :, :1] * s[0], lambda s: s[:, :, :1] * s[0], SPIKES),
+    # (an operand with fewer dims against one of batch 1)
+    ("mul.Tensor", lambda s: s[0] * s[:1], lambda s: s[0] * s[:1], SPIKES),
+    ("mul.Tensor", lambda s: s[:1] * s[1], lambda s: s[:1] * s[1], SPIKES),
 ]
 MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
 
