@@ -318,3 +318,27 @@ def test_a_batched_weight_op_of_spikes_charges_each_event_its_row_of_weights(for
     mine = [c for c in fc if c["op"] == form]
     assert [(c["synops"], c["dense_macs"]) for c in mine] == [(5 * events, 2 * 8 * 5 * 36)]
     assert events > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("op,program", [
+    (lambda s: s.flatten(2) @ s.flatten(2).transpose(-1, -2),
+     ["source", "view.default", "transpose.int"]),
+    (lambda s: s @ s.transpose(-1, -2), ["source", "transpose.int"]),
+    (lambda s: s[:, :1] @ s.transpose(-1, -2), ["source", "transpose.int", "expand.default"]),
+], ids=["3d", "4d", "broadcast"])
+def test_a_product_replays_its_operands_without_matmul_s_own_copies(op, program, mode):
+    """matmul folds its operands into ``bmm`` through expand, clone and
+    ``_unsafe_view``, which only reshape the batch: the program that recomputes
+    the operands each forward starts before them (an expand that broadcasts a
+    row stays)."""
+    model = _Row(op, op((_spikes(0) > 0.5).float()).numel())
+    monitor = monitor_model(model, "p")
+    with MODES[mode]():
+        model(_spikes(1))
+    plan = next(iter(monitor.topology.tallies.values())).plan
+    monitor.detach()
+    (product,) = plan.products
+    nodes = [plan.nodes[i] for i in product.program]
+    assert [n.kind if n.kind == "source" else str(n.func).removeprefix("aten.")
+            for n in nodes] == program
