@@ -173,6 +173,9 @@ def test_neuron_rules_match_user_subclasses_and_stay_within_their_package():
 def test_rules_are_declarative_and_validated():
     with pytest.raises(ValueError):
         NeuronRule("X", "sideways", "v", True)
+    with pytest.raises(ValueError, match="entry 'encode' on a non-source"):
+        NeuronRule("X", B, None, True, role="consumer", consumes="linear", entry="encode")
+    assert NeuronRule("X", B, None, True, role="encoder", entry="encode").entry == "encode"
     fw = Framework("f", ("f",), neurons=(NeuronRule("A", B, "v", False),
                                          NeuronRule("Base", BT, "v", True)))
     assert fw.neuron_rule(type("A", (), {"__module__": "f.x"})).layout == B

@@ -26,13 +26,14 @@ def _record(module: nn.Module, into: list) -> None:
     module.register_forward_hook(lambda _m, _a, out: into.append(out.detach().clone()))
 
 
-def _run(model: nn.Module, inputs: list, mode: str = "no_grad") -> dict:
+def _run(model: nn.Module, inputs: list, mode: str = "no_grad", errors: int = 0) -> dict:
     monitor = monitor_model(model, "m")
     with MODES[mode]():
         for x in inputs:
             model(x)
             functional.reset_net(model)
     snap = monitor.read(detail=True)
+    assert [len(t.plan.errors) for t in monitor.topology.tallies.values()] == [errors]
     monitor.detach()
     return snap
 
@@ -42,15 +43,18 @@ def _consumers(snap: dict) -> list:
 
 
 class Pair(nn.Module):
-    """A neuron, a linear layer on its spikes."""
+    """A neuron, a linear layer on its spikes (called by keyword if asked)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keywords: bool = False) -> None:
         super().__init__()
         torch.manual_seed(0)
+        self.keywords = keywords
         self.sn = neuron.IFNode(v_threshold=0.5)
         self.fc = nn.Linear(6, 3)
 
     def forward(self, x):
+        if self.keywords:
+            return self.fc(input=self.sn(x=x))
         return self.fc(self.sn(x))
 
 
@@ -135,6 +139,16 @@ class Attention(nn.Module):
         if self.keywords:
             return self.mha(query_seq=a, key_seq=b, value_seq=b)[0]
         return self.mha(a, b, b)[0]
+
+
+def test_layers_called_by_keyword_are_traced_like_layers_called_by_position():
+    model = Pair(keywords=True)
+    spikes: list = []
+    _record(model.sn, spikes)
+    snap = _run(model, [_inputs(21, 2, 6), _inputs(22, 2, 6)])
+    events = sum(float(s.sum()) for s in spikes)
+    assert events > 0
+    assert _consumers(snap) == [("fc", "linear", 3 * events)]
 
 
 def test_an_operator_called_by_keyword_is_charged_like_one_called_by_position():
@@ -470,7 +484,7 @@ def test_a_failure_of_ours_in_a_hook_never_reaches_the_forward(monkeypatch, capl
     functional.reset_net(model)
     spikes.clear()
     with caplog.at_level("WARNING"):
-        snap = _run(model, [x, x])
+        snap = _run(model, [x, x], errors=1)
     events = sum(float(s.sum()) for s in spikes)
     assert events > 0
     assert _consumers(snap) == [("fc", "linear", 3 * events)]

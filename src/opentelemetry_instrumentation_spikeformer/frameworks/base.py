@@ -72,7 +72,8 @@ class NeuronRule:
     output_of: Callable[[Any], str] | None = None
     layout_fn: Callable[[Any], str] | None = None
     # The method the model calls: "forward" (module hooks) or e.g. "encode"
-    # (spikingjelly's Qwen2 encoders are called as ``encoder.encode(x)``).
+    # (spikingjelly's Qwen2 encoders are called as ``encoder.encode(x)``); a
+    # method other than forward is tapped for sources only.
     entry: str = "forward"
     consumes: str | None = None  # one of CONSUMES for consumers and consuming operators
     # Leaky neurons pay a multiplication per neuron update (Lemaire's model).
@@ -82,6 +83,8 @@ class NeuronRule:
         if self.layout not in LAYOUTS or self.output not in OUTPUTS or self.role not in ROLES \
                 or (self.consumes is not None and self.consumes not in CONSUMES):
             raise ValueError(f"NeuronRule {self.base}: bad layout, output, role or consumes")
+        if self.entry != "forward" and not self.is_source:
+            raise ValueError(f"NeuronRule {self.base}: entry {self.entry!r} on a non-source")
 
     @property
     def is_source(self) -> bool:

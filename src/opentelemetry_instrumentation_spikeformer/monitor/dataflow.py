@@ -282,7 +282,8 @@ class Graph:
         self._calls_of: dict[int, int] = {}  # module calls seen (for captures)
         self._open_calls: list[ModuleCall | None] = []
         self._route_in: list[Any] = []
-        self._fed = False  # the outermost matched module's input is downstream of spikes
+        # (pre sets self._fed for the outermost matched module: is its input
+        # downstream of spikes; post_forward reads it)
         self._tapped: list[bool] = []
         self._handles: list[Any] = []
         for module in root.modules():
@@ -345,17 +346,15 @@ class Graph:
         self.window -= 1
 
     def _method_enter(self, module, args, kwargs) -> None:
+        # (only sources are tapped: their node is named for them, no scope needed)
         handled = self.window == 0 and self.opaque == 0
         self._tapped.append(handled)
         if handled:
-            self.scopes.append(self.names.get(id(module), type(module).__name__))
             self._guarded(self.pre, module, args, kwargs)
 
     def _method_exit(self, module, _args, output) -> None:
         if self._tapped and self._tapped.pop():
             self._guarded(self.post_forward, module, output)
-            if self.scopes:
-                self.scopes.pop()
 
     # -- module boundaries ----------------------------------------------------
     def scope(self) -> str:
@@ -372,7 +371,8 @@ class Graph:
         entry = self._rules.get(id(module))
         if entry is None:
             if self.opaque == 0:
-                self._open_calls.append(self._module_call(module, args))
+                self._open_calls.append(None)  # (first: post_forward pops it whatever fails)
+                self._open_calls[-1] = self._module_call(module, args)
             return
         self.opaque += 1  # first: post_forward undoes it whatever fails below
         if self.opaque == 1:  # (inside another matched module: opaque, nothing to do)
@@ -380,7 +380,7 @@ class Graph:
             tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
             self._fed = any(self.tracked(t) is not None or id(t) in self.post for t in tensors)
             if rule.role == fb.ROUTE:
-                self._route_in.append(self.tracked(tensors[0]) if tensors else None)
+                self._route_in.append(self.tracked(tensors[0]))
             elif rule.consumes:
                 self._opaque_consumer(mod, rule, tensors)
             else:
@@ -396,7 +396,7 @@ class Graph:
         entry = self._rules.get(id(module))
         if entry is None:
             if self.opaque == 0:
-                call = self._open_calls.pop() if self._open_calls else None
+                call = self._open_calls.pop()
                 if call is not None and isinstance(output, torch.Tensor):
                     call.out_shape = tuple(output.shape)
                     self.calls.append(call)
@@ -409,7 +409,7 @@ class Graph:
         name, mod, rule = entry
         outputs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
         if rule.role == fb.ROUTE:
-            x = self._route_in.pop() if self._route_in else None
+            x = self._route_in.pop()
             if x is not None and isinstance(output, torch.Tensor):
                 self._sum_pool(mod, x, output)
         elif rule.is_source and output is not None:
