@@ -417,6 +417,26 @@ def spike_input_cnn():
     return _excitatory(SpikeInputCNN())
 
 
+def multi_step_layer_cnn():
+    """spikingjelly's own multi-step layers (``layer.Conv2d`` / ``layer.Linear``
+    with ``step_mode="m"``) on spikes [T, B, ...]: the module sees T steps."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+
+    class MultiStepLayerCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = neuron.IFNode(step_mode="m")
+            self.c0 = layer.Conv2d(2, 4, 3, padding=1, step_mode="m")
+            self.if0 = neuron.IFNode(step_mode="m")
+            self.fc = layer.Linear(4 * 8 * 8, 5, step_mode="m")
+
+        def forward(self, x):  # [T, B, 2, 8, 8]
+            return self.fc(self.if0(self.c0(self.enc(x))).flatten(2))
+
+    return _excitatory(MultiStepLayerCNN())
+
+
 def single_step_cnn():
     """Single-step LIFs: one forward is one time step."""
     import torch.nn as nn

@@ -176,7 +176,7 @@ def monitored(model, runs):
     return snap
 
 
-@pytest.mark.parametrize("build", ["spike_input_cnn", "single_step_cnn"])
+@pytest.mark.parametrize("build", ["spike_input_cnn", "multi_step_layer_cnn", "single_step_cnn"])
 def test_memory_aware_estimate_of_a_spike_driven_if_cnn_equals_lemaire_profiler(build):
     """Spikes into the first conv and into a linear head, IF (not leaky)
     neurons; single-step LIFs (one forward, one step). Two forwards of the same

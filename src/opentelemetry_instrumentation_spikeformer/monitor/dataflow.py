@@ -132,10 +132,9 @@ class Source:
 class ModuleCall:
     """An ``nn.Linear`` / ``nn.Conv*`` call (for Lemaire's per-module model)."""
 
-    name: str
     linear: bool
     in_shape: tuple
-    out_shape: tuple
+    out_shape: tuple = ()  # set when the call returns
     in_features: int = 0
     out_features: int = 0
     out_channels: int = 0
@@ -427,18 +426,19 @@ class Graph:
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         if x is None:
             return None
-        params = sum(p.numel() for p in module.parameters(recurse=False))
-        steps = int(x.shape[0]) if getattr(module, "step_mode", "s") == "m" else 1
-        name = self.names.get(id(module), type(module).__name__)
-        if isinstance(module, torch.nn.Linear):
-            return ModuleCall(name, True, tuple(x.shape), (), in_features=module.in_features,
-                              out_features=module.out_features, params=params,
-                              bias=module.bias is not None, steps=steps)
-        return ModuleCall(name, False, tuple(x.shape), (), out_channels=module.out_channels,
-                          groups=module.groups, kernel=tuple(module.kernel_size),
-                          stride=tuple(module.stride),
-                          weight_per_output=math.prod(module.weight.shape[1:]), params=params,
-                          bias=module.bias is not None, steps=steps)
+        linear = isinstance(module, torch.nn.Linear)
+        call = ModuleCall(linear, tuple(x.shape),
+                          params=sum(p.numel() for p in module.parameters()),  # (no children)
+                          bias=module.bias is not None,
+                          steps=int(x.shape[0]) if getattr(module, "step_mode", None) == "m"
+                          else 1)
+        if linear:
+            call.in_features, call.out_features = module.in_features, module.out_features
+        else:
+            call.out_channels, call.groups = module.out_channels, module.groups
+            call.kernel, call.stride = tuple(module.kernel_size), tuple(module.stride)
+            call.weight_per_output = math.prod(module.weight.shape[1:])
+        return call
 
     def _capture(self, module: Any, output: Any) -> None:
         """A derived source some module returns as is (``nn.MaxPool2d`` on spikes,
