@@ -490,3 +490,34 @@ def test_a_failure_of_ours_in_a_hook_never_reaches_the_forward(monkeypatch, capl
     assert _consumers(snap) == [("fc", "linear", 3 * events)]
     warnings = [r.getMessage() for r in caplog.records if "could not be traced" in r.getMessage()]
     assert len(warnings) == 1 and "Linear pre: RuntimeError: boom" in warnings[0], warnings
+
+
+class RawAttention(nn.Module):
+    """A converted attention on the raw input as query, key and value (one
+    tensor three times), with or without an attention mask; a neuron beside it."""
+
+    def __init__(self, masked: bool) -> None:
+        from spikingjelly.activation_based.ann2snn import operators as ops
+
+        super().__init__()
+        torch.manual_seed(0)
+        self.masked = masked
+        self.sn = neuron.IFNode(step_mode="m", v_threshold=0.5)
+        self.mha = ops.TDMultiheadAttention(6, 2, batch_first=True)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):  # [T, B, L, 6]
+        mask = {"attn_mask": torch.zeros(x.shape[2], x.shape[2], dtype=torch.bool)} \
+            if self.masked else {}
+        return self.mha(x, x, x, **mask)[0], self.fc(self.sn(x))
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+def test_an_attention_on_the_raw_input_costs_its_three_projections(masked):
+    """Query, key and value projections of the one raw tensor: 3 x embed MACs per
+    input element; a mask is no input of theirs."""
+    model = RawAttention(masked)
+    x = _inputs(23, 2, 2, 4, 6)
+    snap = _run(model, [x])
+    assert snap["counts"]["encoding_macs_every_step"] == x.numel() * 6 * 3
+    assert [c["scope"] for c in snap["consumers"]] == ["fc"]

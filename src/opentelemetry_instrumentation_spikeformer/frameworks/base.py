@@ -45,7 +45,7 @@ SOURCES = (NEURON, ENCODER, OPERATOR)  # roles whose output the monitor counts
 
 # How an opaque consumer (or an operator that also consumes events) charges its
 # tensor inputs: like the ANN op it stands for.
-CONSUMES = ("linear", "conv", "mha", "sdpa", "ewise", "matmul", "sumpool")
+CONSUMES = ("linear", "conv", "mha", "sdpa", "ewise", "matmul")
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ class Consumer:
     inputs: tuple  # node ids (two for a product)
     category: str
     values: str
-    g: Any = None  # per-element synapse count of the input (linear), CPU float64
+    g: Any = None  # per-element synapse count of the input (linear), CPU (small integers:
+    # exact in float32; the planner's replay runs in float64)
     dense_macs: float = 0.0  # the same op dense (the ANN's cost)
     seq: int = -1  # position among the forward's aten weight ops
     call: "ModuleCall | None" = None  # the nn.Linear / nn.Conv call the op ran in
@@ -493,7 +494,7 @@ class Graph:
                 continue
             seen.add(n.id)
             if kind == "linear":
-                g = torch.full(n.shape, float(module.out_features), dtype=torch.float64)
+                g = torch.full(n.shape, float(module.out_features))
                 macs = math.prod(n.shape) * module.out_features
             elif kind == "conv":
                 x = t if t.dim() == 4 else t.flatten(0, 1)
@@ -503,17 +504,16 @@ class Graph:
                      tuple(n.shape))
                 macs = _conv_macs(x.shape, module.weight.shape, module.stride, pad,
                                   module.dilation, module.groups)
-            elif kind == "mha":  # q, k, v projections: one tensor passed thrice meets three
+            else:  # mha: q, k, v projections; one tensor passed thrice meets three
                 uses = sum(1 for u in tensors if u is t)
-                g = torch.full(n.shape, float(module.embed_dim * uses), dtype=torch.float64)
+                g = torch.full(n.shape, float(module.embed_dim * uses))
                 macs = math.prod(n.shape) * module.embed_dim * uses
-            else:
-                continue
             self._consumer("linear", type(module).__name__, (n,), g=g,
                            dense=float(macs)).lead = tuple(t.shape[:2])
         # real-valued inputs (the model input's, or downstream of spikes after a
-        # non-linear op): dense MACs, as the ANN op would spend
-        inputs = tensors[:3] if kind == "mha" else tensors[:1]
+        # non-linear op): dense MACs, as the ANN op would spend (an attention's
+        # query, key and value, not its mask; a linear or conv has one input)
+        inputs = tensors[:3]
         for i, t in enumerate(inputs):
             if self.tracked(t) is not None or any(u is t for u in inputs[:i]):
                 continue
@@ -537,7 +537,7 @@ class Graph:
         elif kind == "ewise" and len(tensors) >= 2:
             a, b = tensors[:2]
             shape = torch.broadcast_shapes(a.shape, b.shape)
-            fan = [(t, torch.ones(tuple(shape), dtype=torch.float64).sum_to_size(tuple(t.shape)))
+            fan = [(t, torch.ones(tuple(shape)).sum_to_size(tuple(t.shape)))
                    for t in (a, b)]
         elif kind == "matmul" and len(tensors) >= 2:
             a, b = tensors[:2]
@@ -547,7 +547,7 @@ class Graph:
             if n is None:
                 continue
             g = f.contiguous() if isinstance(f, torch.Tensor) else \
-                torch.full(n.shape, f, dtype=torch.float64)
+                torch.full(n.shape, f)
             self._consumer("linear", kind, (n,), g=g)
 
     def _sum_pool(self, module: Any, x: Node, output: Any) -> None:
@@ -722,7 +722,7 @@ class Graph:
             # events added into a real tensor (a dense residual stream): one add each
             x = tracked[0]
             t = next(a for a in operands if self.tracked(a) is not None)
-            g = torch.ones(tuple(out.shape), dtype=torch.float64).sum_to_size(tuple(t.shape))
+            g = torch.ones(tuple(out.shape)).sum_to_size(tuple(t.shape))
             self._consumer("accumulate", str(func).split(".")[1], (x,), g=g.contiguous())
         self._sink(tracked, outs)
 
@@ -790,10 +790,10 @@ class Graph:
                  tuple(dilation), bool(transposed), tuple(out_pad), int(groups))
             node = nx
         elif nx is not None:  # A[.., M, K] @ W[.., K, N]: N synapses per element
-            g = torch.full(nx.shape, float(w.shape[-1]), dtype=torch.float64)
+            g = torch.full(nx.shape, float(w.shape[-1]))
             node = nx
         else:  # W[.., M, K] @ B[.., K, N]: M per element
-            g = torch.full(nw.shape, float(x.shape[-2]), dtype=torch.float64)
+            g = torch.full(nw.shape, float(x.shape[-2]))
             node = nw
         self._consumer("linear", kind, (node,), g=g, dense=dense, seq=seq).lead = lead
 
