@@ -298,6 +298,9 @@ def test_a_product_of_two_event_tensors_costs_one_add_per_pair_that_meets(left, 
                        @ (right(s) != 0).double().flatten(2).transpose(-1, -2)).sum())
                 for s in spikes)
     assert len(fc) == 1 and fc[0]["synops"] == pairs > 0
+    s = spikes[0]
+    summed = not (torch.equal(left(s), s) and torch.equal(right(s), s))  # a sum on a side
+    assert fc[0]["category"] == ("spike_sums" if summed else "spikes")
     assert fc[0]["op"] == "bmm" and fc[0]["dense_macs"] == 2 * (2 * 4 * 4) * 36  # [2, 4, 4] x K
 
 
@@ -342,3 +345,23 @@ def test_a_product_replays_its_operands_without_matmul_s_own_copies(op, program,
     nodes = [plan.nodes[i] for i in product.program]
     assert [n.kind if n.kind == "source" else str(n.func).removeprefix("aten.")
             for n in nodes] == program
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_derived_source_of_a_view_of_a_view_replays_from_the_source_storage(mode):
+    """A max pool of a slice of a transposed source: the slice is recomputed
+    from the source's storage in one step (the transpose between them is not
+    replayed)."""
+    def op(s):
+        return F.max_pool2d(s.transpose(-1, -2)[:, :, 1:5], 2)
+
+    model = _Row(op, op((_spikes(0) > 0.5).float()).numel())
+    monitor = monitor_model(model, "v")
+    with MODES[mode]():
+        model(_spikes(1))
+    plan = next(iter(monitor.topology.tallies.values())).plan
+    monitor.detach()
+    (leaf,) = [leaf for leaf in plan.leaves if leaf.kind == "derived"]
+    assert [plan.nodes[i].kind if plan.nodes[i].kind == "source"
+            else str(plan.nodes[i].func).removeprefix("aten.") for i in leaf.program] == \
+        ["source", "slice.Tensor", "max_pool2d_with_indices.default"]

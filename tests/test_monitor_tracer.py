@@ -521,3 +521,32 @@ def test_an_attention_on_the_raw_input_costs_its_three_projections(masked):
     snap = _run(model, [x])
     assert snap["counts"]["encoding_macs_every_step"] == x.numel() * 6 * 3
     assert [c["scope"] for c in snap["consumers"]] == ["fc"]
+
+
+class Reuse(nn.Module):
+    """Real values computed from spikes and dropped, then a tensor computed from
+    the input alone (Python may give it the dropped tensor's id)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        for _ in range(8):
+            y = torch.tanh(self.sn(x) + 0.5)
+            del y
+            r = x * 2.0
+            self.fc(r)
+            del r
+        return self.sn(x)
+
+
+def test_a_tensor_from_the_input_is_never_taken_for_one_computed_from_spikes():
+    """Ids of tensors downstream of spikes stay taken until the traced forward
+    ends: a later input-only tensor is encoding MACs, every one of them."""
+    model = Reuse()
+    snap = _run(model, [_inputs(24, 2, 6)])
+    assert snap["counts"]["encoding_macs_every_step"] == 8 * 2 * 6 * 3
+    assert snap["counts"]["graded_macs"] == 0

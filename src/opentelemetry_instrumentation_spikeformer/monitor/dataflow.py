@@ -574,24 +574,23 @@ class Graph:
         import torch
         from torch.utils._pytree import tree_map
 
-        def ref(x):
+        def ref(x):  # (untracked tensors stay in the template: it keeps them alive)
             if isinstance(x, torch.Tensor):
                 nid = self.ids.get(id(x))
                 if nid is not None:
                     return Ref(nid)
-                self.keep.append(x)
             return x
 
         return tree_map(ref, obj)
 
     def _consumer(self, kind: str, op: str, inputs: tuple, *, g: Any = None, dense: float = 0.0,
-                  seq: int = -1, scope: str | None = None) -> Consumer:
+                  seq: int = -1) -> Consumer:
         values = inputs[0].values
         summed = inputs[0].summed
         for n in inputs[1:]:
             values, summed = join(values, n.values), summed or n.summed
         call = self._open_calls[-1] if seq >= 0 and self._open_calls else None
-        consumer = Consumer(len(self.consumers), kind, op, self.scope() if scope is None else scope,
+        consumer = Consumer(len(self.consumers), kind, op, self.scope(),
                             tuple(n.id for n in inputs), category(values, summed), values, g=g,
                             dense_macs=dense, seq=seq, call=call)
         self.consumers.append(consumer)
@@ -729,7 +728,7 @@ class Graph:
     def _scale(self, func, args, kwargs, out, tracked, outs) -> None:
         import torch
 
-        operands = [a for a in args[:2] if isinstance(a, torch.Tensor)]
+        operands = [a for a in args if isinstance(a, torch.Tensor)]
         both = len(operands) == 2 and all(self.tracked(a) is not None for a in operands)
         if both and func in ops().mul:
             a, b = self.tracked(operands[0]), self.tracked(operands[1])
