@@ -6,7 +6,8 @@ mutant whose verdict in ``src/**/*.meta`` is still empty, fork from one warm
 process, set ``MUTANT_UNDER_TEST`` and run ``pytest -x`` on the tests mutmut's
 stats (``mutmut-stats.json``) say executed the function, fastest first; or, with
 ``--tests``, on those test files for the mutants listed in ``--names`` (a recheck
-of survivors against tests written after their run). Verdicts go to a JSON file
+of survivors against tests written after their run); or, with ``--plan``, on the
+tests a JSON file lists per mutant (``{name: [test ids]}``). Verdicts go to a JSON file
 (name -> pytest exit code: 0 survived, 1 killed, -1 timeout, 33 no tests);
 ``scripts/mutation_report.py`` still gives the final, fresh-interpreter check.
 
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only mutant names containing this")
     parser.add_argument("--names", help="file of mutant names to run (default: undecided ones)")
     parser.add_argument("--tests", nargs="*", help="test files for every mutant (default: stats)")
+    parser.add_argument("--plan", help="JSON file: mutant name -> the test ids to run it on")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args()
@@ -44,7 +46,10 @@ def main() -> None:
     stats = json.load(open("mutmut-stats.json"))
     tests_by, duration = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
     results = json.load(open(args.out)) if os.path.exists(args.out) else {}
-    if args.names:
+    plan = json.load(open(args.plan)) if args.plan else None
+    if plan is not None:
+        todo = list(plan)
+    elif args.names:
         todo = [line.strip() for line in open(args.names) if line.strip()]
     else:
         todo = []
@@ -52,7 +57,8 @@ def main() -> None:
             codes = json.load(open(meta))["exit_code_by_key"]
             todo += [k for k, v in codes.items() if v is None]
     todo = [k for k in todo if args.only in k and k not in results]
-    files = args.tests or sorted({t.split("::")[0] for ts in tests_by.values() for t in ts})
+    files = args.tests or sorted({t.split("::")[0] for ts in (plan or tests_by).values()
+                                  for t in ts})
     print(f"{len(todo)} mutants", flush=True)
     pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *files])
 
@@ -60,8 +66,9 @@ def main() -> None:
     start, done = time.time(), 0
 
     def launch(name: str) -> None:
-        tests = args.tests or sorted(tests_by.get(name.rsplit("__mutmut_", 1)[0], []),
-                                     key=lambda t: duration.get(t, 1e9))
+        listed = plan[name] if plan is not None else \
+            tests_by.get(name.rsplit("__mutmut_", 1)[0], [])
+        tests = args.tests or sorted(listed, key=lambda t: duration.get(t, 1e9))
         if not tests:
             results[name] = 33
             return
