@@ -125,6 +125,11 @@ ROWS = [
     ("neg.default", lambda s: -(s + _flip(s)), lambda s: 2 * s, SIGNED_SUMS),
     ("neg.default", lambda s: -(s * 2.0), lambda s: s, GRADED),
     ("sub.Tensor", lambda s: (s + s) - _flip(s), lambda s: 3 * s, SIGNED_SUMS),
+    # sums and cumulations of amplitudes and of signed events keep their kind
+    ("sum.dim_IntList", lambda s: (s * 2.0).sum(1), lambda s: s, GRADED),
+    ("sum.dim_IntList", lambda s: (s - _flip(s)).sum(1), lambda s: 2 * s, SIGNED_SUMS),
+    ("cumsum.default", lambda s: (s - _flip(s)).cumsum(1), lambda s: (s + _flip(s)).cumsum(1),
+     SIGNED_SUMS),
     ("max_pool2d_with_indices.default", lambda s: F.max_pool2d(s + _flip(s), 2),
      lambda s: _max_windows(s + _flip(s), (2, 2)), SUMS),  # the selected sum
     ("mul.Tensor", lambda s: s * s[0], lambda s: s * s[0], SPIKES),  # fewer dims on one side
@@ -190,6 +195,7 @@ def _measure(op, mode, monkeypatch, kinds=("linear",), scope="fc"):
             model(_spikes(seed))
             functional.reset_net(model)
     snap = monitor.read(detail=True)
+    assert [t.plan.errors for t in monitor.topology.tallies.values()] == [[]]  # traced whole
     monitor.detach()
     fc = [c for c in snap["consumers"] if c["kind"] in kinds
           and (scope is None or c["scope"] == scope or c["kind"] != "linear")]
@@ -365,3 +371,12 @@ def test_a_derived_source_of_a_view_of_a_view_replays_from_the_source_storage(mo
     assert [plan.nodes[i].kind if plan.nodes[i].kind == "source"
             else str(plan.nodes[i].func).removeprefix("aten.") for i in leaf.program] == \
         ["source", "slice.Tensor", "max_pool2d_with_indices.default"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_quotient_of_two_event_tensors_is_a_sink(mode, monkeypatch):
+    """``a / b`` with events on both sides is no linear move of either: the
+    layer after it is charged MACs, nothing is charged as synaptic operations."""
+    fc, spikes, traced = _measure(lambda s: s / (_flip(s) + 1.0), mode, monkeypatch,
+                                  kinds=("linear", "reduce", "accumulate"), scope=None)
+    assert fc == [] and "div.Tensor" in traced and sum(float(s.sum()) for s in spikes) > 0

@@ -460,6 +460,7 @@ def test_a_sum_pool_on_the_model_input_moves_no_events():
     with torch.no_grad():
         out = model(x)
     snap = monitor.read(detail=True)
+    assert [t.plan.errors for t in monitor.topology.tallies.values()] == [[]]
     monitor.detach()
     assert torch.equal(out, bare)
     assert snap["consumers"] == [] and snap["counts"]["encoding_macs_every_step"] == 6 * 2 * 4 * 9
