@@ -153,6 +153,8 @@ ROWS = [
     # (an operand with fewer dims against one of batch 1)
     ("mul.Tensor", lambda s: s[0] * s[:1], lambda s: s[0] * s[:1], SPIKES),
     ("mul.Tensor", lambda s: s[:1] * s[1], lambda s: s[:1] * s[1], SPIKES),
+    # (amplitudes that coincide: graded)
+    ("mul.Tensor", lambda s: (s * 2.0) * (_flip(s) * 3.0), lambda s: s * _flip(s), GRADED),
 ]
 MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
 
@@ -266,7 +268,7 @@ def test_events_added_into_a_real_tensor_cost_one_add_each(dense, mode, monkeypa
                              kinds=("accumulate",))
     reach = dense[1]  # output channels each event of s[:, :1] reaches
     events = sum(float(s[:, :1].sum()) for s in spikes) * reach
-    assert [(c["kind"], c["synops"]) for c in fc] == [("accumulate", events)]
+    assert [(c["kind"], c["op"], c["synops"]) for c in fc] == [("accumulate", "add", events)]
     assert events > 0
 
 

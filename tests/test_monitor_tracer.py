@@ -335,6 +335,27 @@ def test_spike_adds_are_counted_where_both_operands_are_spikes_as_emitted(mode):
         + nnz["c"]
 
 
+def test_adds_of_spike_counts_are_no_spike_adds():
+    """sinabs' multi-spike neurons emit counts: their sum is no add of two spike
+    tensors (ACCounter's convention counts binary spikes only)."""
+    import sinabs.layers as sl
+
+    class Counts(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = sl.IAFSqueeze(batch_size=2), sl.IAFSqueeze(batch_size=2)
+
+        def forward(self, x):
+            return self.a(x * 3.0) + self.b(x.flip(-1) * 3.0)
+
+    model = Counts()
+    rec: list = []
+    _record(model.a, rec)
+    snap = _run(model, [_inputs(25, 2 * 3, 6)])
+    assert float(rec[0].max()) > 1  # counts, not binary
+    assert snap["counts"]["census_spike_adds"] == 0
+
+
 class Encoded(nn.Module):
     """A source the model calls by another name (``encode``): by the model
     itself, or inside the encoder's own forward."""
