@@ -135,6 +135,7 @@ ROWS = [
     ("mul.Tensor", lambda s: s * s[0], lambda s: s * s[0], SPIKES),  # fewer dims on one side
     ("mul.Tensor", lambda s: s[0] * s, lambda s: s[0] * s, SPIKES),
     ("mul.Tensor", lambda s: s * MASK, lambda s: (s * MASK != 0).double(), GRADED),  # (zeros drop)
+    ("mul.Tensor", lambda s: MASK * s, lambda s: (s * MASK != 0).double(), GRADED),
     ("mul.Tensor", lambda s: s[:, :1] * torch.full((4, 1, 1), 2.0),  # each event, 4 times
      lambda s: s[:, :1].expand(2, 4, 6, 6), GRADED),
     ("sum.dim_IntList", lambda s: s.sum(1, keepdim=True) * torch.full((4, 1, 1), 2.0),
@@ -382,3 +383,22 @@ def test_a_quotient_of_two_event_tensors_is_a_sink(mode, monkeypatch):
     fc, spikes, traced = _measure(lambda s: s / (_flip(s) + 1.0), mode, monkeypatch,
                                   kinds=("linear", "reduce", "accumulate"), scope=None)
     assert fc == [] and "div.Tensor" in traced and sum(float(s.sum()) for s in spikes) > 0
+
+
+@pytest.mark.parametrize("op,dot", [(lambda s: s[0] * s[:, :, :1], True),
+                                    (lambda s: (s * 2.0) * (_flip(s) * 3.0), False),
+                                    (lambda s: F.max_pool2d(s, 2), False)],
+                         ids=["spike-and", "amplitudes", "max-pool"])
+def test_a_spike_and_is_counted_as_one_dot_of_its_operands(op, dot):
+    """A derived source that is the AND of two binary spike tensors, and whose
+    every map is constant, needs only sum(a * b) per forward: no program makes
+    the product tensor (a product of amplitudes, a max pool: their programs)."""
+    model = _Row(op, op((_spikes(0) > 0.5).float()).numel())
+    monitor = monitor_model(model, "d")
+    with torch.no_grad():
+        model(_spikes(1))
+    plan = next(iter(monitor.topology.tallies.values())).plan
+    monitor.detach()
+    (leaf,) = [leaf for leaf in plan.leaves if leaf.kind == "derived"]
+    assert (leaf.dot_pair is not None) == dot
+    assert (leaf.node in leaf.program) != dot  # (the product itself is not computed)

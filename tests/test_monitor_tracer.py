@@ -572,3 +572,23 @@ def test_a_tensor_from_the_input_is_never_taken_for_one_computed_from_spikes():
     snap = _run(model, [_inputs(24, 2, 6)])
     assert snap["counts"]["encoding_macs_every_step"] == 8 * 2 * 6 * 3
     assert snap["counts"]["graded_macs"] == 0
+
+
+class SelfAttention(nn.Module):
+    """Spikes times their own transpose (SSA's Q K^T on spikes), no weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sn = neuron.IFNode(v_threshold=0.5)
+
+    def forward(self, x):  # [B, N, D]
+        s = self.sn(x)
+        return (s @ s.transpose(-1, -2)).sum()
+
+
+def test_the_ann_baseline_holds_spike_products():
+    """The ANN doing the same multiplies the two operands densely: N x N x D
+    MACs per sample."""
+    snap = _run(SelfAttention(), [_inputs(26, 2, 4, 6)])
+    assert [c["kind"] for c in snap["consumers"]] == ["product"]
+    assert snap["counts"]["ann_macs"] == 4 * 4 * 6
