@@ -579,16 +579,63 @@ class SelfAttention(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sn = neuron.IFNode(v_threshold=0.5)
+        self.sn = neuron.IFNode(step_mode="m", v_threshold=0.5)
 
-    def forward(self, x):  # [B, N, D]
+    def forward(self, x):  # [T, B, N, D]
         s = self.sn(x)
         return (s @ s.transpose(-1, -2)).sum()
 
 
 def test_the_ann_baseline_holds_spike_products():
     """The ANN doing the same multiplies the two operands densely: N x N x D
-    MACs per sample."""
-    snap = _run(SelfAttention(), [_inputs(26, 2, 4, 6)])
+    MACs per sample (the product ran for T x B rows)."""
+    snap = _run(SelfAttention(), [_inputs(26, 3, 2, 4, 6)])
     assert [c["kind"] for c in snap["consumers"]] == ["product"]
     assert snap["counts"]["ann_macs"] == 4 * 4 * 6
+
+
+class EncodingAfterGraded(nn.Module):
+    """A multi-step model whose graded MACs (real values computed from spikes)
+    come before its encoding MACs (a linear layer on the input itself)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.sn = neuron.IFNode(step_mode="m", v_threshold=0.5)
+        self.fa = nn.Linear(6, 3)
+        self.fb = nn.Linear(6, 4)
+
+    def forward(self, x):  # [T, B, 6]
+        return self.fa(torch.tanh(self.sn(x))), self.fb(x)
+
+
+@pytest.mark.parametrize("frames,new", [("AAAA", 1), ("ABAB", 4), ("A000", 1), ("AB0B", 3)])
+def test_encoding_macs_count_the_timesteps_that_bring_a_new_input(frames, new):
+    """The input layer's MACs count once per timestep whose frame is new and not
+    zero (a static image: once; frames A, B, A, B: four times), whatever MACs
+    came before it in the forward."""
+    images = {"A": _inputs(27, 2, 6), "B": _inputs(28, 2, 6), "0": torch.zeros(2, 6)}
+    x = torch.stack([images[f] for f in frames])
+    snap = _run(EncodingAfterGraded(), [x])
+    counts = snap["counts"]
+    assert counts["graded_macs"] == 4 * 2 * 6 * 3
+    assert counts["encoding_macs_every_step"] == 4 * 2 * 6 * 4
+    assert counts["encoding_macs"] == new * 2 * 6 * 4
+
+
+def test_spikes_as_convolution_weights_are_priced_as_macs():
+    """A convolution whose kernel is spikes (a dynamic filter): the weight op is
+    dense MACs on real input, and the spikes are consumed as weights."""
+    class DynamicFilter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.sn = neuron.IFNode(v_threshold=0.5)
+
+        def forward(self, x):  # [1, 4, 3, 3] -> a kernel of one output channel
+            return F.conv2d(torch.ones(2, 4, 6, 6), self.sn(x))
+
+    snap = _run(DynamicFilter(), [_inputs(29, 1, 4, 3, 3)])
+    assert snap["consumers"] == []
+    assert snap["counts"]["graded_macs"] == 2 * 1 * 4 * 4 * (4 * 3 * 3)
+    assert snap["counts"]["encoding_macs_every_step"] == 0
