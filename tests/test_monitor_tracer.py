@@ -639,3 +639,32 @@ def test_spikes_as_convolution_weights_are_priced_as_macs():
     assert snap["consumers"] == []
     assert snap["counts"]["graded_macs"] == 2 * 1 * 4 * 4 * (4 * 3 * 3)
     assert snap["counts"]["encoding_macs_every_step"] == 0
+
+
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+def test_a_max_pool_module_s_output_is_read_not_recomputed(step_mode):
+    """``layer.MaxPool2d`` returns the selected events (in multi-step mode
+    through its own reshapes): the monitor reads them in the module's hook
+    instead of running the pool again."""
+    from spikingjelly.activation_based import layer
+
+    class Pool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sn = neuron.IFNode(step_mode=step_mode, v_threshold=0.5)
+            self.pool = layer.MaxPool2d(2, step_mode=step_mode)
+            self.fc = nn.Linear(2 * 2 * 2, 3)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.sn(x)).flatten(-3))
+
+    model = Pool()
+    monitor = monitor_model(model, "p")
+    x = _inputs(30, *((3, 2) if step_mode == "m" else (2,)), 2, 4, 4)
+    with torch.no_grad():
+        model(x)
+    plan = next(iter(monitor.topology.tallies.values())).plan
+    monitor.detach()
+    (leaf,) = [leaf for leaf in plan.leaves if leaf.kind == "derived"]
+    assert leaf.capture is not None and leaf.capture[0]() is model.pool
+    assert all(item is not leaf for items in plan.trigger.values() for _, item in items)
