@@ -314,7 +314,7 @@ def test_a_product_of_two_event_tensors_costs_one_add_per_pair_that_meets(left, 
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("form", ["bmm", "baddbmm", "addmm", "mm"])
+@pytest.mark.parametrize("form", ["bmm", "baddbmm", "addmm", "mm", "weights@spikes"])
 def test_a_batched_weight_op_of_spikes_charges_each_event_its_row_of_weights(form, mode,
                                                                             monkeypatch):
     """Spikes [2, 4, 36] (batched) or [8, 36] times weights [.., 36, 5]: each
@@ -324,10 +324,13 @@ def test_a_batched_weight_op_of_spikes_charges_each_event_its_row_of_weights(for
     ops = {"bmm": lambda s: torch.bmm(s.flatten(2), weight.expand(2, 36, 5)),
            "baddbmm": lambda s: torch.baddbmm(bias, s.flatten(2), weight.expand(2, 36, 5)),
            "addmm": lambda s: torch.addmm(bias, s.flatten(2).flatten(0, 1), weight),
-           "mm": lambda s: torch.mm(s.flatten(2).flatten(0, 1), weight)}
+           "mm": lambda s: torch.mm(s.flatten(2).flatten(0, 1), weight),
+           # (weights on the left: [2, 5, 36] @ [2, 36, 4], each event meets 5 rows)
+           "weights@spikes": lambda s: torch.bmm(weight.t().expand(2, 5, 36),
+                                                 s.flatten(2).transpose(1, 2))}
     fc, spikes, _ = _measure(ops[form], mode, monkeypatch, scope=None)
     events = sum(float(s.sum()) for s in spikes)
-    mine = [c for c in fc if c["op"] == form]
+    mine = [c for c in fc if c["op"] == form.replace("weights@spikes", "bmm")]
     assert [(c["synops"], c["dense_macs"]) for c in mine] == [(5 * events, 2 * 8 * 5 * 36)]
     assert events > 0
 
