@@ -136,6 +136,9 @@ ROWS = [
     ("mul.Tensor", lambda s: s[0] * s, lambda s: s[0] * s, SPIKES),
     ("mul.Tensor", lambda s: s * MASK, lambda s: (s * MASK != 0).double(), GRADED),  # (zeros drop)
     ("mul.Tensor", lambda s: MASK * s, lambda s: (s * MASK != 0).double(), GRADED),
+    ("cat.default", lambda s: torch.cat([s, torch.full_like(s, 0.5)], 1), lambda s: s, SPIKES),
+    ("avg_pool2d.default", lambda s: F.avg_pool2d(s, 2, 1), lambda s: _windows(s, (2, 2), (1, 1)),
+     SUMS),
     ("mul.Tensor", lambda s: s[:, :1] * torch.full((4, 1, 1), 2.0),  # each event, 4 times
      lambda s: s[:, :1].expand(2, 4, 6, 6), GRADED),
     ("sum.dim_IntList", lambda s: s.sum(1, keepdim=True) * torch.full((4, 1, 1), 2.0),
@@ -251,6 +254,24 @@ def test_a_sum_into_a_non_linear_op_costs_one_add_per_event(mode, monkeypatch):
     events = sum(float(s.sum()) for s in spikes)
     assert sorted((c["kind"], c["category"], c["synops"]) for c in fc) == \
         [("linear", "spike_sums", events * OUT), ("reduce", "spikes", events)]
+
+    # a sum of amplitudes, a sum of sums: their kind reaches the reduce consumer
+    for op, reaching in ((lambda s: (s * 2.0).sum(1), ("graded", "scaled")),
+                         (lambda s: (s + _flip(s)).sum(1), ("spike_sums", "count"))):
+        fc, spikes, _ = _measure(lambda s, op=op: torch.sigmoid(op(s)), mode, monkeypatch,
+                                 kinds=("reduce",))
+        assert [(c["category"], c["values"]) for c in fc] == [reaching]
+
+    def diamond(s):  # the sum reaches a sigmoid past a node the walk meets twice
+        y = s.sum(1)
+        w = y.clone()
+        c = y + y * 2.0
+        torch.sigmoid(w)
+        return c
+
+    fc, spikes, _ = _measure(diamond, mode, monkeypatch, kinds=("reduce",))
+    events = sum(float(s.sum()) for s in spikes)
+    assert [(c["kind"], c["synops"]) for c in fc] == [("reduce", events)]
 
     # a max pool of the sum is a new source: the sum costs its adds
     fc, spikes, _ = _measure(lambda s: F.max_pool2d(s.mean(1), 2), mode, monkeypatch,
