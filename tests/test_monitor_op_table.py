@@ -368,16 +368,25 @@ def test_a_product_replays_its_operands_without_matmul_s_own_copies(op, program,
     ``_unsafe_view``, which only reshape the batch: the program that recomputes
     the operands each forward starts before them (an expand that broadcasts a
     row stays)."""
+    plan = _plan_of(op, mode)
+    (product,) = plan.products
+    assert _ops_of(plan, product.program) == program
+
+
+def _plan_of(op, mode: str = "no_grad"):
+    """The plan the monitor builds for ``_Row(op)`` (one traced forward)."""
     model = _Row(op, op((_spikes(0) > 0.5).float()).numel())
     monitor = monitor_model(model, "p")
     with MODES[mode]():
         model(_spikes(1))
     plan = next(iter(monitor.topology.tallies.values())).plan
     monitor.detach()
-    (product,) = plan.products
-    nodes = [plan.nodes[i] for i in product.program]
-    assert [n.kind if n.kind == "source" else str(n.func).removeprefix("aten.")
-            for n in nodes] == program
+    return plan
+
+
+def _ops_of(plan, program: list) -> list:
+    return [plan.nodes[i].kind if plan.nodes[i].kind == "source"
+            else str(plan.nodes[i].func).removeprefix("aten.") for i in program]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -385,18 +394,9 @@ def test_a_derived_source_of_a_view_of_a_view_replays_from_the_source_storage(mo
     """A max pool of a slice of a transposed source: the slice is recomputed
     from the source's storage in one step (the transpose between them is not
     replayed)."""
-    def op(s):
-        return F.max_pool2d(s.transpose(-1, -2)[:, :, 1:5], 2)
-
-    model = _Row(op, op((_spikes(0) > 0.5).float()).numel())
-    monitor = monitor_model(model, "v")
-    with MODES[mode]():
-        model(_spikes(1))
-    plan = next(iter(monitor.topology.tallies.values())).plan
-    monitor.detach()
+    plan = _plan_of(lambda s: F.max_pool2d(s.transpose(-1, -2)[:, :, 1:5], 2), mode)
     (leaf,) = [leaf for leaf in plan.leaves if leaf.kind == "derived"]
-    assert [plan.nodes[i].kind if plan.nodes[i].kind == "source"
-            else str(plan.nodes[i].func).removeprefix("aten.") for i in leaf.program] == \
+    assert _ops_of(plan, leaf.program) == \
         ["source", "slice.Tensor", "max_pool2d_with_indices.default"]
 
 
@@ -417,12 +417,7 @@ def test_a_spike_and_is_counted_as_one_dot_of_its_operands(op, dot):
     """A derived source that is the AND of two binary spike tensors, and whose
     every map is constant, needs only sum(a * b) per forward: no program makes
     the product tensor (a product of amplitudes, a max pool: their programs)."""
-    model = _Row(op, op((_spikes(0) > 0.5).float()).numel())
-    monitor = monitor_model(model, "d")
-    with torch.no_grad():
-        model(_spikes(1))
-    plan = next(iter(monitor.topology.tallies.values())).plan
-    monitor.detach()
+    plan = _plan_of(op)
     (leaf,) = [leaf for leaf in plan.leaves if leaf.kind == "derived"]
     assert (leaf.dot_pair is not None) == dot
     assert (leaf.node in leaf.program) != dot  # (the product itself is not computed)
