@@ -359,20 +359,18 @@ def _program_of(ids, nodes) -> list:
 
 
 def _triggers(graph: df.Graph, leaves: list, products: list) -> tuple[dict, set]:
-    """Run each program in the hook of the last source it needs (node ids grow
-    with execution order); derived leaves before what reads them."""
+    """Run each program in the hook of its owner, the last source it needs
+    (source indices grow with execution order); derived leaves before what reads
+    them."""
     nodes = graph.nodes
-    order = {n.source: n.id for n in nodes if n.kind == "source"}
     trigger: dict[int, list] = {}
     needs: set[int] = set()
     work = [("leaf", leaf) for leaf in leaves if leaf.kind == "derived" and leaf.capture is None]
     work += [("product", p) for p in products]
-    for kind, item in work:  # (every program descends from a source; a dot leaf's holds its pair)
-        sources = [nodes[i].source for i in _program_of(item.program, nodes)
-                   if nodes[i].kind == "source"]
-        last = max(sources, key=lambda s: order[s])
-        trigger.setdefault(last, []).append((kind, item))
-        needs.update(sources)
+    for kind, item in work:  # (a dot leaf's program holds its pair)
+        trigger.setdefault(item.owner, []).append((kind, item))
+        needs.update(nodes[i].source for i in _program_of(item.program, nodes)
+                     if nodes[i].kind == "source")
     for items in trigger.values():
         items.sort(key=lambda e: e[1].node if e[0] == "leaf" else 10 ** 9 + e[1].consumer)
     return trigger, needs
