@@ -135,19 +135,24 @@ def test_counts_that_could_pass_float32_are_kept_in_float64(measured, monkeypatc
     assert snap["totals"]["synops"] > 0
 
 
-@pytest.mark.parametrize("measured,limit", [
-    (lambda: small_measured(M.rare_paths), 0),
-    (lambda: small_measured(M.rare_paths), 4096),
-    (lambda: small_measured(M.two_maxpools), 4096),
-    (lambda: (None, measure(M.qkformer(), M.image(0), [M.image(1)])), 40000)],
-    ids=["rare_paths-none", "rare_paths-some", "two_maxpools-some", "qkformer-some"])
-def test_outputs_counted_in_their_hooks_and_at_the_end_alike(measured, limit, monkeypatch):
-    """Sources past ``DEFER_ELEMENTS`` are reduced in their hooks, the others at the
-    end of the forward; mixed (products, captures and derived leaves between
-    them), the counts stay exact."""
+@pytest.mark.parametrize("measured,limit,largest", [
+    (lambda: small_measured(M.rare_paths), 0, 1 << 16),
+    (lambda: small_measured(M.rare_paths), 4096, 1 << 16),
+    (lambda: small_measured(M.two_maxpools), 4096, 1 << 16),
+    (lambda: (None, measure(M.qkformer(), M.image(0), [M.image(1)])), 40000, 1 << 16),
+    (lambda: (None, measure(M.qkformer(), M.image(0), [M.image(1)])), 1 << 20, 1024)],
+    ids=["rare_paths-none", "rare_paths-some", "two_maxpools-some", "qkformer-some",
+         "qkformer-small-ones"])
+def test_outputs_counted_in_their_hooks_and_at_the_end_alike(measured, limit, largest,
+                                                             monkeypatch):
+    """Sources past ``DEFER_ELEMENTS`` in all, or of ``DEFER_MAX_ELEMENTS`` or
+    more each, are reduced in their hooks, the others at the end of the forward;
+    mixed (products, captures and derived leaves between them), the counts stay
+    exact."""
     from opentelemetry_instrumentation_spikeformer.monitor import tally
 
     monkeypatch.setattr(tally, "DEFER_ELEMENTS", limit)
+    monkeypatch.setattr(tally, "DEFER_MAX_ELEMENTS", largest)
     _model, (snap, refs) = measured()
     check(snap, refs)
     assert snap["totals"]["synops"] > 0

@@ -2,12 +2,15 @@
 
 Per source and forward: one reduction of its output (its event count into a
 slot of a per-forward buffer, or, when a fan-out map is not constant, its
-per-element counts through one GEMV). Small outputs (``DEFER_ELEMENTS`` in all)
-are reduced together at the end of the forward rather than in their hooks: the
-same reductions back to back instead of each between the model's own ops, about
-a fifth of the monitor's CPU cost at batch 1 (the outputs live until the end of
-the forward; one the model changes in place after returning it drops that
-forward and is counted in its hook from then on). Derived leaves (max pooling
+per-element counts through one GEMV). Small outputs (each under
+``DEFER_MAX_ELEMENTS``, ``DEFER_ELEMENTS`` in all) are reduced together at the end
+of the forward rather than in their hooks: the same reductions back to back
+instead of each between the model's own ops, about a fifth of the monitor's CPU
+cost at batch 1. A large output is reduced in its hook, while it is still in the
+cache: read again at the end of the forward it comes from memory, at a third of
+the speed (the outputs kept live until the end of the forward; one the model
+changes in place after returning it drops that forward and is counted in its
+hook from then on). Derived leaves (max pooling
 of spikes, spike AND spike) and spike x spike products run their recorded ops
 on the real tensors once the last source they need is counted; earlier outputs
 are kept by reference until the end of the forward. At the end of the forward the buffer
@@ -27,6 +30,7 @@ from .plan import F32_EXACT, Leaf, Plan, Product, kept_shape
 
 _SUM_VALUES = (fb.BINARY, fb.COUNT)  # events = the values themselves
 DEFER_ELEMENTS = 1 << 20  # source elements per forward kept for the end-of-forward reductions
+DEFER_MAX_ELEMENTS = 1 << 16  # an output this large is reduced in its hook, while cached
 _SUM: Any = None  # torch.sum, bound when the first Tally is made (torch is imported lazily)
 
 class _Segment:
@@ -133,8 +137,10 @@ class Tally:
             if len(indices) == 1 and seg is not None and leaf.values in _SUM_VALUES \
                     and not seg.copy and not seg.wide:
                 shape = self.shapes[indices[0]]
-                kept += math.prod(shape)
-                defer = kept <= DEFER_ELEMENTS and indices[0] not in self.modified
+                size = math.prod(shape)
+                small = size < DEFER_MAX_ELEMENTS
+                kept += size if small else 0
+                defer = small and kept <= DEFER_ELEMENTS and indices[0] not in self.modified
                 self.fast[module_id] = (
                     shape, seg.dims, seg.view,
                     leaf.node if indices[0] in self.needs else None,
