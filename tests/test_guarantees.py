@@ -27,6 +27,8 @@ from models import INPUT_SHAPE, calibration_batches, tiny_cnn
 import torch
 import sinabs
 
+from opentelemetry_instrumentation_spikeformer.monitor import hooks
+
 HERE = Path(__file__).parent
 SRC = HERE.parent / "src"
 PACKAGE = "opentelemetry_instrumentation_spikeformer"
@@ -154,7 +156,7 @@ STEPS = [
     ("sinabs", "set_attribute", 1, _SDK_TRACE),
     ("sinabs", "end", 1, _SDK_TRACE),  # span end
     ("sinabs", "on_converted", 1, _MONITOR),  # the monitor attaching itself
-    ("sinabs", "forward_hook", 3, _MONITOR),  # half-way through attaching hooks
+    ("sinabs", "method_tap", 2, _MONITOR),  # half-way through attaching the layers' taps
     ("sinabs", "perf_counter", 1, ""),
     ("spikingjelly", "count", 1, PACKAGE),  # the calibration sample counter (a forward hook)
     ("spikingjelly", "start_span", 3, _SDK_TRACE),  # a stage span inside the conversion
@@ -329,7 +331,8 @@ def _run(model):
 
 
 def _no_hooks(model) -> bool:
-    return not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    return not any(m._forward_hooks or m._forward_pre_hooks or hooks.taps_on(m)
+                   for m in model.modules())
 
 
 def _pickled(model, how: str) -> tuple[bytes, list]:

@@ -13,6 +13,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.monitor.hooks import taps_on  # noqa: E402
 
 B, T = 3, 5
 
@@ -378,6 +379,7 @@ def _our_hooks(model) -> int:
     for module in model.modules():
         for hooks in (module._forward_hooks, module._forward_pre_hooks):
             count += sum(isinstance(getattr(h, "__self__", None), owners) for h in hooks.values())
+        count += taps_on(module)
     return count
 
 

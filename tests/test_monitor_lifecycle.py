@@ -19,7 +19,7 @@ import dataflow_models as M  # noqa: E402
 from bruteforce import brute_force  # noqa: E402
 from exactness import check, forwards, is_neuron, references, returned_events  # noqa: E402
 
-from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.monitor import hooks, monitor_model  # noqa: E402
 from opentelemetry_instrumentation_spikeformer.monitor import synops  # noqa: E402
 
 ERROR = "spikeformer instrumentation error in "
@@ -53,7 +53,7 @@ def _run_unchanged(model, xs, expected, after=None):
 def _hooked(model) -> list[str]:
     """Modules that still carry a hook of any kind."""
     return [name for name, m in model.named_modules()
-            if m._forward_hooks or m._forward_pre_hooks]
+            if m._forward_hooks or m._forward_pre_hooks or hooks.taps_on(m)]
 
 
 @pytest.mark.parametrize("name", ["residual_cnn", "two_maxpools", "rare_paths", "spikformer"])

@@ -14,12 +14,13 @@ import pytest
 
 import torch
 import spikingjelly  # noqa: F401
+from spikingjelly.activation_based import functional, neuron
 
 import dataflow_models as M  # noqa: E402
 from bruteforce import brute_force  # noqa: E402
 from sync_guard import sync_guard  # noqa: E402,F401 (fixture)
 
-from opentelemetry_instrumentation_spikeformer.monitor import monitor_model  # noqa: E402
+from opentelemetry_instrumentation_spikeformer.monitor import hooks, monitor_model  # noqa: E402
 
 
 def is_neuron(module) -> bool:
@@ -107,7 +108,8 @@ def test_a_new_input_shape_gets_its_own_plan():
 
 
 def _hooks(model) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + hooks.taps_on(m)
+               for m in model.modules())
 
 
 class Encoded(torch.nn.Module):
@@ -150,6 +152,65 @@ def test_detach_removes_every_hook_and_tap():
     assert all("forward" not in m.__dict__ and "encode" not in m.__dict__
                for m in model.modules())
     assert type(SignedQCFSSequenceEncoder.__dict__["encode"]).__name__ == "function"
+
+
+class _Flaky(neuron.IFNode):
+    """An IF neuron whose forward raises while ``fail`` is set."""
+
+    fail = False
+
+    def forward(self, x):
+        if self.fail:
+            raise ValueError("not today")
+        return super().forward(x)
+
+
+def test_layers_are_tapped_not_hooked_and_an_unmonitored_copy_is_not_counted():
+    """Each spiking layer's ``forward`` is reached through a class-level tap (no
+    forward hook of ours on it, the method's signature unchanged); a copy of the
+    model shares the classes but is not counted; a layer that raises leaves the
+    plan standing; detach gives every class its own method back."""
+    import inspect
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), _Flaky(v_threshold=0.5, step_mode="m"),
+        torch.nn.Linear(8, 3), neuron.IFNode(v_threshold=0.5, step_mode="m"))
+    x = torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(1)) * 2
+    layers = [model[1], model[3]]
+    signatures = [inspect.signature(m.forward) for m in layers]
+    events = [0.0, 0.0]
+    ref = copy.deepcopy(model)
+    for k, m in enumerate((ref[1], ref[3])):
+        m.register_forward_hook(lambda _m, _a, out, k=k: events.__setitem__(
+            k, float((out != 0).sum())))
+    with torch.no_grad():
+        expected = ref(x)
+    monitor = monitor_model(model, "tapped")
+    assert [hooks.taps_on(m) for m in layers] == [1, 1]
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in layers)
+    assert [inspect.signature(m.forward) for m in layers] == signatures
+    other = copy.deepcopy(model)
+    assert [hooks.taps_on(m) for m in other] == [0, 0, 0, 0]
+    with torch.no_grad():
+        for _ in range(2):
+            assert torch.equal(model(x), expected)
+            functional.reset_net(model)
+            other(x)  # an unmonitored copy: its layers' taps find no entry
+            functional.reset_net(other)
+        model[1].fail = True
+        with pytest.raises(ValueError, match="not today"):
+            model(x)
+        model[1].fail = False
+        functional.reset_net(model)
+    assert len(monitor.topology.tallies) == 1 and not monitor.topology._retired
+    assert not next(iter(monitor.topology.tallies.values())).stale
+    rows = {r["layer"]: r["spikes"] for r in monitor.read()["layers"]}
+    assert min(events) > 0 and rows == {"1": 2 * events[0], "3": 2 * events[1]}
+    monitor.detach()
+    assert [hooks.taps_on(m) for m in layers] == [0, 0]
+    assert type(_Flaky.__dict__["forward"]).__name__ == "function"
+    assert not isinstance(neuron.IFNode.__dict__.get("forward"), hooks._Tap)
 
 
 def test_the_monitor_does_not_keep_the_model_alive():

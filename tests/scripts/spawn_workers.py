@@ -23,6 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from models import INPUT_SHAPE, tiny_cnn  # noqa: E402
 
+from opentelemetry_instrumentation_spikeformer.monitor.hooks import taps_on  # noqa: E402
+
 
 def run(net, x) -> list[float]:
     """The network's last pre-activations (its output spikes are all 0 on one step)."""
@@ -38,7 +40,8 @@ def report(where: str, net, x) -> dict:
         "threads": sorted(t.name for t in threading.enumerate()),
         "listening": sorted(c.laddr.port for c in psutil.Process().net_connections("inet")
                             if c.status == psutil.CONN_LISTEN),
-        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in net.modules()),
+        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + taps_on(m)
+                     for m in net.modules()),
         "from_model_wrapped": type(sinabs.from_model).__name__ != "function",
     }
 

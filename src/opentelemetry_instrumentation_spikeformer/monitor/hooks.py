@@ -121,6 +121,7 @@ class _Tap:
                         post(obj, args, out)
             return out
 
+        call.__wrapped__ = bound  # inspect.signature(module.forward) stays the method's
         return call
 
 
@@ -156,3 +157,10 @@ def method_tap(module: Any, name: str, post: Callable | None = None,
     entry = (pre, post)
     tap.taps.setdefault(module, []).append(entry)
     return _TapHandle(tap, module, entry)
+
+
+def taps_on(module: Any) -> int:
+    """How many method taps of ours ``module`` carries: the monitor's part that
+    its ``_forward_hooks`` do not show."""
+    return sum(len(attr.taps.get(module, ())) for klass in type(module).__mro__
+               for attr in vars(klass).values() if isinstance(attr, _Tap))
