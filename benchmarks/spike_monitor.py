@@ -6,8 +6,8 @@ counter (``SynOpCounter`` under ``DispatchCounterMode``).
    forwards monitored, ``sinabs.SNNAnalyzer``.
 2. spikingjelly's Spikformer, Spike-driven Transformer and QKFormer (tiny
    configs, T=4) at batch 1, 8 and 32: bare, a second bare copy (the noise
-   floor), an ``o.sum()`` hook on every spiking layer, the monitor, SNNAnalyzer
-   and SynOpCounter; plus the hook work alone (the monitor's per-forward work
+   floor), an ``o.sum()`` hook on every spiking layer and the monitor (rounds of
+   their own, four times as many), then bare, SNNAnalyzer and SynOpCounter; plus the hook work alone (the monitor's per-forward work
    replayed on one forward's real outputs, against one ``o.sum()`` per layer),
    which is less noisy than end-to-end ratios.
 3. The cost of one metric collection for a model with 256 spiking layers.
@@ -180,7 +180,9 @@ def transformers(args) -> None:
 
     clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
     print(f"spiking transformers (spikingjelly 2.0.0, tiny configs, T={M.T}), device="
-          f"{args.device}, {args.rounds} rounds, torch threads={torch.get_num_threads()}, "
+          f"{args.device}, {args.rounds * OVERHEAD_ROUNDS} rounds of bare, copy, o.sum() and "
+          f"monitor, {args.rounds} of bare and the profilers, "
+          f"torch threads={torch.get_num_threads()}, "
           f"clock={clock.__name__}")
     header = (f"{'model':<11}{'B':>3}{'bare ms':>9}{'copy':>7}{'o.sum()':>9}{'monitor':>9}"
               f"{'SNNAnalyzer':>12}{'SynOpCounter':>13}   hook work alone, monitor / o.sum(); "
@@ -191,6 +193,9 @@ def transformers(args) -> None:
         for batch in args.batches:
             row = _transformer_row(M, name, base, batch, args, clock)
             print(row, flush=True)
+
+
+OVERHEAD_ROUNDS = 4  # rounds of bare / copy / o.sum() / monitor per profiler round
 
 
 def _transformer_row(M, name, base, batch, args, clock) -> str:
@@ -237,14 +242,21 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
             variants.remove(variant)
     ratios: dict[str, list[float]] = {v: [] for v in variants}
     bare: list[float] = []
-    order = list(variants)
     rng = random.Random(batch)
-    for _ in range(args.rounds):
-        rng.shuffle(order)
-        spent = {v: run(v) for v in order}
-        bare.append(spent["bare"])
-        for v in variants:
-            ratios[v].append(spent[v] / spent["bare"])
+    # The overhead variants get their own rounds, OVERHEAD_ROUNDS times as many:
+    # their differences are a few percent, and the profilers (2-5x a forward)
+    # between them would stir the caches and the allocator.
+    cheap = [v for v in variants if v in ("bare", "copy", "o.sum()", "monitor")]
+    dear = ["bare"] + [v for v in variants if v not in cheap]
+    for order, rounds in ((cheap, args.rounds * OVERHEAD_ROUNDS), (dear, args.rounds)):
+        for _ in range(rounds if len(order) > 1 else 0):
+            rng.shuffle(order)
+            spent = {v: run(v) for v in order}
+            if order is cheap:
+                bare.append(spent["bare"])
+            for v in order:
+                if v != "bare" or order is cheap:
+                    ratios[v].append(spent[v] / spent["bare"])
     mine, floor, layers = _hook_work(monitor, models["monitor"], x, clock)
     hook, tap = _dispatch(clock)
     # with the dispatch: the monitor taps each layer and has two hooks on the model
