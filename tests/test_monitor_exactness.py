@@ -158,6 +158,32 @@ def test_outputs_counted_in_their_hooks_and_at_the_end_alike(measured, limit, la
     assert snap["totals"]["synops"] > 0
 
 
+def test_which_outputs_wait_for_the_end_of_the_forward(monkeypatch):
+    """In call order, an output of fewer than ``DEFER_MAX_ELEMENTS`` elements
+    waits for the end of the forward while the waiting ones add up to at most
+    ``DEFER_ELEMENTS``; a larger output is reduced in its hook and takes none of
+    that room. (Speed only: the counts are the same either way, tested above.)"""
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    largest, room = 2048, 512 + 256 + 1024 + 1024
+    monkeypatch.setattr(tally, "DEFER_MAX_ELEMENTS", largest)
+    monkeypatch.setattr(tally, "DEFER_ELEMENTS", room)
+    model = M.qkformer()
+    monitor = monitor_model(model, "q")
+    with torch.no_grad():
+        model(M.image(0))
+    t = next(iter(monitor.topology.tallies.values()))
+    sizes = [math.prod(t.shapes[indices[0]]) for indices in t.sources_of.values()]
+    waits = [t.fast[module_id][5] for module_id in t.sources_of]
+    small = [i for i, size in enumerate(sizes) if size < largest]
+    # the room is used up exactly by the first four small outputs; outputs of
+    # exactly DEFER_MAX_ELEMENTS and larger ones come before them
+    assert sum(sizes[i] for i in small[:4]) == room and len(small) > 4
+    assert largest in sizes[:small[3]] and max(sizes[:small[0]]) > room
+    assert [i for i, w in enumerate(waits) if w] == small[:4]
+    monitor.detach()
+
+
 def test_a_failing_capture_hook_never_breaks_the_forward(monkeypatch, caplog):
     from opentelemetry_instrumentation_spikeformer.monitor import tally
 
