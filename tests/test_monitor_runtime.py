@@ -210,7 +210,30 @@ def test_layers_are_tapped_not_hooked_and_an_unmonitored_copy_is_not_counted():
     monitor.detach()
     assert [hooks.taps_on(m) for m in layers] == [0, 0]
     assert type(_Flaky.__dict__["forward"]).__name__ == "function"
-    assert not isinstance(neuron.IFNode.__dict__.get("forward"), hooks._Tap)
+
+
+def test_a_model_dropped_without_detach_gives_its_classes_their_methods_back():
+    """The taps live on the layers' classes: once no tapped instance is left, the
+    class has its own ``forward`` again, even if nobody called ``detach()``."""
+
+    class Dropped(neuron.IFNode):
+        pass
+
+    class Kept(neuron.IFNode):
+        def forward(self, x):
+            return super().forward(x)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), Dropped(step_mode="m"),
+                                torch.nn.Linear(8, 3), Kept(step_mode="m"))
+    monitor_model(model, "dropped")
+    assert "forward" in Dropped.__dict__ and isinstance(Kept.__dict__["forward"], hooks._Tap)
+    with torch.no_grad():
+        model(torch.rand(4, 2, 6))
+    del model
+    gc.collect()
+    assert "forward" not in Dropped.__dict__
+    assert type(Kept.__dict__["forward"]).__name__ == "function"
 
 
 def test_the_monitor_does_not_keep_the_model_alive():

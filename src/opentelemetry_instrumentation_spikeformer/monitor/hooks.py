@@ -124,6 +124,15 @@ class _Tap:
         call.__wrapped__ = bound  # inspect.signature(module.forward) stays the method's
         return call
 
+    def release(self) -> None:
+        """The class gets its own method back once no live instance has a tap
+        (after the last handle's ``remove()``, or the last tapped instance died)."""
+        if self.klass.__dict__.get(self.name) is self and not any(True for _ in self.taps.keys()):
+            if self.owned:
+                setattr(self.klass, self.name, self.original)
+            else:
+                delattr(self.klass, self.name)
+
 
 class _TapHandle:
     def __init__(self, tap: _Tap, module: Any, entry: tuple) -> None:
@@ -136,11 +145,7 @@ class _TapHandle:
             entries.remove(self.entry)
         if not entries and module is not None:
             tap.taps.pop(module, None)
-        if not tap.taps and tap.klass.__dict__.get(tap.name) is tap:
-            if tap.owned:
-                setattr(tap.klass, tap.name, tap.original)
-            else:
-                delattr(tap.klass, tap.name)
+        tap.release()
 
 
 def method_tap(module: Any, name: str, post: Callable | None = None,
@@ -155,7 +160,12 @@ def method_tap(module: Any, name: str, post: Callable | None = None,
         tap = _Tap(klass, name)
         setattr(klass, name, tap)
     entry = (pre, post)
-    tap.taps.setdefault(module, []).append(entry)
+    entries = tap.taps.get(module)
+    if entries is None:
+        entries = tap.taps[module] = []
+        # a model dropped without detach: its classes get their methods back
+        weakref.finalize(module, tap.release).atexit = False
+    entries.append(entry)
     return _TapHandle(tap, module, entry)
 
 
