@@ -162,9 +162,9 @@ def method_tap(module: Any, name: str, post: Callable | None = None,
     entry = (pre, post)
     entries = tap.taps.get(module)
     if entries is None:
-        entries = tap.taps[module] = []
         # a model dropped without detach: its classes get their methods back
         weakref.finalize(module, tap.release).atexit = False
+        entries = tap.taps[module] = []
     entries.append(entry)
     return _TapHandle(tap, module, entry)
 
