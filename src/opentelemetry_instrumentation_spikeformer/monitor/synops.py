@@ -3,9 +3,9 @@
 ``Topology`` owns the hooks that count: a pre-hook and a forward hook on the
 model (what one forward is), a method tap on each event source's entry
 (``forward``, or ``encode`` where the model calls that), a forward hook on each
-module that returns a derived source (a max pool of spikes). The first forward with a new input signature is
-traced (``dataflow``) and planned (``plan``); it and every later forward of
-that signature are counted by its ``Tally``. At most ``MAX_PLANS`` signatures
+module that returns a derived source (a max pool of spikes). The first forward
+with a new input signature is traced (``dataflow``) and planned (``plan``); it
+and every later forward of that signature are counted by its ``Tally``. At most ``MAX_PLANS`` signatures
 get a plan; forwards of others are not counted (one warning).
 
 The model is held weakly: the monitor must not keep the user's model alive.
@@ -73,8 +73,8 @@ class Topology:
             if module is None:
                 continue
             # a tap, not a forward hook: a module with a forward hook leaves torch's
-            # fast call path, about 5 us a call on a CPU (a fifth of the monitor at
-            # batch 1); the tap also sees the output the layer returned, as the trace
+            # fast call path, about 5 us a call on a CPU (up to a fifth of the monitor
+            # at batch 1); the tap also sees the output the layer returned, as the trace
             # does, before any other code's forward hook replaces it
             add(hooks.method_tap(module, layer.rule.entry, post=self._source_hook))
 

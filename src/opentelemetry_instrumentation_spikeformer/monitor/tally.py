@@ -2,21 +2,22 @@
 
 Per source and forward: one reduction of its output (its event count into a
 slot of a per-forward buffer, or, when a fan-out map is not constant, its
-per-element counts through one GEMV). Small outputs (each under
-``DEFER_MAX_ELEMENTS``, ``DEFER_ELEMENTS`` in all) are reduced together at the end
-of the forward rather than in their hooks: the same reductions back to back
-instead of each between the model's own ops, about a fifth of the monitor's CPU
-cost at batch 1. A large output is reduced in its hook, while it is still in the
-cache: read again at the end of the forward it comes from memory, at a third of
-the speed (the outputs kept live until the end of the forward; one the model
-changes in place after returning it drops that forward and is counted in its
-hook from then on). Derived leaves (max pooling
+per-element counts, which ``read()`` weighs by the maps in one GEMV). Small
+outputs (each under ``DEFER_MAX_ELEMENTS``, ``DEFER_ELEMENTS`` in all) are
+reduced together at the end of the forward rather than in their hooks: the same
+reductions back to back instead of each between the model's own ops, about a
+fifth of the monitor's CPU cost at batch 1 (deferred outputs live until the end
+of the forward; one the model changes in place after returning it drops that
+forward and is counted in its hook from then on). A large output is reduced in
+its hook, while it is still in the cache: read again at the end of the forward
+it would come from memory, at a third of the speed. Derived leaves (max pooling
 of spikes, spike AND spike) and spike x spike products run their recorded ops
 on the real tensors once the last source they need is counted; earlier outputs
-are kept by reference until the end of the forward. At the end of the forward the buffer
-is added into float64 totals. No ``.item()``, ``.cpu()``, ``.tolist()`` and no
-branching on values: nothing waits for the device. ``read()`` applies the maps
-and moves everything to the host in one transfer per device.
+are kept by reference until the end of the forward. At the end of the forward
+the buffer is added into float64 totals. No ``.item()``, ``.cpu()``,
+``.tolist()`` and no branching on values: nothing waits for the device.
+``read()`` applies the maps and moves everything to the host in one transfer per
+device.
 """
 
 from __future__ import annotations
