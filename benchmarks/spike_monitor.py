@@ -7,7 +7,8 @@ counter (``SynOpCounter`` under ``DispatchCounterMode``).
 2. spikingjelly's Spikformer, Spike-driven Transformer and QKFormer (tiny
    configs, T=4) at batch 1, 8 and 32: bare, a second bare copy (the noise
    floor), an ``o.sum()`` hook on every spiking layer and the monitor (rounds of
-   their own, four times as many), then bare, SNNAnalyzer and SynOpCounter; plus the hook work alone (the monitor's per-forward work
+   their own, four times as many), then bare, SNNAnalyzer and SynOpCounter;
+   plus the hook work alone (the monitor's per-forward work
    replayed on one forward's real outputs, against one ``o.sum()`` per layer),
    which is less noisy than end-to-end ratios.
 3. The cost of one metric collection for a model with 256 spiking layers.
@@ -187,7 +188,7 @@ def transformers(args) -> None:
           f"clock={clock.__name__}")
     header = (f"{'model':<11}{'B':>3}{'bare ms':>9}{'copy':>7}{'o.sum()':>9}{'monitor':>9}"
               f"{'SNNAnalyzer':>12}{'SynOpCounter':>13}   hook work alone, monitor / o.sum(); "
-              f"the same with the dispatch (monitor: taps; o.sum(): hooks)")
+              f"the same with torch's hook dispatch")
     print(header)
     for name, build in M.TRANSFORMERS.items():
         base = build().to(args.device)
@@ -263,9 +264,9 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
                     ratios[v].append(spent[v] / spent["bare"])
     _classes_tapped(tapped, True)
     mine, floor, layers = _hook_work(monitor, models["monitor"], x, clock)
-    hook, tap = _dispatch(clock)
-    # with the dispatch: the monitor taps each layer and has two hooks on the model
-    with_mine, with_floor = mine + layers * tap + 2 * hook, floor + layers * hook
+    hook = _hook_dispatch(clock)
+    # with torch's hook dispatch: the monitor has a hook per layer and two on the model
+    with_mine, with_floor = mine + (layers + 2) * hook, floor + layers * hook
     monitor.detach()  # (its taps were back in place: detach restores the classes)
     med = {v: f"{statistics.median(r):.3f}" for v, r in ratios.items()}
     med.update({v: "fails" for v in failed})
@@ -273,15 +274,16 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
             f"{med['o.sum()']:>9}{med['monitor']:>9}{med['SNNAnalyzer']:>12}"
             f"{med['SynOpCounter']:>12}x   {mine * 1e6:.0f} us / {floor * 1e6:.0f} us "
             f"({mine / floor:.1f}x; {mine / statistics.median(bare) * 100:.1f} % / "
-            f"{floor / statistics.median(bare) * 100:.1f} % of bare); with the dispatch "
+            f"{floor / statistics.median(bare) * 100:.1f} % of bare); with hook dispatch "
             f"{with_mine * 1e6:.0f} us / {with_floor * 1e6:.0f} us ({with_mine / with_floor:.1f}x; "
             f"{with_mine / statistics.median(bare) * 100:.1f} % of bare)")
 
 
 def _tapped_classes(model) -> list[tuple[type, object]]:
-    """The classes whose method the monitor tapped (``monitor/hooks.py``): while
-    a monitored instance lives, every instance of them, the other variants'
-    included, calls through the tap (about 1 % of SDT's forward at batch 1)."""
+    """The classes whose method the monitor tapped (``monitor/hooks.py``, for
+    layers the model calls as ``.encode()``): while a monitored instance lives,
+    every instance of them, the other variants' included, calls through the tap
+    (for a tapped ``forward``, about 1 % of SDT's forward at batch 1)."""
     from opentelemetry_instrumentation_spikeformer.monitor import hooks
 
     found = {}
@@ -340,26 +342,14 @@ def _hook_work(monitor, model, x, clock) -> tuple[float, float]:
     return _best(replay, clock), _best(sums, clock), len(outputs)
 
 
-def _dispatch(clock) -> tuple[float, float]:
-    """What one call of a module costs more with a forward hook that does
-    nothing (torch leaves its fast call path), and with a method tap that does
-    nothing (the monitor's way into a layer, ``monitor/hooks.py``)."""
+def _hook_dispatch(clock) -> float:
+    """What torch spends to call one Python forward hook that does nothing."""
     import torch
 
-    from opentelemetry_instrumentation_spikeformer.monitor import hooks
-
-    class Plain(torch.nn.Identity):
-        pass
-
-    plain, hooked, tapped = Plain(), Plain(), Plain()
+    plain, hooked = torch.nn.Identity(), torch.nn.Identity()
     hooked.register_forward_hook(lambda _m, _a, _o: None)
-    handle = hooks.method_tap(tapped, "forward", post=lambda _m, _a, _o: None)
     x = torch.zeros(1)
-    base = _best(lambda: plain(x), clock, 2000)
-    costs = (max(0.0, _best(lambda: hooked(x), clock, 2000) - base),
-             max(0.0, _best(lambda: tapped(x), clock, 2000) - base))
-    handle.remove()
-    return costs
+    return max(0.0, _best(lambda: hooked(x), clock, 2000) - _best(lambda: plain(x), clock, 2000))
 
 
 def _best(fn, clock, reps: int = 50, trials: int = 5) -> float:
