@@ -14,8 +14,7 @@ counter (``SynOpCounter`` under ``DispatchCounterMode``).
 3. The cost of one metric collection for a model with 256 spiking layers.
 
 Runs are interleaved in a fresh random order each round, each variant on its
-own deep copy (the classes the monitor taps are restored while the other
-variants run); reported: the median over rounds of (variant / bare of the same
+own deep copy; reported: the median over rounds of (variant / bare of the same
 round), timed in thread CPU time (with one torch thread all the work is on this
 thread, so other load on the machine distorts less than wall time).
 
@@ -219,11 +218,8 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
     synops = op_counter.SynOpCounter()
     x = M.image(1, batch=batch).to(args.device)
 
-    tapped = _tapped_classes(models["monitor"])
-
     def run(variant: str) -> float:
         model = models[variant]
-        _classes_tapped(tapped, variant == "monitor")  # the others run on pristine classes
         sync(args.device)
         start = clock()
         with torch.no_grad():
@@ -262,12 +258,11 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
             for v in order:
                 if v != "bare" or order is cheap:
                     ratios[v].append(spent[v] / spent["bare"])
-    _classes_tapped(tapped, True)
     mine, floor, layers = _hook_work(monitor, models["monitor"], x, clock)
     hook = _hook_dispatch(clock)
     # with torch's hook dispatch: the monitor has a hook per layer and two on the model
     with_mine, with_floor = mine + (layers + 2) * hook, floor + layers * hook
-    monitor.detach()  # (its taps were back in place: detach restores the classes)
+    monitor.detach()
     med = {v: f"{statistics.median(r):.3f}" for v, r in ratios.items()}
     med.update({v: "fails" for v in failed})
     return (f"{name:<11}{batch:>3}{statistics.median(bare) * 1e3:>9.2f}{med['copy']:>7}"
@@ -277,32 +272,6 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
             f"{floor / statistics.median(bare) * 100:.1f} % of bare); with hook dispatch "
             f"{with_mine * 1e6:.0f} us / {with_floor * 1e6:.0f} us ({with_mine / with_floor:.1f}x; "
             f"{with_mine / statistics.median(bare) * 100:.1f} % of bare)")
-
-
-def _tapped_classes(model) -> list[tuple[type, object]]:
-    """The classes whose method the monitor tapped (``monitor/hooks.py``, for
-    layers the model calls as ``.encode()``): while a monitored instance lives,
-    every instance of them, the other variants' included, calls through the tap
-    (for a tapped ``forward``, about 1 % of SDT's forward at batch 1)."""
-    from opentelemetry_instrumentation_spikeformer.monitor import hooks
-
-    found = {}
-    for module in model.modules():
-        for klass in type(module).__mro__:
-            for name, attr in vars(klass).items():
-                if isinstance(attr, hooks._Tap):
-                    found[(klass, name)] = attr
-    return [(klass, name, tap) for (klass, name), tap in found.items()]
-
-
-def _classes_tapped(tapped, on: bool) -> None:
-    for klass, name, tap in tapped:
-        if on:
-            setattr(klass, name, tap)
-        elif tap.owned:
-            setattr(klass, name, tap.original)
-        elif name in vars(klass):
-            delattr(klass, name)
 
 
 def _hook_work(monitor, model, x, clock) -> tuple[float, float]:

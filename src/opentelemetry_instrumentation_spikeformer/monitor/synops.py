@@ -3,9 +3,9 @@
 ``Topology`` owns the hooks that count: a pre-hook and a forward hook on the
 model (what one forward is), one forward hook per event source (or a method
 tap where the model calls ``encode``), one per module that returns a derived
-source (a max pool of spikes). The first forward
-with a new input signature is traced (``dataflow``) and planned (``plan``); it
-and every later forward of that signature are counted by its ``Tally``. At most ``MAX_PLANS`` signatures
+source (a max pool of spikes). The first forward with a new input signature is
+traced (``dataflow``) and planned (``plan``); it and every later forward of
+that signature are counted by its ``Tally``. At most ``MAX_PLANS`` signatures
 get a plan; forwards of others are not counted (one warning).
 
 The model is held weakly: the monitor must not keep the user's model alive.
