@@ -156,7 +156,7 @@ STEPS = [
     ("sinabs", "set_attribute", 1, _SDK_TRACE),
     ("sinabs", "end", 1, _SDK_TRACE),  # span end
     ("sinabs", "on_converted", 1, _MONITOR),  # the monitor attaching itself
-    ("sinabs", "forward_hook", 3, _MONITOR),  # half-way through attaching hooks
+    ("sinabs", "call_tap", 2, _MONITOR),  # half-way through attaching the layer taps
     ("sinabs", "perf_counter", 1, ""),
     ("spikingjelly", "count", 1, PACKAGE),  # the calibration sample counter (a forward hook)
     ("spikingjelly", "start_span", 3, _SDK_TRACE),  # a stage span inside the conversion

@@ -204,6 +204,85 @@ def test_an_unmonitored_copy_is_not_counted_and_a_raising_layer_keeps_the_plan()
     assert _hooks(model) == before and all(hooks.taps_on(m) == 0 for m in layers)
 
 
+class _Spikes:
+    """A user's forward hook (picklable) that records the non-zeros it sees."""
+
+    def __init__(self):
+        self.counts = []
+
+    def __call__(self, _module, _args, out):
+        self.counts.append(float((out != 0).sum()))
+
+
+def _two_layers():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 8), neuron.IFNode(v_threshold=0.5, step_mode="m"),
+        torch.nn.Linear(8, 3), neuron.IFNode(v_threshold=0.5, step_mode="m"))
+
+
+def test_layers_are_tapped_through_the_call_slot_and_copies_carry_no_tap():
+    """A spiking layer is reached through its instance's ``_compiled_call_impl``
+    slot, not a forward hook (torch's fast call path stays); the user's hooks
+    still run; pickles, deep copies and DataParallel replicas carry no tap and
+    are not counted; detach empties the slots."""
+    model = _two_layers()
+    x = torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(1)) * 2
+    seen = _Spikes()  # the user's own hook, an independent count of layer 3's spikes
+    model[3].register_forward_hook(seen)
+    monitor = monitor_model(model, "slots")
+    layers = (model[1], model[3])
+    assert [hooks.taps_on(m) for m in layers] == [1, 1]
+    assert not model[1]._forward_hooks and len(model[3]._forward_hooks) == 1
+    assert all(hooks._is_call_tap(m.__dict__.get("_compiled_call_impl")) for m in layers)
+    with torch.no_grad():
+        for _ in range(3):  # discovery, then two counted forwards
+            model(x)
+            functional.reset_net(model)
+    replica = model[3]._replicate_for_data_parallel()  # what DataParallel runs
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model)), replica):
+        assert all("_compiled_call_impl" not in m.__dict__ for m in clone.modules())
+        with torch.no_grad():
+            clone(x if clone is not replica else torch.rand(4, 5, 3))
+        functional.reset_net(clone)
+    functional.reset_net(model)  # (the replica shares its state dicts)
+    rows = {r["layer"]: r["spikes"] for r in monitor.read()["layers"]}
+    # the user's hook ran on every call: the model's three, the replica's (which
+    # shares its hook dict; the copies have copies of the hook)
+    assert len(seen.counts) == 3 + 1 and seen.counts[1] > 0
+    assert rows["3"] == sum(seen.counts[:3])  # the discovery forward is counted too
+    monitor.detach()
+    assert all("_compiled_call_impl" not in m.__dict__ for m in model.modules())
+    assert [hooks.taps_on(m) for m in layers] == [0, 0]
+
+
+def test_a_filled_call_slot_gets_a_forward_hook_and_stays_the_users():
+    """A layer whose slot is already filled (``module.compile()``) gets a forward
+    hook instead; a slot the user fills while the monitor is on is theirs after
+    detach."""
+    model = _two_layers()
+    theirs = model[1]._call_impl  # what module.compile() would put there, uncompiled
+    model[1]._compiled_call_impl = theirs
+    monitor = monitor_model(model, "filled")
+    assert len(model[1]._forward_hooks) == 1 and model[1]._compiled_call_impl is theirs
+    assert hooks._is_call_tap(model[3].__dict__.get("_compiled_call_impl"))
+    x = torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(2)) * 2
+    with torch.no_grad():
+        for _ in range(2):
+            model(x)
+            functional.reset_net(model)
+        h = model[0](x)
+        expected = float((model[1](h) != 0).sum())
+        functional.reset_net(model)
+    rows = {r["layer"]: r["spikes"] for r in monitor.read()["layers"]}
+    assert rows["1"] == 2 * expected > 0  # counted through the hook (discovery too)
+    later = model[3]._call_impl
+    model[3]._compiled_call_impl = later
+    monitor.detach()
+    assert model[1]._compiled_call_impl is theirs and model[3]._compiled_call_impl is later
+    assert not model[1]._forward_hooks
+
+
 def test_a_model_dropped_without_detach_gives_its_classes_their_methods_back():
     """A method tap (an encoder the model calls as ``.encode()``) lives on the
     class: once no tapped instance is left, the class has its own method again,

@@ -9,6 +9,9 @@ without the plugin and comes back unmonitored. Where the user already holds
 hooks in that dict (their handles point at it, so it must stay), our hook is a
 ``_Detachable``, which pickles as a no-op made of the standard library only
 (``functools.partial(sys.audit, ...)``), so the pickle loads without the plugin.
+
+A layer called once per forward is reached more cheaply through ``call_tap``:
+a hooked module leaves torch's fast call path, which costs more than the hook.
 """
 
 from __future__ import annotations
@@ -170,7 +173,93 @@ def method_tap(module: Any, name: str, post: Callable | None = None,
 
 
 def taps_on(module: Any) -> int:
-    """How many method taps of ours ``module`` carries: the monitor's part that
-    its ``_forward_hooks`` do not show."""
-    return sum(len(attr.taps.get(module, ())) for klass in type(module).__mro__
-               for attr in vars(klass).values() if isinstance(attr, _Tap))
+    """How many taps of ours ``module`` carries (method taps, a call tap): the
+    monitor's part that its ``_forward_hooks`` do not show."""
+    methods = sum(len(attr.taps.get(module, ())) for klass in type(module).__mro__
+                  for attr in vars(klass).values() if isinstance(attr, _Tap))
+    return methods + _is_call_tap(module.__dict__.get(_SLOT))
+
+
+# -- call taps -------------------------------------------------------------------
+# ``Module.__call__`` runs ``self._compiled_call_impl`` when that is set (what
+# ``module.compile()`` sets), else ``self._call_impl``, which calls ``forward``
+# without any hook machinery when the module has no hooks. A call tap fills that
+# slot on the instance with a function that runs ``_call_impl`` (the user's hooks
+# included) and then ``post``: the module keeps torch's fast path, other instances
+# of its class are untouched, and torch's own ``Module.__getstate__`` drops the
+# slot, so pickles and deep copies come out unmonitored.
+_SLOT = "_compiled_call_impl"
+_MARK = "__spikeformer_call_tap__"
+
+
+def _is_call_tap(fn: Any) -> bool:
+    return getattr(fn, _MARK, False) is True
+
+
+def _slot_free(module: Any) -> bool:
+    """Can ``module`` get a call tap? (torch calls the slot; the module's class
+    changes neither the call nor pickling; the slot is empty.)"""
+    import torch
+
+    base, klass = torch.nn.Module, type(module)
+    return (getattr(base, "_wrapped_call_impl", None) is base.__call__
+            and klass.__call__ is base.__call__
+            and klass.__getstate__ is base.__getstate__
+            and klass.__reduce_ex__ is base.__reduce_ex__
+            and module.__dict__.get(_SLOT) is None)
+
+
+class _CallTapHandle:
+    __slots__ = ("module", "fn")
+
+    def __init__(self, module: Any, fn: Callable) -> None:
+        self.module, self.fn = weakref.ref(module), fn
+
+    def remove(self) -> None:
+        module = self.module()
+        if module is not None and module.__dict__.get(_SLOT) is self.fn:
+            del module.__dict__[_SLOT]  # (a slot someone else refilled is theirs)
+
+
+def call_tap(module: Any, post: Callable) -> Any:
+    """``post(module, args, output)`` after each call of ``module`` that returns,
+    like a forward hook (one is registered instead where the slot is not free:
+    a compiled module, a class with its own ``__call__`` or pickling). Returns a
+    handle with ``remove()``."""
+    if not _slot_free(module):
+        return forward_hook(module, post)
+    ref = weakref.ref(module)  # the module holds this function: no cycle through it
+    impl = type(module)._call_impl
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        self = ref()
+        output = impl(self, *args, **kwargs)
+        post(self, args, output)
+        return output
+
+    setattr(call, _MARK, True)
+    call.__wrapped__ = impl
+    module.__dict__[_SLOT] = call
+    _guard_replicas()
+    return _CallTapHandle(module, call)
+
+
+def _guard_replicas() -> None:
+    """``DataParallel`` replicas copy the module's ``__dict__``: a replica must
+    not keep a call tap, which would run the original module."""
+    import torch
+
+    base = torch.nn.Module
+    original = base.__dict__.get("_replicate_for_data_parallel")
+    if original is None or getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def replicate(self: Any) -> Any:
+        replica = original(self)
+        if _is_call_tap(replica.__dict__.get(_SLOT)):
+            del replica.__dict__[_SLOT]
+        return replica
+
+    setattr(replicate, _MARK, True)
+    base._replicate_for_data_parallel = replicate

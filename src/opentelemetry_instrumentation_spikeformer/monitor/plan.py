@@ -258,6 +258,7 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
         constant &= _constant_dims(m)
     summed = tuple(sorted(constant))
     index = tuple(0 if d in constant else slice(None) for d in range(len(n.shape)))
+    full, full_in = maps, in_maps
     maps = {c: m[index].contiguous() for c, m in maps.items()}
     in_maps = {c: m[index].contiguous() for c, m in in_maps.items()}
     const: dict[int, tuple] = {}
@@ -272,6 +273,12 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
         const[c] = (sops, entering)
     if per_neuron:
         const = {}
+        kept_to = _fast_reduction(summed, len(n.shape))
+        if kept_to != summed:
+            summed = kept_to
+            index = tuple(0 if d in summed else slice(None) for d in range(len(n.shape)))
+            maps = {c: m[index].contiguous() for c, m in full.items()}
+            in_maps = {c: m[index].contiguous() for c, m in full_in.items()}
     leaf = Leaf(lid, n.name, n.kind, n.values, n.shape, summed, per_neuron, maps, in_maps, const,
                 n.source, _owner([lid], graph.nodes),
                 max_value=16.0 if n.values == fb.COUNT or n.summed else 1.0)
@@ -284,6 +291,20 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
             leaf.dot_dims = _dot_dims(graph.nodes[n.deps[0]].shape, graph.nodes[n.deps[1]].shape)
             leaf.program = [i for i in leaf.program if i != lid]
     return leaf
+
+
+def _fast_reduction(summed: tuple, ndim: int) -> tuple:
+    """The dims to sum per forward for per-element counts: ``summed`` when they
+    are leading or trailing dims (one contiguous reduction), else only their
+    leading run, the other constant dims kept as counts: a reduction that skips
+    over kept dims is up to 6x slower on a CPU ((4, 8, 96, 4) over (0, 1, 3):
+    17 us; over (0, 1): 3 us)."""
+    if not summed or summed == tuple(range(summed[0], ndim)):
+        return summed
+    lead = 0
+    while lead < len(summed) and summed[lead] == lead:
+        lead += 1
+    return summed[:lead] if lead else summed
 
 
 def _dot_dims(a: tuple, b: tuple) -> tuple:

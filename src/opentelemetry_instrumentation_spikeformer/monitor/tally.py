@@ -33,6 +33,7 @@ _SUM_VALUES = (fb.BINARY, fb.COUNT)  # events = the values themselves
 DEFER_ELEMENTS = 1 << 20  # source elements per forward kept for the end-of-forward reductions
 DEFER_MAX_ELEMENTS = 1 << 16  # an output this large is reduced in its hook, while cached
 _SUM: Any = None  # torch.sum, bound when the first Tally is made (torch is imported lazily)
+_F32: Any = None
 
 class _Segment:
     """Where one leaf's (or product's) count of one forward goes: a scalar, or
@@ -52,10 +53,10 @@ class Tally:
     """The device state of one plan: totals since attach (or ``reset``)."""
 
     def __init__(self, plan: Plan, nodes_fn: dict, modified: Any = ()) -> None:
-        global _SUM
+        global _SUM, _F32
         import torch
 
-        _SUM = torch.sum
+        _SUM, _F32 = torch.sum, torch.float32
         self.plan = plan
         self.modified = set(modified)  # sources the model changes in place: counted at once
         self._run = nodes_fn  # node id -> closure(values) for program nodes
@@ -167,7 +168,20 @@ class Tally:
                 self.modified.add(fast[6])  # forward is not counted, the module's later
                 self._fast_table()  # outputs are counted in its hook
                 self.dropped = True
-            self.count(output, fast)
+            self.take(output, fast)
+            if self.stale:
+                return
+
+    def take(self, output: Any, fast: tuple) -> None:
+        """A ``fast`` source's output tensor, checked, then counted."""
+        if output.shape != fast[0]:
+            self.stale = True  # new shapes: the next forward gets its own plan
+            return
+        x = output.detach() if output.requires_grad else output
+        if x.dtype is _F32:
+            self.count(x, fast)
+        else:
+            self.source(fast[6], x)
 
     def end(self) -> bool:
         """Add this forward's buffer into the totals; False if it was dropped."""
