@@ -458,6 +458,7 @@ def test_a_failing_hook_never_breaks_the_forward(sinabs_snn, monkeypatch, caplog
 
     monkeypatch.setattr(tally.Tally, "on_source", broken)
     monkeypatch.setattr(tally.Tally, "count", broken)
+    monkeypatch.setattr(tally.Tally, "flush", broken)
     monitor = monitor_model(sinabs_snn, "cnn")
     assert torch.equal(forward(), expected)  # the traced discovery pass
     assert torch.equal(forward(), expected)  # a counted forward: the hook fails

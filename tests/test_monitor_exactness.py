@@ -158,6 +158,30 @@ def test_outputs_counted_in_their_hooks_and_at_the_end_alike(measured, limit, la
     assert snap["totals"]["synops"] > 0
 
 
+@pytest.mark.parametrize("largest", [0, 1 << 30], ids=["operands-summed-first", "products"])
+@pytest.mark.parametrize("name", ["sdt", "qkformer"])
+def test_spike_and_spike_sums_exact_either_way(name, largest, monkeypatch):
+    """A spike AND spike (SDSA's q * k, QKFormer's token mask * k) is summed as
+    the product itself up to ``DOT_BROADCAST_MAX`` products, else with each
+    operand summed first over the dims the other is broadcast along: exact both
+    ways."""
+    from opentelemetry_instrumentation_spikeformer.monitor import plan, tally
+
+    monkeypatch.setattr(plan, "DOT_BROADCAST_MAX", largest)
+    used = []
+    derived = tally.Tally._derived
+
+    def spy(self, leaf):
+        if leaf.dot_pair is not None:
+            used.append(leaf.dot_dims[:2])
+        return derived(self, leaf)
+
+    monkeypatch.setattr(tally.Tally, "_derived", spy)
+    snap, refs = measure(M.TRANSFORMERS[name](), M.image(0), [M.image(1)])
+    check(snap, refs)
+    assert used and all(dims == ((), ()) for dims in used) == bool(largest)
+
+
 def test_which_outputs_wait_for_the_end_of_the_forward(monkeypatch):
     """In call order, an output of fewer than ``DEFER_MAX_ELEMENTS`` elements
     waits for the end of the forward while the waiting ones add up to at most

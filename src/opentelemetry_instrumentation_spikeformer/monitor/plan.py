@@ -25,6 +25,10 @@ from ..frameworks import base as fb
 from . import dataflow as df
 
 F32_EXACT = 2 ** 24  # float32 holds every integer below this
+# a spike AND spike of at most this many products is summed as the product
+# itself (two ops); a larger one sums each operand over the dims the other is
+# broadcast along first (three ops, but no large temporary)
+DOT_BROADCAST_MAX = 1 << 16
 
 
 @dataclass
@@ -289,6 +293,8 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
                 and n.func in df.ops().mul and len(n.deps) == 2:
             leaf.dot_pair = tuple(n.deps)  # only sum(a * b) is needed
             leaf.dot_dims = _dot_dims(graph.nodes[n.deps[0]].shape, graph.nodes[n.deps[1]].shape)
+            if math.prod(n.shape) <= DOT_BROADCAST_MAX:
+                leaf.dot_dims = ((), (), leaf.dot_dims[2])
             leaf.program = [i for i in leaf.program if i != lid]
     return leaf
 

@@ -296,8 +296,7 @@ class Topology:
         for leaf in tally.plan.leaves:
             module = leaf.capture[0]() if leaf.capture is not None else None
             if module is not None and id(module) not in self._capture_handles:
-                self._capture_handles[id(module)] = hooks.forward_hook(module,
-                                                                       self._capture_hook)
+                self._capture_handles[id(module)] = hooks.call_tap(module, self._capture_hook)
 
     # -- read ------------------------------------------------------------------------
     def reset(self) -> None:

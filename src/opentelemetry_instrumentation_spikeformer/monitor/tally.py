@@ -161,16 +161,28 @@ class Tally:
 
     def flush(self) -> None:
         """Count the deferred outputs, in call order (before anything counted at
-        once, so that work triggered later finds them stashed)."""
+        once, so that work triggered later finds them stashed). ``take`` and
+        ``count`` inlined: this loop runs once per layer and forward."""
         deferred, self.deferred = self.deferred, []
+        stash, reduce = self.stash, _SUM
         for output, version, fast in deferred:
             if output._version != version:  # changed in place since it was returned: this
                 self.modified.add(fast[6])  # forward is not counted, the module's later
                 self._fast_table()  # outputs are counted in its hook
                 self.dropped = True
-            self.take(output, fast)
-            if self.stale:
+            if output.shape != fast[0]:
+                self.stale = True  # new shapes: the next forward gets its own plan
                 return
+            if output.requires_grad:
+                output = output.detach()
+            if output.dtype is not _F32:
+                self.source(fast[6], output)
+                continue
+            reduce(output, fast[1], out=fast[2])
+            if fast[3] is not None:
+                stash[fast[3]] = output
+            if fast[4]:
+                self.work(fast[4])
 
     def take(self, output: Any, fast: tuple) -> None:
         """A ``fast`` source's output tensor, checked, then counted."""
