@@ -187,7 +187,7 @@ def transformers(args) -> None:
           f"clock={clock.__name__}")
     header = (f"{'model':<11}{'B':>3}{'bare ms':>9}{'copy':>7}{'o.sum()':>9}{'monitor':>9}"
               f"{'SNNAnalyzer':>12}{'SynOpCounter':>13}   hook work alone, monitor / o.sum(); "
-              f"the same with torch's hook dispatch")
+              f"the same with the cost of reaching it (taps and hooks)")
     print(header)
     for name, build in M.TRANSFORMERS.items():
         base = build().to(args.device)
@@ -258,10 +258,11 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
             for v in order:
                 if v != "bare" or order is cheap:
                     ratios[v].append(spent[v] / spent["bare"])
-    mine, floor, layers = _hook_work(monitor, models["monitor"], x, clock)
-    hook = _hook_dispatch(clock)
-    # with torch's hook dispatch: the monitor has a hook per layer and two on the model
-    with_mine, with_floor = mine + (layers + 2) * hook, floor + layers * hook
+    mine, floor, layers, taps = _hook_work(monitor, models["monitor"], x, clock)
+    hook, tap = _hook_dispatch(clock)
+    # reaching the work: the monitor has a call tap per layer (and captured
+    # module) and two hooks on the model; o.sum() a forward hook per layer
+    with_mine, with_floor = mine + taps * tap + 2 * hook, floor + layers * hook
     monitor.detach()
     med = {v: f"{statistics.median(r):.3f}" for v, r in ratios.items()}
     med.update({v: "fails" for v in failed})
@@ -269,15 +270,15 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
             f"{med['o.sum()']:>9}{med['monitor']:>9}{med['SNNAnalyzer']:>12}"
             f"{med['SynOpCounter']:>12}x   {mine * 1e6:.0f} us / {floor * 1e6:.0f} us "
             f"({mine / floor:.1f}x; {mine / statistics.median(bare) * 100:.1f} % / "
-            f"{floor / statistics.median(bare) * 100:.1f} % of bare); with hook dispatch "
+            f"{floor / statistics.median(bare) * 100:.1f} % of bare); reached "
             f"{with_mine * 1e6:.0f} us / {with_floor * 1e6:.0f} us ({with_mine / with_floor:.1f}x; "
             f"{with_mine / statistics.median(bare) * 100:.1f} % of bare)")
 
 
-def _hook_work(monitor, model, x, clock) -> tuple[float, float]:
+def _hook_work(monitor, model, x, clock) -> tuple[float, float, int, int]:
     """Per forward: the monitor's counting replayed through its hooks on one
     forward's real outputs (no model compute, no hook dispatch), one ``o.sum()``
-    per spiking layer, and the number of layers."""
+    per spiking layer, the number of layers and of the monitor's call taps."""
     import torch
     from spikingjelly.activation_based import functional
 
@@ -308,17 +309,23 @@ def _hook_work(monitor, model, x, clock) -> tuple[float, float]:
         for out in outputs:
             out.sum()
 
-    return _best(replay, clock), _best(sums, clock), len(outputs)
+    return _best(replay, clock), _best(sums, clock), len(outputs), len(seen)
 
 
-def _hook_dispatch(clock) -> float:
-    """What torch spends to call one Python forward hook that does nothing."""
+def _hook_dispatch(clock) -> tuple[float, float]:
+    """What it costs to reach a Python function that does nothing after a
+    module's call: through a forward hook, through the monitor's call tap."""
     import torch
 
-    plain, hooked = torch.nn.Identity(), torch.nn.Identity()
+    from opentelemetry_instrumentation_spikeformer.monitor import hooks
+
+    plain, hooked, tapped = torch.nn.Identity(), torch.nn.Identity(), torch.nn.Identity()
     hooked.register_forward_hook(lambda _m, _a, _o: None)
+    hooks.call_tap(tapped, lambda _m, _a, _o: None)
     x = torch.zeros(1)
-    return max(0.0, _best(lambda: hooked(x), clock, 2000) - _best(lambda: plain(x), clock, 2000))
+    base = _best(lambda: plain(x), clock, 2000)
+    return (max(0.0, _best(lambda: hooked(x), clock, 2000) - base),
+            max(0.0, _best(lambda: tapped(x), clock, 2000) - base))
 
 
 def _best(fn, clock, reps: int = 50, trials: int = 5) -> float:
