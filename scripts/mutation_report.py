@@ -53,6 +53,8 @@ TESTS = {
              "tests/test_synop_properties.py", "tests/test_monitor_exactness.py",
              "tests/test_monitor_lifecycle.py", "tests/test_monitor_counts.py",
              "tests/test_monitor_runtime.py", "tests/test_monitor_vs_spikingjelly.py"],
+    "hooks": ["tests/test_monitor_runtime.py", "tests/test_monitor_lifecycle.py",
+              "tests/test_monitor_counts.py"],
     "tally": ["tests/test_monitor_counts.py", "tests/test_monitor_exactness.py",
               "tests/test_monitor_lifecycle.py", "tests/test_synop_properties.py",
               "tests/test_monitor_runtime.py"],

@@ -216,12 +216,17 @@ def test_per_element_counts_are_summed_over_leading_or_trailing_dims_only():
     are exact either way (the transformer tests above)."""
     from opentelemetry_instrumentation_spikeformer.monitor.plan import _fast_reduction, kept_shape
 
-    assert _fast_reduction((0, 1, 3), 4) == (0, 1)
-    assert _fast_reduction((0, 2, 3, 5), 6) == (0,)
-    assert _fast_reduction((0, 1, 2), 5) == (0, 1, 2)
-    assert _fast_reduction((2, 3), 4) == (2, 3)
-    assert _fast_reduction((1, 3), 4) == (1, 3)  # no leading run: as found
-    assert _fast_reduction((), 3) == ()
+    assert _fast_reduction((0, 1, 3), (4, 8, 96, 4)) == (0, 1)
+    assert _fast_reduction((0, 2, 3, 5), (64, 2, 3, 4, 5, 6)) == (0,)
+    assert _fast_reduction((0, 1, 2), (4, 8, 8, 8, 8)) == (0, 1, 2)
+    assert _fast_reduction((2, 3), (4, 8, 96, 4)) == (2, 3)
+    assert _fast_reduction((1, 3), (4, 8, 96, 4)) == (1, 3)  # no leading run: as found
+    assert _fast_reduction((), (4, 8)) == ()
+    # kept counts bounded: at most KEPT_MAX, and an eighth of the output
+    assert _fast_reduction((0, 1, 3), (8, 1, 96, 4)) == (0, 1)  # 384 of 3,072
+    assert _fast_reduction((0, 1, 3), (4, 1, 96, 4)) == (0, 1, 3)  # 384 of 1,536
+    assert _fast_reduction((0, 1, 3), (4, 64, 1024, 128)) == (0, 1, 3)  # 131,072 kept
+    assert _fast_reduction((0, 1, 3), (4, 64, 512, 128)) == (0, 1)  # 65,536 kept
     model = M.qkformer()
     monitor = monitor_model(model, "q")
     with torch.no_grad():
@@ -229,9 +234,8 @@ def test_per_element_counts_are_summed_over_leading_or_trailing_dims_only():
     t = next(iter(monitor.topology.tallies.values()))
     monitor.detach()
     per = [leaf for leaf in t.plan.leaves if leaf.per_neuron]
-    ndims = [len(leaf.shape) for leaf in per]
-    assert all(leaf.summed == _fast_reduction(leaf.summed, n) for leaf, n in zip(per, ndims))
-    assert any(leaf.summed == (0, 1) and n == 4 for leaf, n in zip(per, ndims))
+    assert all(leaf.summed == _fast_reduction(leaf.summed, leaf.shape) for leaf in per)
+    assert any(leaf.summed == (0, 1) and len(leaf.shape) == 4 for leaf in per)
     for leaf in per:
         assert {tuple(m.shape) for m in leaf.maps.values()} == {kept_shape(leaf)}
         assert t.segments[("events", leaf.node)].shape == kept_shape(leaf)

@@ -283,6 +283,131 @@ def test_a_filled_call_slot_gets_a_forward_hook_and_stays_the_users():
     assert not model[1]._forward_hooks
 
 
+class _OwnDeepcopy(neuron.IFNode):
+    """Copies itself by copying ``__dict__`` (spikingjelly's FlexSN does)."""
+
+    def __deepcopy__(self, memo):
+        result = self.__class__.__new__(self.__class__)
+        memo[id(self)] = result
+        for key, value in self.__dict__.items():
+            result.__dict__[key] = copy.deepcopy(value, memo)
+        return result
+
+
+class _OwnReduce(neuron.IFNode):
+    """Pickles itself through a ``__reduce__`` of its own."""
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self.__getstate__())
+
+
+def _rebuild(cls, state):
+    obj = cls.__new__(cls)
+    obj.__setstate__(state)
+    return obj
+
+
+def test_classes_that_copy_or_pickle_themselves_get_forward_hooks():
+    """A call tap would travel with a copy made from ``__dict__`` and run the
+    original module: such classes, and torch's own modules (the captured max
+    pools: a compiled block calls them as graph leaves, running hooks but not
+    the slot), get forward hooks. Their copies run on their own, uncounted."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), _OwnDeepcopy(v_threshold=0.5, step_mode="m"),
+        torch.nn.Linear(8, 3), _OwnReduce(v_threshold=0.5, step_mode="m"))
+    x = torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(1)) * 2
+    monitor = monitor_model(model, "own")
+    assert all(len(m._forward_hooks) == 1 and "_compiled_call_impl" not in m.__dict__
+               for m in (model[1], model[3]))
+    with torch.no_grad():
+        model(x)
+        functional.reset_net(model)
+    before = monitor.read()["totals"]["spikes"]
+    clone, loaded = copy.deepcopy(model), pickle.loads(pickle.dumps(model))
+    clone[1].v_threshold = 1e9  # the copy never spikes: it runs its own module
+    with torch.no_grad():
+        assert float(clone[1](torch.rand(4, 5, 8) * 3).sum()) == 0
+        loaded(x)
+    assert before > 0 and monitor.read()["totals"]["spikes"] == before
+    del model
+    gc.collect()
+    with torch.no_grad():  # the copies outlive the original
+        clone(x)
+        loaded(x)
+    pools = M.two_maxpools()
+    with monitor_model(pools, "pools"):
+        with torch.no_grad():
+            pools(M.small_input((2, 8, 8), 0))
+        captured = [m for m in pools.modules() if isinstance(m, torch.nn.MaxPool2d)]
+        assert captured and all(len(m._forward_hooks) == 1 and not hooks.taps_on(m)
+                                for m in captured)
+
+
+def test_a_call_slot_refilled_after_attach_is_hooked_at_the_next_read(caplog):
+    """``module.compile()`` on a layer after attach replaces its call tap: the
+    forwards until the next collection miss it (one warning), later ones count
+    it again, through a forward hook."""
+    model = _two_layers()
+    reference = copy.deepcopy(model)
+    xs = [torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(i)) * 2 for i in range(4)]
+    mine, theirs = monitor_model(model, "refilled"), monitor_model(reference, "reference")
+
+    def step(x):
+        out = []
+        for m, mon in ((model, mine), (reference, theirs)):
+            with torch.no_grad():
+                m(x)
+            functional.reset_net(m)
+            out.append({r["layer"]: r["spikes"] for r in mon.read()["layers"]})
+        return out
+
+    step(xs[0])
+    a, ref_a = step(xs[1])
+    model[3]._compiled_call_impl = model[3]._call_impl  # what module.compile() puts there
+    b, ref_b = step(xs[2])  # layer 3 missed; the read warns and hooks it
+    c, ref_c = step(xs[3])
+    assert b["1"] - a["1"] == ref_b["1"] - ref_a["1"] > 0
+    assert b["3"] == a["3"] and ref_b["3"] > ref_a["3"]
+    assert c["3"] - b["3"] == ref_c["3"] - ref_b["3"] > 0
+    assert len(model[3]._forward_hooks) == 1
+    assert sum("call was replaced" in r.getMessage() for r in caplog.records) == 1
+    mine.detach()
+    theirs.detach()
+    assert not model[3]._forward_hooks and model[3].__dict__["_compiled_call_impl"] is not None
+
+
+def test_an_inference_mode_forward_keeps_nothing_for_later(monkeypatch):
+    """Under ``torch.inference_mode()`` outputs have no version counter: each is
+    counted in its tap, none kept, and none asked for its version (which would
+    raise, at about 8 us a layer)."""
+    model = M.qkformer()
+    monitor = monitor_model(model, "q")
+    with torch.no_grad():
+        model(M.image(0))
+        M.reset(model)
+    asked = []
+    real = torch._C.TensorBase._version
+
+    def version(self):
+        asked.append(self.shape)
+        return real.__get__(self)
+
+    monkeypatch.setattr(torch.Tensor, "_version", property(version), raising=False)
+    with torch.inference_mode():
+        model(M.image(1))
+        M.reset(model)
+    assert asked == []
+    with torch.no_grad():
+        model(M.image(2))
+        M.reset(model)
+    assert len(asked) > 10  # the same forward outside inference mode: kept and checked
+    monkeypatch.undo()
+    snap = monitor.read()
+    assert snap["forwards"] == 3 and snap["totals"]["spikes"] > 0
+    monitor.detach()
+
+
 def test_a_model_dropped_without_detach_gives_its_classes_their_methods_back():
     """A method tap (an encoder the model calls as ``.encode()``) lives on the
     class: once no tapped instance is left, the class has its own method again,

@@ -197,23 +197,36 @@ def _is_call_tap(fn: Any) -> bool:
 
 
 def _slot_free(module: Any) -> bool:
-    """Can ``module`` get a call tap? (torch calls the slot; the module's class
-    changes neither the call nor pickling; the slot is empty.)"""
+    """Can ``module`` get a call tap? Only where torch calls the slot, the slot
+    is empty, and the module's class changes neither the call nor how it is
+    copied or pickled (a ``__deepcopy__`` that copies ``__dict__`` would hand
+    the copy a tap that runs the original). Not for torch's own modules: a
+    compiled block calls them as graph leaves, which runs their hooks but not
+    the slot."""
     import torch
 
     base, klass = torch.nn.Module, type(module)
     return (getattr(base, "_wrapped_call_impl", None) is base.__call__
+            and not klass.__module__.startswith("torch.")
             and klass.__call__ is base.__call__
             and klass.__getstate__ is base.__getstate__
             and klass.__reduce_ex__ is base.__reduce_ex__
+            and klass.__reduce__ is base.__reduce__
+            and getattr(klass, "__deepcopy__", None) is None
+            and getattr(klass, "__copy__", None) is None
             and module.__dict__.get(_SLOT) is None)
 
 
 class _CallTapHandle:
-    __slots__ = ("module", "fn")
+    __slots__ = ("module", "fn", "post")
 
-    def __init__(self, module: Any, fn: Callable) -> None:
-        self.module, self.fn = weakref.ref(module), fn
+    def __init__(self, module: Any, fn: Callable, post: Callable) -> None:
+        self.module, self.fn, self.post = weakref.ref(module), fn, post
+
+    def lost(self) -> bool:
+        """Has someone refilled the slot (``module.compile()`` after attach)?"""
+        module = self.module()
+        return module is not None and module.__dict__.get(_SLOT) is not self.fn
 
     def remove(self) -> None:
         module = self.module()
@@ -241,12 +254,13 @@ def call_tap(module: Any, post: Callable) -> Any:
     call.__wrapped__ = impl
     module.__dict__[_SLOT] = call
     _guard_replicas()
-    return _CallTapHandle(module, call)
+    return _CallTapHandle(module, call, post)
 
 
 def _guard_replicas() -> None:
     """``DataParallel`` replicas copy the module's ``__dict__``: a replica must
-    not keep a call tap, which would run the original module."""
+    not keep a call tap, which would run the original module. Patched once per
+    process and left on: it changes nothing for a module without a tap."""
     import torch
 
     base = torch.nn.Module

@@ -277,7 +277,7 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
         const[c] = (sops, entering)
     if per_neuron:
         const = {}
-        kept_to = _fast_reduction(summed, len(n.shape))
+        kept_to = _fast_reduction(summed, n.shape)
         if kept_to != summed:
             summed = kept_to
             index = tuple(0 if d in summed else slice(None) for d in range(len(n.shape)))
@@ -299,18 +299,27 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
     return leaf
 
 
-def _fast_reduction(summed: tuple, ndim: int) -> tuple:
+KEPT_MAX = 1 << 16  # per-element counts kept per source and forward, at most
+
+
+def _fast_reduction(summed: tuple, shape: tuple) -> tuple:
     """The dims to sum per forward for per-element counts: ``summed`` when they
     are leading or trailing dims (one contiguous reduction), else only their
-    leading run, the other constant dims kept as counts: a reduction that skips
-    over kept dims is up to 6x slower on a CPU ((4, 8, 96, 4) over (0, 1, 3):
-    17 us; over (0, 1): 3 us)."""
+    leading run, the other constant dims kept as counts, if that keeps at most
+    ``KEPT_MAX`` counts and an eighth of the output (each is added into the
+    totals every forward and weighed at read time). A reduction that skips over
+    kept dims is up to 6x slower on a CPU ((4, 8, 96, 4) over (0, 1, 3): 17 us;
+    over (0, 1): 3 us)."""
+    ndim = len(shape)
     if not summed or summed == tuple(range(summed[0], ndim)):
         return summed
     lead = 0
     while lead < len(summed) and summed[lead] == lead:
         lead += 1
-    return summed[:lead] if lead else summed
+    kept = math.prod(shape[lead:])
+    if not lead or kept > KEPT_MAX or 8 * kept > math.prod(shape):
+        return summed
+    return summed[:lead]
 
 
 def _dot_dims(a: tuple, b: tuple) -> tuple:

@@ -34,11 +34,12 @@ class Topology:
     """Discovery, per-forward counting and the read of one monitored model."""
 
     def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
-        global _stack, _TENSOR
+        global _stack, _TENSOR, _inference
         import torch
 
         _stack = torch._C._len_torch_dispatch_stack
         _TENSOR = torch.Tensor
+        _inference = torch.is_inference_mode_enabled
         self._root = weakref.ref(root)
         self._layer_ids = layer_ids  # id(module) -> LayerState
         self.sequencer = sequencer if sequencer is not None else Sequencer(1)
@@ -52,6 +53,7 @@ class Topology:
         self._failed = 0
         self._warned = False
         self._warned_trace = False
+        self._warned_lost = False
         self._retired: list[Tally] = []  # plans replaced after a shape change, still counted
         self.order: list[int] = []  # id of each source module in execution order
         self.on_forward_end: Any = None  # WeakMethod: monitor callback(tally) after a forward
@@ -117,6 +119,7 @@ class Topology:
         tally = self.tallies.get(signature)
         if tally is not None and not tally.stale:
             tally.begin()
+            tally.inference = _inference()  # no version counters: nothing deferred
             self.current = tally
             return
         self.current = None
@@ -177,10 +180,10 @@ class Topology:
         try:
             fast = tally.fast.get(id(module))
             if fast is not None and type(output) is _TENSOR:
-                if fast[5]:
+                if fast[5] and not tally.inference:
                     try:
                         version = output._version
-                    except RuntimeError:  # an inference tensor: no version counter
+                    except RuntimeError:  # an inference tensor made outside inference mode
                         pass
                     else:
                         tally.deferred.append((output, version, fast))
@@ -304,9 +307,30 @@ class Topology:
             tally.reset()
         self._retired = []
 
+    def _heal_taps(self) -> None:
+        """A call tap whose slot someone refilled (``module.compile()`` after
+        attach) no longer runs: that module gets a forward hook instead, which a
+        compiled call still runs (checked at each read, off the forward path)."""
+        def healed(handle: Any) -> Any:
+            if not (isinstance(handle, hooks._CallTapHandle) and handle.lost()):
+                return handle
+            module = handle.module()
+            if not self._warned_lost:
+                self._warned_lost = True
+                _LOG.warning("spike monitor: %s's call was replaced after the monitor "
+                             "attached (module.compile()?); it is counted through a forward "
+                             "hook from now on, forwards before this collection missed it",
+                             type(module).__name__)
+            return hooks.forward_hook(module, handle.post)
+
+        self._handles = [healed(h) for h in self._handles]
+        self._capture_handles = {k: healed(h) for k, h in self._capture_handles.items()}
+
     def read(self) -> list[tuple[Any, dict]]:
         """(plan, host numbers) per counted plan: one transfer per device."""
         import torch
+
+        self._heal_taps()
 
         tallies = [t for t in list(self.tallies.values()) + list(self._retired) if t.forwards]
         by_device: dict[Any, list[tuple[Tally, list, list]]] = {}
@@ -329,9 +353,10 @@ class Topology:
 
 
 # bound when a Topology is made (torch is imported lazily): the dispatch-mode
-# stack's length, torch.Tensor
+# stack's length, torch.Tensor, torch.is_inference_mode_enabled
 _stack: Any = None
 _TENSOR: Any = None
+_inference: Any = None
 
 
 def _modes() -> int:

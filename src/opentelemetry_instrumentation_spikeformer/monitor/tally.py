@@ -92,6 +92,7 @@ class Tally:
         self.calls: dict[int, int] = {}
         self.stash: dict[int, Any] = {}
         self.deferred: list[tuple] = []
+        self.inference = False  # this forward runs under torch.inference_mode()
         self.dropped = False
         self.device = None
         self.reset()
