@@ -220,7 +220,7 @@ def test_per_element_counts_are_summed_over_leading_or_trailing_dims_only():
     assert _fast_reduction((0, 2, 3, 5), (64, 2, 3, 4, 5, 6)) == (0,)
     assert _fast_reduction((0, 1, 2), (4, 8, 8, 8, 8)) == (0, 1, 2)
     assert _fast_reduction((2, 3), (4, 8, 96, 4)) == (2, 3)
-    assert _fast_reduction((1, 3), (4, 8, 96, 4)) == (1, 3)  # no leading run: as found
+    assert _fast_reduction((1, 3), (64, 8, 96, 4)) == (1, 3)  # no leading run: as found
     assert _fast_reduction((), (4, 8)) == ()
     # kept counts bounded: at most KEPT_MAX, and an eighth of the output
     assert _fast_reduction((0, 1, 3), (8, 1, 96, 4)) == (0, 1)  # 384 of 3,072
@@ -264,10 +264,15 @@ def test_a_failing_capture_hook_never_breaks_the_forward(monkeypatch, caplog):
     monitor.detach()
 
 
+@pytest.mark.parametrize("largest", [1 << 16, 0], ids=["kept", "in-taps"])
 @pytest.mark.parametrize("variant", ["float64", "autograd"])
-def test_residual_cnn_exact_in_float64_and_under_autograd(variant):
+def test_residual_cnn_exact_in_float64_and_under_autograd(variant, largest, monkeypatch):
     """float64 spikes leave the float32 fast path; under autograd (monitoring
-    while training) every spike tensor requires grad and is read detached."""
+    while training) every spike tensor requires grad and is read detached:
+    kept for the end of the forward, or counted in their taps."""
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    monkeypatch.setattr(tally, "DEFER_MAX_ELEMENTS", largest)
     torch.manual_seed(1)
     dtype = torch.float64 if variant == "float64" else torch.float32
     model = M.settle(M.residual_cnn(), M.small_input((2, 8, 8), 0)).to(dtype)
@@ -359,9 +364,14 @@ def test_a_source_called_more_often_than_traced_gets_a_new_plan(caplog):
     assert no_monitor_errors(caplog)
 
 
-def test_a_counted_layer_whose_shape_changes_gets_a_new_plan(caplog):
+@pytest.mark.parametrize("largest", [1 << 16, 0], ids=["kept", "in-taps"])
+def test_a_counted_layer_whose_shape_changes_gets_a_new_plan(largest, caplog, monkeypatch):
     """The same, past the first counted forward (the layer's buffers exist, its
-    hook counts it directly): the forward with the new shape is not counted."""
+    tap keeps or counts it directly): the forward with the new shape is not
+    counted."""
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    monkeypatch.setattr(tally, "DEFER_MAX_ELEMENTS", largest)
     torch.manual_seed(3)
     model = M.repeated_steps()
     xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(5)]
