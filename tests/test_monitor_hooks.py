@@ -1,0 +1,80 @@
+"""``monitor/hooks.py`` on its own: a method tap passes every call through
+unchanged and shows it to its taps; its handles are safe to remove twice or
+after the module died, and the class gets its own method back."""
+
+from __future__ import annotations
+
+import gc
+import inspect
+
+import pytest
+
+import torch
+
+from opentelemetry_instrumentation_spikeformer.monitor import hooks
+
+
+class Encoder(torch.nn.Module):
+    def encode(self, x, scale=1.0):
+        if scale < 0:
+            raise ValueError("negative scale")
+        return x * scale
+
+
+class Other(torch.nn.Module):
+    def encode(self, x, scale=1.0):
+        return x + scale
+
+
+def _is_function(klass) -> bool:
+    return type(klass.__dict__["encode"]).__name__ == "function"
+
+
+def test_a_method_tap_passes_calls_through_and_shows_them():
+    a, b, plain = Encoder(), Encoder(), Encoder()
+    seen = []  # (the taps keep it, and it keeps the modules: handles removed at the end)
+    handles = [
+        hooks.method_tap(a, "encode", pre=lambda m, args, kw: seen.append(("pre", m, args, dict(kw))),
+                         post=lambda m, args, out: seen.append(("post", m, args, out))),
+        hooks.method_tap(b, "encode", post=lambda m, args, out: seen.append(("post b", m, args, out)))]
+    tap = Encoder.__dict__["encode"]
+    assert isinstance(tap, hooks._Tap)
+    x = torch.ones(2)
+    out = a.encode(x, scale=3.0)
+    assert torch.equal(out, x * 3)
+    assert seen[0][:3] == ("pre", a, (x,)) and seen[0][3] == {"scale": 3.0}
+    assert seen[1][:3] == ("post", a, (x,)) and seen[1][3] is out
+    seen.clear()
+    b.encode(x)
+    plain.encode(x)
+    assert [s[0] for s in seen] == ["post b"] and seen[0][1] is b
+    seen.clear()
+    with pytest.raises(ValueError, match="negative scale"):
+        a.encode(x, scale=-1.0)
+    assert [s[0] for s in seen] == ["pre", "post"] and seen[1][3] is None  # raised: no output
+    assert Encoder.__dict__["encode"] is tap  # one tap per class, however many instances
+    assert Encoder.encode is tap.original  # read on the class: the method itself
+    assert inspect.signature(a.encode) == inspect.signature(plain.encode)
+    assert hooks.taps_on(a) == 1 and hooks.taps_on(plain) == 0
+    for handle in handles:
+        handle.remove()
+    assert _is_function(Encoder)
+
+
+def test_method_tap_handles_remove_once_and_give_the_class_its_method_back():
+    a, b = Encoder(), Encoder()
+    first = hooks.method_tap(a, "encode", post=lambda *_: None)
+    second = hooks.method_tap(b, "encode", post=lambda *_: None)
+    first.remove()
+    first.remove()  # twice: nothing more
+    assert hooks.taps_on(a) == 0 and hooks.taps_on(b) == 1
+    assert isinstance(Encoder.__dict__["encode"], hooks._Tap)
+    second.remove()
+    assert _is_function(Encoder)
+    c = Other()
+    dead = hooks.method_tap(c, "encode", post=lambda *_: None)
+    del c
+    gc.collect()
+    assert _is_function(Other)  # the last tapped instance died: the class is restored
+    dead.remove()  # and removing its handle later is harmless
+    assert torch.equal(Other().encode(torch.zeros(1)), torch.ones(1))
