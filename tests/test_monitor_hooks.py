@@ -78,3 +78,22 @@ def test_method_tap_handles_remove_once_and_give_the_class_its_method_back():
     assert _is_function(Other)  # the last tapped instance died: the class is restored
     dead.remove()  # and removing its handle later is harmless
     assert torch.equal(Other().encode(torch.zeros(1)), torch.ones(1))
+
+
+def test_dataparallel_replicas_are_guarded_once_per_process():
+    """The first call tap wraps ``Module._replicate_for_data_parallel`` (a replica
+    must not keep a tap running the original); later taps leave it as it is."""
+    from spikingjelly.activation_based import neuron
+
+    layers = [neuron.IFNode(step_mode="m") for _ in range(3)]
+    handles = [hooks.call_tap(m, lambda *_: None) for m in layers]
+    guard = torch.nn.Module.__dict__["_replicate_for_data_parallel"]
+    assert hooks._is_call_tap(guard)
+    assert not hooks._is_call_tap(guard.__wrapped__)  # one wrapper, around torch's own
+    handles.append(hooks.call_tap(neuron.IFNode(step_mode="m"), lambda *_: None))
+    assert torch.nn.Module.__dict__["_replicate_for_data_parallel"] is guard
+    replica = layers[0]._replicate_for_data_parallel()
+    assert "_compiled_call_impl" not in replica.__dict__
+    for handle in handles:
+        handle.remove()
+    assert all("_compiled_call_impl" not in m.__dict__ for m in layers)
