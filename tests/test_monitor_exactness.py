@@ -6,12 +6,15 @@ first forward is the discovery pass; the compared forwards use other inputs."""
 
 from __future__ import annotations
 
+import collections
+
 import math
 from collections import defaultdict
 
 import pytest
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 import spikingjelly  # noqa: F401
 
 import dataflow_models as M  # noqa: E402
@@ -381,8 +384,9 @@ def test_a_counted_layer_whose_shape_changes_gets_a_new_plan(largest, caplog, mo
         for i, (x, r) in enumerate(zip(xs, repeats)):
             model(x, repeat=r)
             M.reset(model)
-            if i == 2:  # right after the forward that found its plan stale
+            if i == 2:  # right after the forward that found its plan stale: retired
                 assert monitor.read()["forwards"] == 2
+                assert not monitor.topology.tallies and len(monitor.topology._retired) == 1
     snap = monitor.read(detail=True)
     monitor.detach()
     refs = []
@@ -589,17 +593,22 @@ def test_totals_over_forwards_and_input_shapes_add_up(name):
     assert not wrong, wrong
 
 
+@pytest.mark.parametrize("largest", [1 << 16, 0], ids=["kept", "in-taps"])
 @pytest.mark.parametrize("build,traced", [(M.two_maxpools, False), (M.rare_paths, False),
-                                          (M.readout, True)])
-def test_counts_under_another_dispatch_mode_are_the_same(build, traced):
+                                          (M.readout, True), (M.shared_lif, False)])
+def test_counts_under_another_dispatch_mode_are_the_same(build, traced, largest, monkeypatch):
     """With a profiler's dispatch mode on (torch's FlopCounterMode), our hooks hide
     their ops from it and take the general path: the same counts as without
-    (``traced``: the traced forward under it too, its output read there)."""
+    (``traced``: the traced forward under it too, its output read there), the
+    outputs kept for the end of the forward or counted in their taps."""
     import contextlib
     import copy
 
     from torch.utils.flop_counter import FlopCounterMode
 
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    monkeypatch.setattr(tally, "DEFER_MAX_ELEMENTS", largest)
     torch.manual_seed(3)
     base = build()
     xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(3)]
@@ -700,30 +709,52 @@ def test_ops_the_tracer_fails_on_are_warned_once(monkeypatch, caplog):
     assert snap["forwards"] == 2 and snap["totals"]["spikes"] > 0
 
 
-def test_a_profiler_sees_the_same_model_ops_with_a_monitor_attached():
+class _Ops(TorchDispatchMode):
+    """Every aten op it sees, by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("largest", [1 << 16, 0], ids=["kept", "in-taps"])
+@pytest.mark.parametrize("build", [M.two_maxpools, M.shared_lif])
+def test_a_profiler_sees_the_same_model_ops_with_a_monitor_attached(build, largest,
+                                                                    monkeypatch):
     """Our ops stay hidden from another dispatch mode, and only ours: torch's
     FlopCounterMode counts the same FLOPs of the model with and without a monitor,
-    forward after forward (the guard that hides ours is released each time)."""
+    and a mode that counts every aten op the same ops, forward after forward
+    (the guard that hides ours is released each time), whether the outputs are
+    kept for the end of the forward or counted in their taps."""
     import copy
 
     from torch.utils.flop_counter import FlopCounterMode
 
+    from opentelemetry_instrumentation_spikeformer.monitor import tally
+
+    monkeypatch.setattr(tally, "DEFER_MAX_ELEMENTS", largest)
     torch.manual_seed(3)
-    base = M.two_maxpools()
+    base = build()
     xs = [M.small_input((2, 8, 8), s, scale=3.0) for s in range(3)]
-    flops = []
+    flops, ops = [], []
     for monitored in (False, True):
         model = copy.deepcopy(base)
         monitor = monitor_model(model, "m") if monitored else None
         forwards(model, xs[:1])  # the discovery pass outside the counter
-        counter = FlopCounterMode(display=False)
-        with counter:
+        counter, every = FlopCounterMode(display=False), _Ops()
+        with counter, every:
             forwards(model, xs[1:])
         flops.append(counter.get_total_flops())
+        ops.append(every.ops)
         if monitor is not None:
             assert monitor.read()["forwards"] == 3
             monitor.detach()
     assert flops[0] == flops[1] > 0
+    assert ops[0] == ops[1] and sum(ops[0].values()) > 0
 
 
 def _single_step(build, seed=3):

@@ -97,3 +97,30 @@ def test_dataparallel_replicas_are_guarded_once_per_process():
     for handle in handles:
         handle.remove()
     assert all("_compiled_call_impl" not in m.__dict__ for m in layers)
+
+
+class Scaled(torch.nn.Module):
+    def forward(self, x, scale=1.0):
+        if scale < 0:
+            raise ValueError("negative scale")
+        return x * scale
+
+
+def test_a_call_tap_passes_calls_through_and_shows_them():
+    """Arguments and keywords reach the module, ``post`` gets the module, the
+    positional arguments and the output; a raise reaches the caller unchanged
+    and ``post`` is not called (like a forward hook); ``__wrapped__`` is the call
+    the tap runs."""
+    module, seen = Scaled(), []
+    handle = hooks.call_tap(module, lambda m, args, out: seen.append((m, args, out)))
+    slot = module.__dict__["_compiled_call_impl"]
+    assert slot.__wrapped__ is Scaled._call_impl and not module._forward_hooks
+    x = torch.ones(3)
+    out = module(x, scale=2.0)
+    assert torch.equal(out, x * 2) and seen == [(module, (x,), out)]
+    with pytest.raises(ValueError, match="negative scale"):
+        module(x, scale=-1.0)
+    assert len(seen) == 1
+    handle.remove()
+    handle.remove()
+    assert "_compiled_call_impl" not in module.__dict__ and torch.equal(module(x), x)

@@ -301,6 +301,15 @@ class _OwnReduce(neuron.IFNode):
         return _rebuild, (type(self), self.__getstate__())
 
 
+class _OwnCopy(neuron.IFNode):
+    """Shallow-copies itself by copying ``__dict__``."""
+
+    def __copy__(self):
+        result = self.__class__.__new__(self.__class__)
+        result.__dict__.update(self.__dict__)
+        return result
+
+
 def _rebuild(cls, state):
     obj = cls.__new__(cls)
     obj.__setstate__(state)
@@ -320,6 +329,10 @@ def test_classes_that_copy_or_pickle_themselves_get_forward_hooks():
     monitor = monitor_model(model, "own")
     assert all(len(m._forward_hooks) == 1 and "_compiled_call_impl" not in m.__dict__
                for m in (model[1], model[3]))
+    shallow = _OwnCopy(v_threshold=0.5, step_mode="m")
+    with monitor_model(torch.nn.Sequential(torch.nn.Linear(6, 8), shallow), "shallow"):
+        assert len(shallow._forward_hooks) == 1 and hooks.taps_on(shallow) == 0
+        assert "_compiled_call_impl" not in copy.copy(shallow).__dict__
     with torch.no_grad():
         model(x)
         functional.reset_net(model)
