@@ -260,9 +260,11 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
                     ratios[v].append(spent[v] / spent["bare"])
     mine, floor, layers, taps = _hook_work(monitor, models["monitor"], x, clock)
     hook, tap = _hook_dispatch(clock)
-    # reaching the work: the monitor has a call tap per layer (and captured
-    # module) and two hooks on the model; o.sum() a forward hook per layer
-    with_mine, with_floor = mine + taps * tap + 2 * hook, floor + layers * hook
+    # reaching the work: the monitor has a call tap per layer, a forward hook per
+    # captured module (torch's own pools) and two on the model; o.sum() a
+    # forward hook per layer
+    with_mine = mine + layers * tap + (taps - layers + 2) * hook
+    with_floor = floor + layers * hook
     monitor.detach()
     med = {v: f"{statistics.median(r):.3f}" for v, r in ratios.items()}
     med.update({v: "fails" for v in failed})
@@ -278,7 +280,8 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
 def _hook_work(monitor, model, x, clock) -> tuple[float, float, int, int]:
     """Per forward: the monitor's counting replayed through its hooks on one
     forward's real outputs (no model compute, no hook dispatch), one ``o.sum()``
-    per spiking layer, the number of layers and of the monitor's call taps."""
+    per spiking layer, the number of layers and of the places the monitor
+    reaches (layers and captured modules)."""
     import torch
     from spikingjelly.activation_based import functional
 
