@@ -258,12 +258,12 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
             for v in order:
                 if v != "bare" or order is cheap:
                     ratios[v].append(spent[v] / spent["bare"])
-    mine, floor, layers, taps = _hook_work(monitor, models["monitor"], x, clock)
+    mine, floor, layers, captures = _hook_work(monitor, models["monitor"], x, clock)
     hook, tap = _hook_dispatch(clock)
     # reaching the work: the monitor has a call tap per layer, a forward hook per
     # captured module (torch's own pools) and two on the model; o.sum() a
     # forward hook per layer
-    with_mine = mine + layers * tap + (taps - layers + 2) * hook
+    with_mine = mine + layers * tap + (captures + 2) * hook
     with_floor = floor + layers * hook
     monitor.detach()
     med = {v: f"{statistics.median(r):.3f}" for v, r in ratios.items()}
@@ -280,8 +280,7 @@ def _transformer_row(M, name, base, batch, args, clock) -> str:
 def _hook_work(monitor, model, x, clock) -> tuple[float, float, int, int]:
     """Per forward: the monitor's counting replayed through its hooks on one
     forward's real outputs (no model compute, no hook dispatch), one ``o.sum()``
-    per spiking layer, the number of layers and of the places the monitor
-    reaches (layers and captured modules)."""
+    per spiking layer, the number of layers and of captured modules."""
     import torch
     from spikingjelly.activation_based import functional
 
@@ -312,7 +311,7 @@ def _hook_work(monitor, model, x, clock) -> tuple[float, float, int, int]:
         for out in outputs:
             out.sum()
 
-    return _best(replay, clock), _best(sums, clock), len(outputs), len(seen)
+    return _best(replay, clock), _best(sums, clock), len(outputs), len(seen) - len(outputs)
 
 
 def _hook_dispatch(clock) -> tuple[float, float]:

@@ -261,10 +261,8 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
     for m in list(maps.values()) + list(in_maps.values()):
         constant &= _constant_dims(m)
     summed = tuple(sorted(constant))
-    index = tuple(0 if d in constant else slice(None) for d in range(len(n.shape)))
     full, full_in = maps, in_maps
-    maps = {c: m[index].contiguous() for c, m in maps.items()}
-    in_maps = {c: m[index].contiguous() for c, m in in_maps.items()}
+    maps, in_maps = _kept_maps(full, summed), _kept_maps(full_in, summed)
     const: dict[int, tuple] = {}
     per_neuron = False
     zero = torch.zeros((), dtype=torch.float64)
@@ -280,9 +278,7 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
         kept_to = _fast_reduction(summed, n.shape)
         if kept_to != summed:
             summed = kept_to
-            index = tuple(0 if d in summed else slice(None) for d in range(len(n.shape)))
-            maps = {c: m[index].contiguous() for c, m in full.items()}
-            in_maps = {c: m[index].contiguous() for c, m in full_in.items()}
+            maps, in_maps = _kept_maps(full, summed), _kept_maps(full_in, summed)
     leaf = Leaf(lid, n.name, n.kind, n.values, n.shape, summed, per_neuron, maps, in_maps, const,
                 n.source, _owner([lid], graph.nodes),
                 max_value=16.0 if n.values == fb.COUNT or n.summed else 1.0)
@@ -297,6 +293,14 @@ def _leaf(graph: df.Graph, lid: int, maps: dict, in_maps: dict) -> Leaf:
                 leaf.dot_dims = ((), (), leaf.dot_dims[2])
             leaf.program = [i for i in leaf.program if i != lid]
     return leaf
+
+
+def _kept_maps(maps: dict, summed: tuple) -> dict:
+    """Each map over the dims not summed (constant along the summed ones)."""
+    out = {}
+    for c, m in maps.items():
+        out[c] = m[tuple(0 if d in summed else slice(None) for d in range(m.dim()))].contiguous()
+    return out
 
 
 KEPT_MAX = 1 << 16  # per-element counts kept per source and forward, at most

@@ -34,12 +34,11 @@ class Topology:
     """Discovery, per-forward counting and the read of one monitored model."""
 
     def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
-        global _stack, _TENSOR, _inference
+        global _stack, _TENSOR
         import torch
 
         _stack = torch._C._len_torch_dispatch_stack
         _TENSOR = torch.Tensor
-        _inference = torch.is_inference_mode_enabled
         self._root = weakref.ref(root)
         self._layer_ids = layer_ids  # id(module) -> LayerState
         self.sequencer = sequencer if sequencer is not None else Sequencer(1)
@@ -119,7 +118,6 @@ class Topology:
         tally = self.tallies.get(signature)
         if tally is not None and not tally.stale:
             tally.begin()
-            tally.inference = _inference()  # no version counters: nothing deferred
             self.current = tally
             return
         self.current = None
@@ -179,27 +177,24 @@ class Topology:
             return  # (None: a tapped method raised, where a forward hook would not run)
         try:
             fast = tally.fast.get(id(module))
-            if fast is not None and type(output) is _TENSOR:
-                if fast[5] and not tally.inference:
-                    try:
-                        version = output._version
-                    except RuntimeError:  # an inference tensor made outside inference mode
-                        pass
-                    else:
-                        tally.deferred.append((output, version, fast))
-                        return
-                if not self.sequencer.active:
+            fast = fast if fast is not None and type(output) is _TENSOR else None
+            if fast is not None and fast[5] and not tally.inference:
+                try:
+                    version = output._version
+                except RuntimeError:  # an inference tensor made outside inference mode
+                    pass
+                else:
+                    tally.deferred.append((output, version, fast))
                     return
-                if not _stack():
-                    if tally.deferred:
-                        tally.flush()
-                    tally.take(output, fast)
-                    return
-            elif not self.sequencer.active:
+            if not self.sequencer.active:
                 return
             if _stack():  # a profiler's dispatch mode is on: hide our ops from it
                 with _hidden():
                     tally.on_source(id(module), output)
+            elif fast is not None:
+                if tally.deferred:
+                    tally.flush()
+                tally.take(output, fast)
             else:
                 tally.on_source(id(module), output)
         except Exception:
@@ -353,10 +348,9 @@ class Topology:
 
 
 # bound when a Topology is made (torch is imported lazily): the dispatch-mode
-# stack's length, torch.Tensor, torch.is_inference_mode_enabled
+# stack's length, torch.Tensor
 _stack: Any = None
 _TENSOR: Any = None
-_inference: Any = None
 
 
 def _modes() -> int:

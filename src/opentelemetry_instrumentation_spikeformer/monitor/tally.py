@@ -34,6 +34,7 @@ DEFER_ELEMENTS = 1 << 20  # source elements per forward kept for the end-of-forw
 DEFER_MAX_ELEMENTS = 1 << 16  # an output this large is reduced in its hook, while cached
 _SUM: Any = None  # torch.sum, bound when the first Tally is made (torch is imported lazily)
 _F32: Any = None
+_INFERENCE: Any = None  # torch.is_inference_mode_enabled
 
 class _Segment:
     """Where one leaf's (or product's) count of one forward goes: a scalar, or
@@ -53,10 +54,10 @@ class Tally:
     """The device state of one plan: totals since attach (or ``reset``)."""
 
     def __init__(self, plan: Plan, nodes_fn: dict, modified: Any = ()) -> None:
-        global _SUM, _F32
+        global _SUM, _F32, _INFERENCE
         import torch
 
-        _SUM, _F32 = torch.sum, torch.float32
+        _SUM, _F32, _INFERENCE = torch.sum, torch.float32, torch.is_inference_mode_enabled
         self.plan = plan
         self.modified = set(modified)  # sources the model changes in place: counted at once
         self._run = nodes_fn  # node id -> closure(values) for program nodes
@@ -152,6 +153,7 @@ class Tally:
     # -- one forward ------------------------------------------------------------
     def begin(self) -> None:
         self.deferred = []  # (output, its version, fast entry) in call order
+        self.inference = _INFERENCE()  # no version counters: nothing deferred
         self.dropped = False
         self.calls = {}
         self.stash = {}
@@ -162,28 +164,16 @@ class Tally:
 
     def flush(self) -> None:
         """Count the deferred outputs, in call order (before anything counted at
-        once, so that work triggered later finds them stashed). ``take`` and
-        ``count`` inlined: this loop runs once per layer and forward."""
+        once, so that work triggered later finds them stashed)."""
         deferred, self.deferred = self.deferred, []
-        stash, reduce = self.stash, _SUM
         for output, version, fast in deferred:
             if output._version != version:  # changed in place since it was returned: this
                 self.modified.add(fast[6])  # forward is not counted, the module's later
                 self._fast_table()  # outputs are counted in its hook
                 self.dropped = True
-            if output.shape != fast[0]:
-                self.stale = True  # new shapes: the next forward gets its own plan
+            self.take(output, fast)
+            if self.stale:
                 return
-            if output.requires_grad:
-                output = output.detach()
-            if output.dtype is not _F32:
-                self.source(fast[6], output)
-                continue
-            reduce(output, fast[1], out=fast[2])
-            if fast[3] is not None:
-                stash[fast[3]] = output
-            if fast[4]:
-                self.work(fast[4])
 
     def take(self, output: Any, fast: tuple) -> None:
         """A ``fast`` source's output tensor, checked, then counted."""
