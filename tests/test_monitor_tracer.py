@@ -537,12 +537,46 @@ class RawAttention(nn.Module):
 @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
 def test_an_attention_on_the_raw_input_costs_its_three_projections(masked):
     """Query, key and value projections of the one raw tensor: 3 x embed MACs per
-    input element; a mask is no input of theirs."""
+    input element; a mask is no input of theirs. Inside: Q·Kᵀ and ·V (tokens x
+    embed MACs per query element each) and the output projection (embed per
+    element)."""
     model = RawAttention(masked)
     x = _inputs(23, 2, 2, 4, 6)
     snap = _run(model, [x])
-    assert snap["counts"]["encoding_macs_every_step"] == x.numel() * 6 * 3
+    tokens, embed = x.shape[-2], x.shape[-1]
+    inside = x.numel() * (2 * tokens + embed)
+    assert snap["counts"]["encoding_macs_every_step"] == x.numel() * embed * 3 + inside
     assert [c["scope"] for c in snap["consumers"]] == ["fc"]
+
+
+class RawOperators(nn.Module):
+    """The combining ann2snn operators on real operands only (the raw input), a
+    neuron beside them: no events, only the dense ops the ANN would run too."""
+
+    def __init__(self) -> None:
+        from spikingjelly.activation_based.ann2snn import operators as ops
+
+        super().__init__()
+        self.sn = neuron.IFNode(step_mode="m", v_threshold=0.5)
+        self.sdpa = ops.TDScaledDotProductAttention()
+        self.mm = ops.SNNMatrixOperator()
+        self.ew = ops.SNNElementWiseProduct()
+
+    def forward(self, x):  # [T, B, L, E]
+        return (self.sdpa(x, x, x), self.mm(x, x.transpose(-1, -2)), self.ew(x, x[..., :1]),
+                self.sn(x))
+
+
+def test_operators_on_real_operands_cost_their_dense_macs():
+    x = _inputs(29, 2, 3, 4, 5)
+    snap = _run(RawOperators(), [x])
+    rows, tokens, embed = x.numel() // x.shape[-1], x.shape[-2], x.shape[-1]
+    sdpa = rows * tokens * embed * 2  # Q·Kᵀ, then ·V
+    mm = rows * embed * tokens
+    assert snap["counts"]["encoding_macs_every_step"] == sdpa + mm + x.numel()
+    assert snap["consumers"] == []
+    steps, batch = x.shape[:2]
+    assert snap["counts"]["ann_macs"] == pytest.approx((sdpa + mm + x.numel()) / (steps * batch))
 
 
 class Reuse(nn.Module):

@@ -6,6 +6,7 @@ ann2snn encoders (``_STASpikeEncoder``, ``SignedQCFSSequenceEncoder``)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -126,12 +127,15 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
         ("mha", "b"): ("TDMultiheadAttention", nnz(b) * embed * 2, b.numel() * embed * 2),
         ("mha_raw", "a"): ("TDMultiheadAttention", nnz(a) * embed * 2, a.numel() * embed * 2),
         ("mha_raw_kv", "a"): ("TDMultiheadAttention", nnz(a) * embed, a.numel() * embed),
-        ("sdpa", "q"): ("sdpa", nnz(a) * tokens, 0), ("sdpa", "k"): ("sdpa", nnz(b) * tokens, 0),
-        ("sdpa", "v"): ("sdpa", nnz(b) * tokens, 0),
-        ("ew", "a"): ("ewise", float((ew_a != 0).expand(out_shape).sum()), 0),
+        # the combining operators' dense MACs go with their first tracked operand
+        ("sdpa", "q"): ("sdpa", nnz(a) * tokens, steps * batch * tokens * tokens * embed * 2),
+        ("sdpa", "k"): ("sdpa", nnz(b) * tokens, 0), ("sdpa", "v"): ("sdpa", nnz(b) * tokens, 0),
+        ("ew", "a"): ("ewise", float((ew_a != 0).expand(out_shape).sum()),
+                      math.prod(out_shape)),
         ("ew", "b"): ("ewise", float((ew_b != 0).expand(out_shape).sum()), 0),
-        ("mm", "a"): ("matmul", nnz(a) * tokens, 0), ("mm", "b"): ("matmul", nnz(b) * tokens, 0),
-        ("mm_raw", "b"): ("matmul", nnz(b) * tokens, 0),
+        ("mm", "a"): ("matmul", nnz(a) * tokens, steps * batch * tokens * embed * tokens),
+        ("mm", "b"): ("matmul", nnz(b) * tokens, 0),
+        ("mm_raw", "b"): ("matmul", nnz(b) * tokens, steps * batch * tokens * embed * tokens),
         ("same", "a"): ("TDConv2d", conv_pairs(model.same, image), conv_macs(model.same, image)),
         ("conv", "a"): ("TDConv2d", conv_pairs(model.conv, image), conv_macs(model.conv, image)),
         ("conv_s", "a"): ("TDConv2d", conv_pairs(model.conv_s, step),
@@ -151,12 +155,15 @@ def test_td_operators_charge_each_input_event_as_the_ann_op_they_stand_for():
         + conv_macs(model.enc_conv_s, raw_step) \
         + x.numel() * embed * 3  # mha_raw's query, mha_raw_kv's key and value (one tensor)
     assert counts["encoding_macs_every_step"] == encoding
-    assert counts["graded_macs"] == a.numel() * 2  # tanh(spikes) into real_lin
+    # inside each TDMultiheadAttention: Q·Kᵀ and ·V on the real projections, and
+    # the output projection, at every step
+    mha_inside = steps * batch * tokens * (tokens * embed * 2 + embed * embed)
+    assert counts["graded_macs"] == a.numel() * 2 + 3 * mha_inside  # + tanh(spikes) into real_lin
     # the ANN each stands for, per sample: a sequence op's MACs over T x B rows, a
     # single-step op's over B
     sequence = sum(v[2] for (scope, _), v in expected.items() if scope != "conv_s") \
         + x.numel() * 3 + conv_macs(model.enc_conv, raw) + x.numel() * embed * 3 \
-        + a.numel() * 2
+        + a.numel() * 2 + 3 * mha_inside
     single = conv_macs(model.conv_s, step) + conv_macs(model.enc_conv_s, raw_step)
     assert counts["ann_macs"] == pytest.approx(sequence / (steps * batch) + single / batch,
                                                rel=1e-12)

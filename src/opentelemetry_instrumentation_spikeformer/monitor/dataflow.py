@@ -526,29 +526,47 @@ class Graph:
             else:
                 macs = math.prod(t.shape) * module.embed_dim * sum(1 for u in inputs if u is t)
             self._mac(float(macs), t)
+        if kind == "mha" and len(tensors) >= 2:
+            # inside: attention on the real projections (Q·Kᵀ, ·V) and the output
+            # projection, dense at every step of the SNN as in the ANN
+            q, k, e = tensors[0], tensors[1], module.embed_dim
+            rows = math.prod(q.shape[:-1])
+            self._mac(float(rows * k.shape[-2] * e * 2 + rows * e * e), q, encoding=not self._fed)
 
     def _operator_consumer(self, kind: str, tensors: list) -> None:
+        """Each tracked operand's events meet the other operand's elements; the
+        op's dense MACs (what the ANN it stands for spends) go with the first
+        tracked operand, or, when none is tracked, to the dense MACs."""
         import torch
 
         fan: list[tuple[Any, Any]] = []
+        dense = 0.0
         if kind == "sdpa" and len(tensors) >= 3:
             q, k, v = tensors[:3]
             fan = [(q, float(k.shape[-2])), (k, float(q.shape[-2])), (v, float(q.shape[-2]))]
+            batch = math.prod(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+            dense = float(batch * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1]))  # Q·Kᵀ, ·V
         elif kind == "ewise" and len(tensors) >= 2:
             a, b = tensors[:2]
             shape = torch.broadcast_shapes(a.shape, b.shape)
             fan = [(t, torch.ones(tuple(shape)).sum_to_size(tuple(t.shape)))
                    for t in (a, b)]
+            dense = float(math.prod(shape))  # one multiply per output element
         elif kind == "matmul" and len(tensors) >= 2:
             a, b = tensors[:2]
             fan = [(a, float(b.shape[-1])), (b, float(a.shape[-2]))]
+            batch = math.prod(torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+            dense = float(batch * a.shape[-2] * a.shape[-1] * b.shape[-1])
         for t, f in fan:
             n = self.tracked(t)
             if n is None:
                 continue
             g = f.contiguous() if isinstance(f, torch.Tensor) else \
                 torch.full(n.shape, f)
-            self._consumer("linear", kind, (n,), g=g)
+            self._consumer("linear", kind, (n,), g=g, dense=dense).lead = tuple(t.shape[:2])
+            dense = 0.0  # (charged once)
+        if dense and fan:  # real operands only: the SNN spends the same MACs
+            self._mac(dense, fan[0][0], encoding=not self._fed)
 
     def _sum_pool(self, module: Any, x: Node, output: Any) -> None:
         import torch
@@ -596,8 +614,9 @@ class Graph:
         self.consumers.append(consumer)
         return consumer
 
-    def _mac(self, macs: float, x: Any) -> None:
-        encoding = id(x) not in self.post
+    def _mac(self, macs: float, x: Any, encoding: bool | None = None) -> None:
+        if encoding is None:
+            encoding = id(x) not in self.post
         self.macs.append(MacOp(macs, encoding, lead=tuple(x.shape[:2])))
         if encoding:
             self.macs[-1].new_steps = x  # replaced by a device count in ``finish``
