@@ -29,6 +29,7 @@ F32_EXACT = 2 ** 24  # float32 holds every integer below this
 # itself (two ops); a larger one sums each operand over the dims the other is
 # broadcast along first (three ops, but no large temporary)
 DOT_BROADCAST_MAX = 1 << 16
+KEPT_MAX = 1 << 16  # per-element counts kept per source and forward, at most
 
 
 @dataclass
@@ -302,8 +303,6 @@ def _kept_maps(maps: dict, summed: tuple) -> dict:
         out[c] = m[tuple(0 if d in summed else slice(None) for d in range(m.dim()))].contiguous()
     return out
 
-
-KEPT_MAX = 1 << 16  # per-element counts kept per source and forward, at most
 
 
 def _fast_reduction(summed: tuple, shape: tuple) -> tuple:

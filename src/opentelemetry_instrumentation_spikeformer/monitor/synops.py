@@ -1,8 +1,9 @@
 """Dataflow-exact synaptic operations of a monitored model, forward by forward.
 
 ``Topology`` owns the hooks that count: a pre-hook and a forward hook on the
-model (what one forward is), one forward hook per event source (or a method
-tap where the model calls ``encode``), one per module that returns a derived
+model (what one forward is), one call tap per event source (``hooks.call_tap``;
+a forward hook where the module's call slot is taken, a method tap where the
+model calls ``encode``), one forward hook per module that returns a derived
 source (a max pool of spikes). The first forward with a new input signature is
 traced (``dataflow``) and planned (``plan``); it and every later forward of
 that signature are counted by its ``Tally``. At most ``MAX_PLANS`` signatures
@@ -166,12 +167,13 @@ class Topology:
             tally.deferred = []
 
     def _source_hook(self, module: Any, _args: Any, output: Any) -> None:
-        """The hot path: one call per source per forward. The common case (a
-        module called once whose float32 output is its events, ``Tally.fast``)
-        is kept for the end of the forward with its version; checked and
-        counted there (``Tally.flush``). A large output is counted right here,
-        one reduction into its slot of the buffer: a second Python call per
-        layer costs more than the reduction itself."""
+        """The hot path: called after each source's call (its call tap, or
+        forward hook), once per source per forward. The common case (a module
+        called once whose float32 output is its events, ``Tally.fast``) is
+        kept with its version for the end of the forward, checked and counted
+        there (``Tally.flush``). A large one is checked and counted here, while
+        it is still in the cache (``Tally.take``); so is every output under
+        ``inference_mode``, which has no version counter."""
         tally = self.current
         if tally is None or output is None:
             return  # (None: a tapped method raised, where a forward hook would not run)
