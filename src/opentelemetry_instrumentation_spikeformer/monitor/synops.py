@@ -35,11 +35,12 @@ class Topology:
     """Discovery, per-forward counting and the read of one monitored model."""
 
     def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
-        global _stack, _TENSOR
+        global _stack, _TENSOR, _compiling, _compiled
         import torch
 
         _stack = torch._C._len_torch_dispatch_stack
         _TENSOR = torch.Tensor
+        _compiling, _compiled = _compile_probes(torch)
         self._root = weakref.ref(root)
         self._layer_ids = layer_ids  # id(module) -> LayerState
         self.sequencer = sequencer if sequencer is not None else Sequencer(1)
@@ -54,6 +55,9 @@ class Topology:
         self._warned = False
         self._warned_trace = False
         self._warned_lost = False
+        self._warned_compiled = False
+        # torch.compile(model) monitored: its hooks run outside the compiled call
+        self._compiled_root = type(root).__name__ == "OptimizedModule"
         self._retired: list[Tally] = []  # plans replaced after a shape change, still counted
         self.order: list[int] = []  # id of each source module in execution order
         self.on_forward_end: Any = None  # WeakMethod: monitor callback(tally) after a forward
@@ -96,6 +100,8 @@ class Topology:
 
     # -- one forward --------------------------------------------------------------
     def _root_pre(self, module: Any, args: tuple, kwargs: dict | None = None) -> None:
+        if _compiling() or _compiled() or self._compiled_root:
+            return _eager(Topology._not_counted)(self)  # (traced: a graph break)
         self._depth += 1
         if self._depth > 1:
             return
@@ -110,6 +116,21 @@ class Topology:
             self.current = None
             log_internal_error("spike monitor forward start")
             self._abandon()
+
+    def _not_counted(self) -> None:
+        """A forward under ``torch.compile``: not counted. Discovery traces an
+        eager forward under a dispatch mode, and Dynamo never compiles a frame
+        it first met under one: counting would quietly run the model
+        uncompiled. So our hooks stay out of the user's graphs (traced, this is
+        a graph break at the model's start) and say so once."""
+        self.current = None
+        if not self._warned_compiled:
+            self._warned_compiled = True
+            root = self._root()
+            _LOG.warning("spike monitor: %s runs under torch.compile; its forwards are not "
+                         "counted (tracing one would keep Dynamo from compiling it). Count "
+                         "spikes on an eager run of the model.", type(root).__name__
+                         if root is not None else "the model")
 
     def _start_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
         seq = self.sequencer
@@ -130,6 +151,8 @@ class Topology:
                          "forwards of new shapes are not counted", MAX_PLANS)
 
     def _root_post(self, _module: Any, _args: tuple, output: Any) -> None:
+        if _compiling() or _compiled() or self._compiled_root:
+            return  # (under torch.compile: not counted)
         self._depth -= 1
         if self._depth > 0:
             return
@@ -174,6 +197,8 @@ class Topology:
         there (``Tally.flush``). A large one is checked and counted here, while
         it is still in the cache (``Tally.take``); so is every output under
         ``inference_mode``, which has no version counter."""
+        if _compiling() or _compiled():
+            return  # (under torch.compile: not counted)
         tally = self.current
         if tally is None or output is None:
             return  # (None: a tapped method raised, where a forward hook would not run)
@@ -203,6 +228,8 @@ class Topology:
             log_internal_error("spike monitor hook")
 
     def _capture_hook(self, module: Any, _args: Any, output: Any) -> None:
+        if _compiling() or _compiled():
+            return  # (under torch.compile: not counted)
         tally = self.current
         if tally is None or not self._active():
             return
@@ -353,6 +380,35 @@ class Topology:
 # stack's length, torch.Tensor
 _stack: Any = None
 _TENSOR: Any = None
+# torch.compile: is_compiling() is true while Dynamo traces (our hook inside
+# the user's compiled forward); the eval-frame callback is set while a compiled
+# function runs (our hook called from its eager parts)
+_compiling: Any = None
+_compiled: Any = None
+_EAGER: dict = {}
+
+
+def _never() -> bool:
+    return False
+
+
+def _compile_probes(torch: Any) -> tuple:
+    """(is_compiling, eval-frame callback) as this torch has them (torch >= 2.1)."""
+    compiler = getattr(torch, "compiler", None)
+    compiling = getattr(compiler, "is_compiling", None) or _never
+    frame = getattr(getattr(torch._C, "_dynamo", None), "eval_frame", None)
+    return compiling, getattr(frame, "get_eval_frame_callback", None) or _never
+
+
+def _eager(fn: Any) -> Any:
+    """``fn`` out of Dynamo's sight: where it traces, a graph break and ``fn``
+    run eagerly there; with no frame in it compiled."""
+    found = _EAGER.get(fn)
+    if found is None:
+        import torch
+
+        found = _EAGER[fn] = torch.compiler.disable(fn, recursive=True)
+    return found
 
 
 def _modes() -> int:

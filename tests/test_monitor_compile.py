@@ -1,0 +1,99 @@
+"""A monitored model run under ``torch.compile`` (the zero-code path converts,
+the monitor attaches to the result, the user compiles after; or the compiled
+module is monitored). Counting would need the discovery pass, an eager forward
+traced under a dispatch mode, and Dynamo never compiles a frame it first met
+under one: the model would quietly run uncompiled. So it is not counted: its
+outputs are the unmonitored model's, Dynamo still compiles it, nothing of ours
+is traced into its graphs, and one warning says so. An eager forward of the
+same model is counted as before."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import functional, neuron
+
+import dataflow_models as M
+from opentelemetry_instrumentation_spikeformer.monitor import monitor_model
+
+
+def _toy():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), neuron.IFNode(v_threshold=0.5), nn.Linear(16, 4),
+                         neuron.IFNode(v_threshold=0.5))
+
+
+def _forwards(model, root, x, n=3):
+    outs = []
+    for _ in range(n):
+        with torch.no_grad():
+            outs.append(model(x))
+        functional.reset_net(root)
+    return outs
+
+
+def _spikes(monitor):
+    return monitor.forwards, sum(r["spikes"] for r in monitor.read()["layers"])
+
+
+def _check(base, x, backend, caplog, capfd, outer=False):
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()  # (no graph of another test's model to reuse)
+    eager = copy.deepcopy(base)
+    eager_out = _forwards(eager, eager, x)
+    capfd.readouterr()
+    caplog.clear()
+    counters.clear()
+    model = copy.deepcopy(base)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if outer:  # monitor the compiled module
+                compiled = torch.compile(model, backend=backend)
+                monitor = monitor_model(compiled, "compiled")
+            else:  # the zero-code order: monitored at conversion, compiled after
+                monitor = monitor_model(model, "compiled")
+                compiled = torch.compile(model, backend=backend)
+            outs = _forwards(compiled, model, x)
+            graphs = counters["stats"]["unique_graphs"]
+    finally:
+        torch._dynamo.reset()
+    printed = capfd.readouterr()
+    same = torch.equal if backend == "eager" else torch.allclose  # (inductor fuses: rounding)
+    assert all(same(a, b) for a, b in zip(outs, eager_out))
+    assert graphs >= 1  # Dynamo compiled the model
+    assert _spikes(monitor) == (0, 0)
+    ours = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(ours) == 1 and "runs under torch.compile" in ours[0], ours
+    # (Dynamo warns about what it traces: none of our code may be in its sight)
+    assert [str(w.message) for w in caught if "spikeformer" in str(w.message)] == []
+    assert printed.out == "" and printed.err == ""
+    _forwards(model, model, x, n=2)  # the same model, eager: counted
+    forwards, spikes = _spikes(monitor)
+    assert forwards == (0 if outer else 2) and (outer or spikes > 0)
+    monitor.detach()
+
+
+@pytest.mark.parametrize("name", sorted(M.TRANSFORMERS))
+def test_a_transformer_compiled_after_attach_is_compiled_not_counted(name, caplog, capfd):
+    _check(M.TRANSFORMERS[name](), M.image(1), "eager", caplog, capfd)
+
+
+def test_a_compiled_module_monitored_is_compiled_not_counted(caplog, capfd):
+    _check(_toy(), torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3,
+           "eager", caplog, capfd, outer=True)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="inductor needs a C++ compiler")
+def test_inductor_compiled_after_attach_is_compiled_not_counted(caplog, capfd):
+    _check(_toy(), torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3,
+           "inductor", caplog, capfd)
