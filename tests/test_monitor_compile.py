@@ -97,3 +97,57 @@ def test_a_compiled_module_monitored_is_compiled_not_counted(caplog, capfd):
 def test_inductor_compiled_after_attach_is_compiled_not_counted(caplog, capfd):
     _check(_toy(), torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3,
            "inductor", caplog, capfd)
+
+
+def test_a_single_step_model_compiled_after_attach_compiles_once(caplog, capfd):
+    """Twelve sequences of four steps: the lead layer's hooks (does a sequence
+    start?) stay out of the graphs too, or Dynamo would guard on our sequence
+    count and recompile at each one, up to its limit."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    x = torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3
+    graphs = {}
+    for monitored in (False, True):
+        torch._dynamo.reset()
+        counters.clear()
+        model = _toy()
+        monitor = monitor_model(model, "m") if monitored else None
+        compiled = torch.compile(model, backend="eager")
+        capfd.readouterr()
+        try:
+            for _ in range(12):
+                for _ in range(4):
+                    with torch.no_grad():
+                        compiled(x)
+                functional.reset_net(model)
+            graphs[monitored] = counters["stats"]["unique_graphs"]
+        finally:
+            torch._dynamo.reset()
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""
+    assert graphs[False] >= 1 and graphs[True] <= graphs[False] + 1  # (the graph break)
+    assert monitor.sequencer.sequences == 0 and _spikes(monitor) == (0, 0)
+    monitor.detach()
+
+
+def test_a_layer_compiled_before_attach_is_counted(caplog):
+    """``module.compile()`` on a spiking layer of an eager model (its hook runs
+    inside the compiled call): counted as eagerly."""
+    import torch._dynamo
+
+    x = torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3
+    eager = _toy()
+    reference = monitor_model(eager, "eager")
+    _forwards(eager, eager, x, n=4)
+    torch._dynamo.reset()
+    model = _toy()
+    try:
+        model[1].compile(backend="eager")
+        monitor = monitor_model(model, "m")
+        _forwards(model, model, x, n=4)
+    finally:
+        torch._dynamo.reset()
+    assert _spikes(monitor) == _spikes(reference) and _spikes(reference)[1] > 0
+    assert not [r for r in caplog.records if "torch.compile" in r.getMessage()]
+    monitor.detach()

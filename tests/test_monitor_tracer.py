@@ -579,6 +579,42 @@ def test_operators_on_real_operands_cost_their_dense_macs():
     assert snap["counts"]["ann_macs"] == pytest.approx((sdpa + mm + x.numel()) / (steps * batch))
 
 
+class RankedOperators(nn.Module):
+    """Multi-step ``SNNMatrixOperator`` / ``SNNElementWiseProduct`` on operands
+    of different ranks, which spikingjelly lines up after T (not from the
+    right): events [T, B, L, E] against real [T, E, P] and [T, E]."""
+
+    def __init__(self, steps: int, embed: int) -> None:
+        from spikingjelly.activation_based.ann2snn import operators as ops
+
+        super().__init__()
+        gen = torch.Generator().manual_seed(5)
+        self.sn = neuron.IFNode(step_mode="m", v_threshold=0.5)
+        self.mm, self.ew = ops.SNNMatrixOperator(), ops.SNNElementWiseProduct()
+        self.register_buffer("w", torch.rand(steps, embed, 3, generator=gen))
+        self.register_buffer("v", torch.rand(steps, embed, generator=gen))
+
+    def forward(self, x):
+        s = self.sn(x)
+        return self.mm(s, self.w), self.ew(s, self.v)
+
+
+def test_operators_on_operands_of_different_ranks():
+    steps, batch, tokens, embed = 3, 2, 4, 5
+    model = RankedOperators(steps, embed)
+    seen = []
+    model.sn.register_forward_hook(lambda _m, _a, out: seen.append(out.detach().clone()))
+    x = _inputs(31, steps, batch, tokens, embed) * 2
+    snap = _run(model, [x])
+    events = float((seen[0] != 0).sum())
+    assert events > 0
+    ours = sorted((c["op"], c["synops"], c["dense_macs"]) for c in snap["consumers"])
+    assert ours == sorted([("matmul", events * 3, steps * batch * tokens * embed * 3),
+                           ("ewise", events, steps * batch * tokens * embed)])
+    assert snap["counts"]["ann_macs"] == pytest.approx(
+        (steps * batch * tokens * embed * 4) / (steps * batch))
+
+
 class Reuse(nn.Module):
     """Real values computed from spikes and dropped, then a tensor computed from
     the input alone (Python may give it the dropped tensor's id)."""

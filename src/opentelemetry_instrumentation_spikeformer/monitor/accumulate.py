@@ -29,6 +29,7 @@ class Sequencer:
         self.sequences = 0
         self.active = True
         self.lead_per_forward = True  # the lead layer's every forward is a sequence
+        self.compiled = False  # the model's forward runs under torch.compile: not counted
         self._started = False
         self.reset()
 
@@ -77,7 +78,11 @@ class LayerState:
     # -- the lead layer of single-step models -----------------------------------
     def pre_hook(self, module: Any, args: tuple, kwargs: dict | None = None) -> None:
         """Does this call start a new sequence? (state reset or a new state object)
-        ``kwargs`` is missing when torch calls a hook removed during this call."""
+        ``kwargs`` is missing when torch calls a hook removed during this call.
+        Not under torch.compile (nothing is counted): Dynamo would guard on our
+        state and recompile at each sequence."""
+        if self.sequencer.compiled:
+            return None
         try:
             state = neurons.state_in_call(self.rule, module, args, kwargs or {})
             if state is None or state is not self.last_state:
@@ -87,6 +92,8 @@ class LayerState:
         return None
 
     def hook(self, module: Any, _args: tuple, _output: Any) -> None:
+        if self.sequencer.compiled:
+            return
         self.last_state = getattr(module, self.rule.state, None) if self.rule.state else None
 
     # -- membrane samples -------------------------------------------------------

@@ -215,6 +215,16 @@ def ops() -> Ops:
     return _OPS
 
 
+def _aligned(module: Any, a: tuple, b: tuple) -> tuple:
+    """Two operand shapes as spikingjelly's multi-step ``SNNMatrixOperator`` /
+    ``SNNElementWiseProduct`` line them up: the shorter one gets dims after T."""
+    a, b = tuple(a), tuple(b)
+    if getattr(module, "step_mode", "s") == "m":
+        n = max(len(a), len(b))
+        a, b = (s[:1] + (1,) * (n - len(s)) + s[1:] for s in (a, b))
+    return a, b
+
+
 def make_tracer(graph: "Graph") -> Any:
     """The dispatch mode that feeds every aten op of the forward to ``graph``.
     What it computes itself is hidden from other modes (a profiler's); our own
@@ -486,7 +496,7 @@ class Graph:
 
         kind = rule.consumes
         if kind in ("sdpa", "ewise", "matmul"):
-            return self._operator_consumer(kind, tensors)
+            return self._operator_consumer(module, kind, tensors)
         seen: set[int] = set()
         for t in tensors:
             n = self.tracked(t)
@@ -533,7 +543,7 @@ class Graph:
             rows = math.prod(q.shape[:-1])
             self._mac(float(rows * k.shape[-2] * e * 2 + rows * e * e), q, encoding=not self._fed)
 
-    def _operator_consumer(self, kind: str, tensors: list) -> None:
+    def _operator_consumer(self, module: Any, kind: str, tensors: list) -> None:
         """Each tracked operand's events meet the other operand's elements; the
         op's dense MACs (what the ANN it stands for spends) go with the first
         tracked operand, or, when none is tracked, to the dense MACs."""
@@ -546,17 +556,18 @@ class Graph:
             fan = [(q, float(k.shape[-2])), (k, float(q.shape[-2])), (v, float(q.shape[-2]))]
             batch = math.prod(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
             dense = float(batch * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1]))  # Q·Kᵀ, ·V
-        elif kind == "ewise" and len(tensors) >= 2:
+        elif kind in ("ewise", "matmul") and len(tensors) >= 2:
             a, b = tensors[:2]
-            shape = torch.broadcast_shapes(a.shape, b.shape)
-            fan = [(t, torch.ones(tuple(shape)).sum_to_size(tuple(t.shape)))
-                   for t in (a, b)]
-            dense = float(math.prod(shape))  # one multiply per output element
-        elif kind == "matmul" and len(tensors) >= 2:
-            a, b = tensors[:2]
-            fan = [(a, float(b.shape[-1])), (b, float(a.shape[-2]))]
-            batch = math.prod(torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-            dense = float(batch * a.shape[-2] * a.shape[-1] * b.shape[-1])
+            sa, sb = _aligned(module, a.shape, b.shape)
+            if kind == "ewise":
+                shape = torch.broadcast_shapes(sa, sb)
+                fan = [(t, torch.ones(shape).sum_to_size(st).reshape(t.shape))
+                       for t, st in ((a, sa), (b, sb))]
+                dense = float(math.prod(shape))  # one multiply per output element
+            else:
+                fan = [(a, float(b.shape[-1])), (b, float(a.shape[-2]))]
+                batch = math.prod(torch.broadcast_shapes(sa[:-2], sb[:-2]))
+                dense = float(batch * sa[-2] * sa[-1] * sb[-1])
         for t, f in fan:
             n = self.tracked(t)
             if n is None:

@@ -123,7 +123,8 @@ class Topology:
         it first met under one: counting would quietly run the model
         uncompiled. So our hooks stay out of the user's graphs (traced, this is
         a graph break at the model's start) and say so once."""
-        self.current = None
+        self.current = None  # (the sources' hooks return at once, traced or not)
+        self.sequencer.compiled = True  # (and so do the lead layer's)
         if not self._warned_compiled:
             self._warned_compiled = True
             root = self._root()
@@ -134,6 +135,7 @@ class Topology:
 
     def _start_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
         seq = self.sequencer
+        seq.compiled = False
         if seq.lead_per_forward:
             seq.begin()
         signature = _signature(args, kwargs)
@@ -152,7 +154,7 @@ class Topology:
 
     def _root_post(self, _module: Any, _args: tuple, output: Any) -> None:
         if _compiling() or _compiled() or self._compiled_root:
-            return  # (under torch.compile: not counted)
+            return  # (the forward is not counted: _not_counted)
         self._depth -= 1
         if self._depth > 0:
             return
@@ -197,8 +199,6 @@ class Topology:
         there (``Tally.flush``). A large one is checked and counted here, while
         it is still in the cache (``Tally.take``); so is every output under
         ``inference_mode``, which has no version counter."""
-        if _compiling() or _compiled():
-            return  # (under torch.compile: not counted)
         tally = self.current
         if tally is None or output is None:
             return  # (None: a tapped method raised, where a forward hook would not run)
@@ -228,8 +228,6 @@ class Topology:
             log_internal_error("spike monitor hook")
 
     def _capture_hook(self, module: Any, _args: Any, output: Any) -> None:
-        if _compiling() or _compiled():
-            return  # (under torch.compile: not counted)
         tally = self.current
         if tally is None or not self._active():
             return
