@@ -79,12 +79,18 @@ def _check(base, x, backend, caplog, capfd, outer=False):
     _forwards(model, model, x, n=2)  # the same model, eager: counted
     forwards, spikes = _spikes(monitor)
     assert forwards == (0 if outer else 2) and (outer or spikes > 0)
+    assert monitor.inferences == (0 if outer else 2 * x.shape[0])  # two sequences
     monitor.detach()
 
 
 @pytest.mark.parametrize("name", sorted(M.TRANSFORMERS))
 def test_a_transformer_compiled_after_attach_is_compiled_not_counted(name, caplog, capfd):
     _check(M.TRANSFORMERS[name](), M.image(1), "eager", caplog, capfd)
+
+
+def test_a_single_step_model_compiled_after_attach_is_compiled_not_counted(caplog, capfd):
+    _check(_toy(), torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3,
+           "eager", caplog, capfd)
 
 
 def test_a_compiled_module_monitored_is_compiled_not_counted(caplog, capfd):
@@ -150,4 +156,37 @@ def test_a_layer_compiled_before_attach_is_counted(caplog):
         torch._dynamo.reset()
     assert _spikes(monitor) == _spikes(reference) and _spikes(reference)[1] > 0
     assert not [r for r in caplog.records if "torch.compile" in r.getMessage()]
+    monitor.detach()
+
+
+def test_a_model_in_a_compiled_function_that_dynamo_skips_is_counted(caplog, capfd):
+    """A compiled function called under the user's own dispatch mode (a FLOP
+    counter's, say): Dynamo runs it eagerly, and so the model; counted as
+    eagerly, our own frames not compiled (nothing logged or printed)."""
+    import torch._dynamo
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class UserMode(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    x = torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3
+    eager = _toy()
+    reference = monitor_model(eager, "eager")
+    _forwards(eager, eager, x)
+    torch._dynamo.reset()
+    model = _toy()
+    monitor = monitor_model(model, "m")
+    step = torch.compile(lambda t: model(t), backend="eager")
+    capfd.readouterr()
+    caplog.clear()
+    try:
+        with UserMode():
+            _forwards(step, model, x)
+    finally:
+        torch._dynamo.reset()
+    printed = capfd.readouterr()
+    assert _spikes(monitor) == _spikes(reference) and _spikes(reference)[1] > 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert printed.out == "" and printed.err == ""
     monitor.detach()

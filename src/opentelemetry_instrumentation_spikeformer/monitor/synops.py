@@ -100,8 +100,10 @@ class Topology:
 
     # -- one forward --------------------------------------------------------------
     def _root_pre(self, module: Any, args: tuple, kwargs: dict | None = None) -> None:
-        if _compiling() or _compiled() or self._compiled_root:
+        if _compiling() or self._compiled_root:
             return _eager(Topology._not_counted)(self)  # (traced: a graph break)
+        if _compiled():  # run eagerly in a compiled call (Dynamo skipped the frame)
+            return _eager(Topology._root_pre)(self, module, args, kwargs)
         self._depth += 1
         if self._depth > 1:
             return
@@ -153,8 +155,10 @@ class Topology:
                          "forwards of new shapes are not counted", MAX_PLANS)
 
     def _root_post(self, _module: Any, _args: tuple, output: Any) -> None:
-        if _compiling() or _compiled() or self._compiled_root:
+        if _compiling() or self._compiled_root:
             return  # (the forward is not counted: _not_counted)
+        if _compiled():
+            return _eager(Topology._root_post)(self, _module, _args, output)
         self._depth -= 1
         if self._depth > 0:
             return
@@ -199,6 +203,8 @@ class Topology:
         there (``Tally.flush``). A large one is checked and counted here, while
         it is still in the cache (``Tally.take``); so is every output under
         ``inference_mode``, which has no version counter."""
+        if not _compiling() and _compiled():  # (as in _root_pre)
+            return _eager(Topology._source_hook)(self, module, _args, output)
         tally = self.current
         if tally is None or output is None:
             return  # (None: a tapped method raised, where a forward hook would not run)
@@ -228,6 +234,8 @@ class Topology:
             log_internal_error("spike monitor hook")
 
     def _capture_hook(self, module: Any, _args: Any, output: Any) -> None:
+        if not _compiling() and _compiled():  # (as in _root_pre)
+            return _eager(Topology._capture_hook)(self, module, _args, output)
         tally = self.current
         if tally is None or not self._active():
             return
@@ -379,8 +387,9 @@ class Topology:
 _stack: Any = None
 _TENSOR: Any = None
 # torch.compile: is_compiling() is true while Dynamo traces (our hook inside
-# the user's compiled forward); the eval-frame callback is set while a compiled
-# function runs (our hook called from its eager parts)
+# the user's compiled forward: the forward is not counted); the eval-frame
+# callback is set while a compiled function runs (our hook called from a frame
+# Dynamo skipped, run eagerly: counted, with Dynamo off for our own frames)
 _compiling: Any = None
 _compiled: Any = None
 _EAGER: dict = {}
