@@ -555,7 +555,8 @@ class Graph:
             q, k, v = tensors[:3]
             fan = [(q, float(k.shape[-2])), (k, float(q.shape[-2])), (v, float(q.shape[-2]))]
             batch = math.prod(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
-            dense = float(batch * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1]))  # Q·Kᵀ, ·V
+            # Q·Kᵀ, then ·V
+            dense = float(batch * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1]))
         elif kind in ("ewise", "matmul") and len(tensors) >= 2:
             a, b = tensors[:2]
             sa, sb = _aligned(module, a.shape, b.shape)

@@ -304,7 +304,6 @@ def _kept_maps(maps: dict, summed: tuple) -> dict:
     return out
 
 
-
 def _fast_reduction(summed: tuple, shape: tuple) -> tuple:
     """The dims to sum per forward for per-element counts: ``summed`` when they
     are leading or trailing dims (one contiguous reduction), else only their

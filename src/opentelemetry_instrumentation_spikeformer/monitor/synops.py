@@ -189,11 +189,8 @@ class Topology:
             tally.deferred = []
             self.tallies.pop(tally.plan.signature, None)
             self._retired.append(tally)
-        elif self._active():
-            if tally.end():
-                self._forward_end(tally)
-        else:
-            tally.deferred = []
+        elif self._active() and tally.end():  # (a skipped forward's: dropped above)
+            self._forward_end(tally)
 
     def _source_hook(self, module: Any, _args: Any, output: Any) -> None:
         """The hot path: called after each source's call (its call tap, or
