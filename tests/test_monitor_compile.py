@@ -29,6 +29,18 @@ def _toy():
                          neuron.IFNode(v_threshold=0.5))
 
 
+def _toy_input():
+    return torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3
+
+
+def _eager_spikes(x, n):
+    """(forwards, spikes) of an eager monitored toy after ``n`` forwards."""
+    eager = _toy()
+    reference = monitor_model(eager, "eager")
+    _forwards(eager, eager, x, n=n)
+    return _spikes(reference)
+
+
 def _forwards(model, root, x, n=3):
     outs = []
     for _ in range(n):
@@ -89,20 +101,17 @@ def test_a_transformer_compiled_after_attach_is_compiled_not_counted(name, caplo
 
 
 def test_a_single_step_model_compiled_after_attach_is_compiled_not_counted(caplog, capfd):
-    _check(_toy(), torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3,
-           "eager", caplog, capfd)
+    _check(_toy(), _toy_input(), "eager", caplog, capfd)
 
 
 def test_a_compiled_module_monitored_is_compiled_not_counted(caplog, capfd):
-    _check(_toy(), torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3,
-           "eager", caplog, capfd, outer=True)
+    _check(_toy(), _toy_input(), "eager", caplog, capfd, outer=True)
 
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="inductor needs a C++ compiler")
 def test_inductor_compiled_after_attach_is_compiled_not_counted(caplog, capfd):
-    _check(_toy(), torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3,
-           "inductor", caplog, capfd)
+    _check(_toy(), _toy_input(), "inductor", caplog, capfd)
 
 
 def test_a_single_step_model_compiled_after_attach_compiles_once(caplog, capfd):
@@ -112,7 +121,7 @@ def test_a_single_step_model_compiled_after_attach_compiles_once(caplog, capfd):
     import torch._dynamo
     from torch._dynamo.utils import counters
 
-    x = torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3
+    x = _toy_input()
     graphs = {}
     for monitored in (False, True):
         torch._dynamo.reset()
@@ -142,10 +151,8 @@ def test_a_layer_compiled_before_attach_is_counted(caplog):
     inside the compiled call): counted as eagerly."""
     import torch._dynamo
 
-    x = torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3
-    eager = _toy()
-    reference = monitor_model(eager, "eager")
-    _forwards(eager, eager, x, n=4)
+    x = _toy_input()
+    expected = _eager_spikes(x, 4)
     torch._dynamo.reset()
     model = _toy()
     try:
@@ -154,7 +161,7 @@ def test_a_layer_compiled_before_attach_is_counted(caplog):
         _forwards(model, model, x, n=4)
     finally:
         torch._dynamo.reset()
-    assert _spikes(monitor) == _spikes(reference) and _spikes(reference)[1] > 0
+    assert _spikes(monitor) == expected and expected[1] > 0
     assert not [r for r in caplog.records if "torch.compile" in r.getMessage()]
     monitor.detach()
 
@@ -170,10 +177,8 @@ def test_a_model_in_a_compiled_function_that_dynamo_skips_is_counted(caplog, cap
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             return func(*args, **(kwargs or {}))
 
-    x = torch.rand(4, 8, generator=torch.Generator().manual_seed(3)) * 3
-    eager = _toy()
-    reference = monitor_model(eager, "eager")
-    _forwards(eager, eager, x)
+    x = _toy_input()
+    expected = _eager_spikes(x, 3)
     torch._dynamo.reset()
     model = _toy()
     monitor = monitor_model(model, "m")
@@ -186,7 +191,7 @@ def test_a_model_in_a_compiled_function_that_dynamo_skips_is_counted(caplog, cap
     finally:
         torch._dynamo.reset()
     printed = capfd.readouterr()
-    assert _spikes(monitor) == _spikes(reference) and _spikes(reference)[1] > 0
+    assert _spikes(monitor) == expected and expected[1] > 0
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert printed.out == "" and printed.err == ""
     monitor.detach()
