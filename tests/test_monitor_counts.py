@@ -457,7 +457,7 @@ def test_a_failing_hook_never_breaks_the_forward(sinabs_snn, monkeypatch, caplog
         raise RuntimeError("boom")
 
     monkeypatch.setattr(tally.Tally, "on_source", broken)
-    monkeypatch.setattr(tally.Tally, "count", broken)
+    monkeypatch.setattr(tally.Tally, "take", broken)
     monkeypatch.setattr(tally.Tally, "flush", broken)
     monitor = monitor_model(sinabs_snn, "cnn")
     assert torch.equal(forward(), expected)  # the traced discovery pass

@@ -200,11 +200,13 @@ class Topology:
         there (``Tally.flush``). A large one is checked and counted here, while
         it is still in the cache (``Tally.take``); so is every output under
         ``inference_mode``, which has no version counter."""
-        if not _compiling() and _compiled():  # (as in _root_pre)
-            return _eager(Topology._source_hook)(self, module, _args, output)
         tally = self.current
         if tally is None or output is None:
             return  # (None: a tapped method raised, where a forward hook would not run)
+        # (as in _root_pre; the eval-frame probe first: a C call, where
+        # is_compiling() is two Python calls, once per layer and forward)
+        if _compiled() and not _compiling():
+            return _eager(Topology._source_hook)(self, module, _args, output)
         try:
             fast = tally.fast.get(id(module))
             fast = fast if fast is not None and type(output) is _TENSOR else None
@@ -231,11 +233,11 @@ class Topology:
             log_internal_error("spike monitor hook")
 
     def _capture_hook(self, module: Any, _args: Any, output: Any) -> None:
-        if not _compiling() and _compiled():  # (as in _root_pre)
-            return _eager(Topology._capture_hook)(self, module, _args, output)
         tally = self.current
         if tally is None or not self._active():
             return
+        if _compiled() and not _compiling():  # (as in _source_hook)
+            return _eager(Topology._capture_hook)(self, module, _args, output)
         try:
             if _stack():  # a profiler's dispatch mode is on: hide our ops from it
                 with _hidden():

@@ -176,15 +176,22 @@ class Tally:
                 return
 
     def take(self, output: Any, fast: tuple) -> None:
-        """A ``fast`` source's output tensor, checked, then counted."""
-        if output.shape != fast[0]:
+        """A ``fast`` source's output tensor, checked, then counted: one
+        reduction into its slot (one frame: this runs once per layer)."""
+        shape, dims, out, node, work = fast[:5]
+        if output.shape != shape:
             self.stale = True  # new shapes: the next forward gets its own plan
             return
-        x = output.detach() if output.requires_grad else output
-        if x.dtype is _F32:
-            self.count(x, fast)
-        else:
-            self.source(fast[6], x)
+        if output.requires_grad:
+            output = output.detach()
+        if output.dtype is not _F32:
+            self.source(fast[6], output)
+            return
+        _SUM(output, dims, out=out)
+        if node is not None:
+            self.stash[node] = output
+        if work:
+            self.work(work)
 
     def end(self) -> bool:
         """Add this forward's buffer into the totals; False if it was dropped."""
@@ -199,15 +206,6 @@ class Tally:
                 self.acc[1].add_(self.buf[1])
         self.forwards += 1
         return True
-
-    def count(self, output: Any, fast: tuple) -> None:
-        """A ``fast`` source's output: one reduction into its slot."""
-        _, dims, out, node, work = fast[:5]
-        _SUM(output, dims, out=out)
-        if node is not None:
-            self.stash[node] = output
-        if work:
-            self.work(work)
 
     def on_source(self, module_id: int, output: Any) -> None:
         """Any source's output (the hook counts ``fast`` ones itself)."""
