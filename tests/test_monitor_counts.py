@@ -264,6 +264,61 @@ def test_spikingjelly_multi_step():
     monitor.detach()
 
 
+# -- a model that is itself one spiking layer ----------------------------------------
+def _one_layer(kind: str):
+    """(layer, one sequence of 6 steps, batch 3, 10 features -> its spike outputs)."""
+    from spikingjelly.activation_based import functional, neuron
+
+    if kind in ("m", "s"):
+        net = neuron.IFNode(step_mode=kind)
+
+        def run(xs):
+            outs = [net(xs)] if kind == "m" else [net(x) for x in xs]
+            functional.reset_net(net)
+            return outs
+    elif kind == "sinabs":
+        import sinabs.layers as sl
+
+        net = sl.IAFSqueeze(batch_size=3)
+
+        def run(xs):  # (B*T, ...) in and out
+            out = net(xs.transpose(0, 1).reshape(-1, xs.shape[-1]))
+            net.reset_states()
+            return [out]
+    else:
+        import snntorch as snn
+
+        net = snn.Leaky(beta=0.8)
+
+        def run(xs):
+            mem, outs = net.reset_mem(), []
+            for x in xs:
+                spk, mem = net(x, mem)
+                outs.append(spk)
+            return outs
+    return net, run
+
+
+@pytest.mark.parametrize("kind", ["m", "s", "sinabs", "snntorch"])
+def test_a_model_that_is_one_spiking_layer_counts_its_spikes(kind):
+    """The layer's own forward is the model's: its output is counted (no
+    consumer in the model, so no synops), forward by forward."""
+    torch.manual_seed(5)
+    net, run = _one_layer(kind)
+    monitor = monitor_model(net, "one")
+    spikes = 0.0
+    with torch.no_grad():
+        for _ in range(3):  # the first forward is the traced discovery pass
+            spikes += float(sum(o.sum() for o in run(torch.rand(6, 3, 10) * 2)))
+    snap = monitor.read()
+    (row,) = snap["layers"]
+    assert row["spikes"] == spikes > 0
+    assert row["neurons"] == 10 and row["synops"] == 0
+    assert row["timesteps"] == 3 * 6 and snap["inferences"] == 3 * 3
+    monitor.detach()
+    assert taps_on(net) == 0 and not net._forward_hooks and not net._forward_pre_hooks
+
+
 # -- snntorch ------------------------------------------------------------------------
 def test_snntorch_leaky():
     import snntorch as snn

@@ -58,6 +58,9 @@ class Topology:
         self._warned_compiled = False
         # torch.compile(model) monitored: its hooks run outside the compiled call
         self._compiled_root = type(root).__name__ == "OptimizedModule"
+        # the model is itself one spiking layer: its output is counted by the
+        # model's own forward hook (a call tap's would run after the forward ended)
+        self._root_is_source = id(root) in layer_ids
         self._retired: list[Tally] = []  # plans replaced after a shape change, still counted
         self.order: list[int] = []  # id of each source module in execution order
         self.on_forward_end: Any = None  # WeakMethod: monitor callback(tally) after a forward
@@ -83,7 +86,8 @@ class Topology:
             # nor a class-level tap on ``forward``, whose descriptor every instance
             # of the class pays, monitored or not
             if layer.rule.entry == "forward":
-                add(hooks.call_tap(module, self._source_hook))
+                if module is not root:
+                    add(hooks.call_tap(module, self._source_hook))
             else:
                 add(hooks.method_tap(module, layer.rule.entry, post=self._source_hook))
 
@@ -148,7 +152,7 @@ class Topology:
             return
         self.current = None
         if len(self.tallies) < MAX_PLANS and self._failed < MAX_FAILED:
-            self._begin_discovery(module, signature)
+            self._begin_discovery(module, signature, args, kwargs)
         elif not self._warned:
             self._warned = True
             _LOG.warning("spike monitor: more than %d input shapes (or failed discovery); "
@@ -175,6 +179,8 @@ class Topology:
             self._abandon()
 
     def _finish_forward(self, output: Any) -> None:
+        if self._root_is_source:
+            self._root_source(output)
         if self.discovering is not None:
             self._end_discovery(output, keep=True)
             return
@@ -191,6 +197,17 @@ class Topology:
             self._retired.append(tally)
         elif self._active() and tally.end():  # (a skipped forward's: dropped above)
             self._forward_end(tally)
+
+    def _root_source(self, output: Any) -> None:
+        """The output of a model that is itself one spiking layer, before its
+        forward ends: a source like any other."""
+        root = self._root()
+        if root is None:
+            return
+        if self.discovering is not None:
+            self.discovering._guarded(self.discovering.post_forward, root, output)
+        else:
+            self._source_hook(root, (), output)
 
     def _source_hook(self, module: Any, _args: Any, output: Any) -> None:
         """The hot path: called after each source's call (its call tap, or
@@ -256,7 +273,8 @@ class Topology:
             callback(tally)
 
     # -- discovery ------------------------------------------------------------------
-    def _begin_discovery(self, root: Any, signature: tuple) -> None:
+    def _begin_discovery(self, root: Any, signature: tuple, args: tuple = (),
+                         kwargs: dict | None = None) -> None:
         names = {id(m): (n or type(m).__name__) for n, m in root.named_modules()}
         graph = df.Graph(root, names, {key: layer.output for key, layer in self._layer_ids.items()})
         graph.signature = signature
@@ -265,6 +283,8 @@ class Topology:
         self.discovering = graph
         self._tracer = df.make_tracer(graph)
         self._tracer.__enter__()
+        if self._root_is_source:  # (its inside is opaque, as any source's)
+            graph._guarded(graph.pre, root, args, kwargs or {})
 
     def _end_discovery(self, output: Any, keep: bool) -> None:
         graph, self.discovering = self.discovering, None
