@@ -23,6 +23,9 @@ import dataflow_models as M
 from opentelemetry_instrumentation_spikeformer.monitor import monitor_model
 
 
+PACKAGE = "opentelemetry_instrumentation_spikeformer"
+
+
 def _toy():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(8, 16), neuron.IFNode(v_threshold=0.5), nn.Linear(16, 4),
@@ -83,8 +86,12 @@ def _check(base, x, backend, caplog, capfd, outer=False):
     assert all(same(a, b) for a, b in zip(outs, eager_out))
     assert graphs >= 1  # Dynamo compiled the model
     assert _spikes(monitor) == (0, 0)
-    ours = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    ours = [r.getMessage() for r in logged if r.name.startswith(PACKAGE)]
     assert len(ours) == 1 and "runs under torch.compile" in ours[0], ours
+    # (others may warn about the model's own code: never about ours)
+    assert [r.getMessage() for r in logged if not r.name.startswith(PACKAGE)
+            and "spikeformer" in r.getMessage()] == []
     # (Dynamo warns about what it traces: none of our code may be in its sight)
     assert [str(w.message) for w in caught if "spikeformer" in str(w.message)] == []
     assert printed.out == "" and printed.err == ""
@@ -106,6 +113,26 @@ def test_a_single_step_model_compiled_after_attach_is_compiled_not_counted(caplo
 
 def test_a_compiled_module_monitored_is_compiled_not_counted(caplog, capfd):
     _check(_toy(), _toy_input(), "eager", caplog, capfd, outer=True)
+
+
+class _Encoded(nn.Module):
+    """Calls its encoder by method (a class-level method tap, not a call tap),
+    as spikingjelly's Qwen2SNNModel does."""
+
+    def __init__(self):
+        from spikingjelly.activation_based.ann2snn.qcfs import SignedQCFSSequenceEncoder
+
+        super().__init__()
+        self.encoder = SignedQCFSSequenceEncoder(scale=torch.full((6,), 0.25), time_steps=4)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.encoder.encode(x))
+
+
+def test_a_model_calling_its_encoder_by_method_compiled_after_attach(caplog, capfd):
+    torch.manual_seed(0)
+    _check(_Encoded(), torch.randn(2, 6), "eager", caplog, capfd)
 
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,

@@ -27,7 +27,8 @@ class Other(torch.nn.Module):
 
 
 def _is_function(klass) -> bool:
-    return type(klass.__dict__["encode"]).__name__ == "function"
+    """The class's own method is back (not our tap's function)."""
+    return hooks._tap_of(klass.__dict__["encode"]) is None
 
 
 def test_a_method_tap_passes_calls_through_and_shows_them():
@@ -37,8 +38,8 @@ def test_a_method_tap_passes_calls_through_and_shows_them():
         hooks.method_tap(a, "encode", pre=lambda m, args, kw: seen.append(("pre", m, args, dict(kw))),
                          post=lambda m, args, out: seen.append(("post", m, args, out))),
         hooks.method_tap(b, "encode", post=lambda m, args, out: seen.append(("post b", m, args, out)))]
-    tap = Encoder.__dict__["encode"]
-    assert isinstance(tap, hooks._Tap)
+    tap = hooks._tap_of(Encoder.__dict__["encode"])
+    assert tap is not None
     x = torch.ones(2)
     out = a.encode(x, scale=3.0)
     assert torch.equal(out, x * 3)
@@ -52,8 +53,9 @@ def test_a_method_tap_passes_calls_through_and_shows_them():
     with pytest.raises(ValueError, match="negative scale"):
         a.encode(x, scale=-1.0)
     assert [s[0] for s in seen] == ["pre", "post"] and seen[1][3] is None  # raised: no output
-    assert Encoder.__dict__["encode"] is tap  # one tap per class, however many instances
-    assert Encoder.encode is tap.original  # read on the class: the method itself
+    assert Encoder.__dict__["encode"] is tap.function  # one tap per class, however many instances
+    assert Encoder.encode.__wrapped__ is tap.original  # read on the class: a plain function
+    assert Encoder.encode.__name__ == "encode"
     assert inspect.signature(a.encode) == inspect.signature(plain.encode)
     assert hooks.taps_on(a) == 1 and hooks.taps_on(plain) == 0
     for handle in handles:
@@ -68,7 +70,7 @@ def test_method_tap_handles_remove_once_and_give_the_class_its_method_back():
     first.remove()
     first.remove()  # twice: nothing more
     assert hooks.taps_on(a) == 0 and hooks.taps_on(b) == 1
-    assert isinstance(Encoder.__dict__["encode"], hooks._Tap)
+    assert not _is_function(Encoder)
     second.remove()
     assert _is_function(Encoder)
     c = Other()
@@ -78,6 +80,46 @@ def test_method_tap_handles_remove_once_and_give_the_class_its_method_back():
     assert _is_function(Other)  # the last tapped instance died: the class is restored
     dead.remove()  # and removing its handle later is harmless
     assert torch.equal(Other().encode(torch.zeros(1)), torch.ones(1))
+
+
+def test_a_method_that_is_not_a_plain_function_is_left_alone():
+    class Static(torch.nn.Module):
+        @staticmethod
+        def encode(x):
+            return x
+
+    handle = hooks.method_tap(Static(), "encode", post=lambda *_: None)
+    assert isinstance(Static.__dict__["encode"], staticmethod)
+    handle.remove()
+    assert torch.equal(Static.encode(torch.ones(1)), torch.ones(1))
+
+
+def test_a_method_tap_is_a_plain_function_dynamo_can_trace():
+    """A model whose tapped method breaks Dynamo's graph (a branch on a value):
+    a descriptor there sent Dynamo into endless recursion."""
+    class Branchy(torch.nn.Module):
+        def encode(self, x):
+            return x * 2 if bool((x > 0).any()) else x
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc, self.fc = Branchy(), torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(self.enc.encode(x))
+
+    from torch import _dynamo
+
+    model, seen = Model(), []
+    handle = hooks.method_tap(model.enc, "encode", post=lambda m, a, out: seen.append(out))
+    x = torch.ones(3, 4)
+    try:
+        out = torch.compile(model, backend="eager")(x)
+    finally:
+        _dynamo.reset()
+        handle.remove()
+    assert torch.equal(out, model(x)) and len(seen) == 1 and torch.equal(seen[0], x * 2)
 
 
 def test_dataparallel_replicas_are_guarded_once_per_process():

@@ -93,6 +93,19 @@ def test_every_class_has_a_row_or_is_not_a_source():
     assert missing == []
 
 
+def test_a_row_entered_by_method_names_a_plain_function():
+    """A method tap replaces a plain function (``hooks.method_tap``; anything
+    else would go uncounted)."""
+    import types
+
+    entered = [(klass, row.entry) for klass in all_classes()
+               if (row := frameworks.rule_for_class(klass)) is not None and row.entry != "forward"]
+    assert entered  # (SignedQCFSSequenceEncoder.encode)
+    for klass, entry in entered:
+        found = next(k.__dict__[entry] for k in klass.__mro__ if entry in k.__dict__)
+        assert type(found) is types.FunctionType, (klass, entry)
+
+
 def _looks_like_source(klass) -> bool:
     mod = klass.__module__
     name = klass.__name__

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import types
 import weakref
 from collections import OrderedDict
 from typing import Any, Callable
@@ -94,47 +95,65 @@ def forward_pre_hook(module: Any, fn: Callable, with_kwargs: bool = False, *,
 
 
 class _Tap:
-    """A method on a class that calls the taps registered for the calling
-    instance around the original. The instance itself is untouched (nothing to
-    pickle or copy); the class gets its own method back when the last tap goes."""
+    """A method tap's state: the class's own function and the taps of each
+    tapped instance. In the class's place goes ``function``, a plain function
+    that calls the taps registered for the calling instance around the
+    original: Dynamo inlines a function, where a descriptor whose method breaks
+    the graph sends it into endless recursion. The instance itself is untouched
+    (nothing to pickle or copy); the class gets its own method back when the
+    last tap goes."""
 
-    def __init__(self, klass: type, name: str) -> None:
-        self.klass, self.name = klass, name
+    def __init__(self, klass: type, name: str, original: Callable) -> None:
+        self.klass, self.name, self.original = klass, name, original
         self.owned = name in klass.__dict__
-        self.original = klass.__dict__[name] if self.owned else getattr(klass, name)
         self.taps: "weakref.WeakKeyDictionary[Any, list]" = weakref.WeakKeyDictionary()
+        taps_of = self.taps
 
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        bound = self.original.__get__(obj, objtype) if hasattr(self.original, "__get__") \
-            else self.original
-        taps = self.taps.get(obj) if obj is not None else None
-        if not taps:
-            return bound
-
-        def call(*args: Any, **kwargs: Any) -> Any:
+        @functools.wraps(original)  # (inspect.signature follows it to the original)
+        def tapped(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            taps = taps_of.get(obj)
+            if not taps:
+                return original(obj, *args, **kwargs)
             for pre, _ in taps:
                 if pre is not None:
                     pre(obj, args, kwargs)
             out = None
             try:
-                out = bound(*args, **kwargs)
+                out = original(obj, *args, **kwargs)
             finally:
                 for _, post in taps:
                     if post is not None:
                         post(obj, args, out)
             return out
 
-        call.__wrapped__ = bound  # inspect.signature(module.forward) stays the method's
-        return call
+        setattr(tapped, _TAP_MARK, self)
+        self.function = tapped
 
     def release(self) -> None:
         """The class gets its own method back once no live instance has a tap
         (after the last handle's ``remove()``, or the last tapped instance died)."""
-        if self.klass.__dict__.get(self.name) is self and not any(True for _ in self.taps.keys()):
+        if self.klass.__dict__.get(self.name) is self.function \
+                and not any(True for _ in self.taps.keys()):
             if self.owned:
                 setattr(self.klass, self.name, self.original)
             else:
                 delattr(self.klass, self.name)
+
+
+_TAP_MARK = "__spikeformer_method_tap__"
+
+
+def _tap_of(attr: Any) -> _Tap | None:
+    """The tap whose function ``attr`` is, if it is one of ours."""
+    tap = getattr(attr, _TAP_MARK, None) if type(attr) is types.FunctionType else None
+    return tap if isinstance(tap, _Tap) else None
+
+
+class _NoTap:
+    """What ``method_tap`` returns for a method that is not a plain function."""
+
+    def remove(self) -> None:
+        pass
 
 
 class _TapHandle:
@@ -158,10 +177,13 @@ def method_tap(module: Any, name: str, post: Callable | None = None,
     fire for it: spikingjelly's ``encoder.encode(x)``). Returns a handle with
     ``remove()``. Runs ``post`` even when the method raises (output ``None``)."""
     klass = type(module)
-    tap = klass.__dict__.get(name)
-    if not isinstance(tap, _Tap):
-        tap = _Tap(klass, name)
-        setattr(klass, name, tap)
+    tap = _tap_of(klass.__dict__.get(name))
+    if tap is None:
+        original = next((k.__dict__[name] for k in klass.__mro__ if name in k.__dict__), None)
+        if type(original) is not types.FunctionType:  # (the frameworks' tables name methods)
+            return _NoTap()
+        tap = _Tap(klass, name, original)
+        setattr(klass, name, tap.function)
     entry = (pre, post)
     entries = tap.taps.get(module)
     if entries is None:
@@ -175,8 +197,8 @@ def method_tap(module: Any, name: str, post: Callable | None = None,
 def taps_on(module: Any) -> int:
     """How many taps of ours ``module`` carries (method taps, a call tap): the
     monitor's part that its ``_forward_hooks`` do not show."""
-    methods = sum(len(attr.taps.get(module, ())) for klass in type(module).__mro__
-                  for attr in vars(klass).values() if isinstance(attr, _Tap))
+    methods = sum(len(tap.taps.get(module, ())) for klass in type(module).__mro__
+                  for tap in map(_tap_of, vars(klass).values()) if tap is not None)
     return methods + _is_call_tap(module.__dict__.get(_SLOT))
 
 
