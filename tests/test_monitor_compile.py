@@ -57,7 +57,7 @@ def _spikes(monitor):
     return monitor.forwards, sum(r["spikes"] for r in monitor.read()["layers"])
 
 
-def _check(base, x, backend, caplog, capfd, outer=False):
+def _check(base, x, backend, caplog, capfd, outer=False, fullgraph=False):
     import torch._dynamo
     from torch._dynamo.utils import counters
 
@@ -72,11 +72,11 @@ def _check(base, x, backend, caplog, capfd, outer=False):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if outer:  # monitor the compiled module
-                compiled = torch.compile(model, backend=backend)
+                compiled = torch.compile(model, backend=backend, fullgraph=fullgraph)
                 monitor = monitor_model(compiled, "compiled")
             else:  # the zero-code order: monitored at conversion, compiled after
                 monitor = monitor_model(model, "compiled")
-                compiled = torch.compile(model, backend=backend)
+                compiled = torch.compile(model, backend=backend, fullgraph=fullgraph)
             outs = _forwards(compiled, model, x)
             graphs = counters["stats"]["unique_graphs"]
     finally:
@@ -100,15 +100,27 @@ def _check(base, x, backend, caplog, capfd, outer=False):
     assert forwards == (0 if outer else 2) and (outer or spikes > 0)
     assert monitor.inferences == (0 if outer else 2 * x.shape[0])  # two sequences
     monitor.detach()
+    return graphs
 
 
+@pytest.mark.parametrize("fullgraph", [False, True])
 @pytest.mark.parametrize("name", sorted(M.TRANSFORMERS))
-def test_a_transformer_compiled_after_attach_is_compiled_not_counted(name, caplog, capfd):
-    _check(M.TRANSFORMERS[name](), M.image(1), "eager", caplog, capfd)
+def test_a_transformer_compiled_after_attach_is_compiled_not_counted(name, fullgraph, caplog,
+                                                                     capfd):
+    graphs = _check(M.TRANSFORMERS[name](), M.image(1), "eager", caplog, capfd,
+                    fullgraph=fullgraph)
+    assert graphs == 1  # (nothing of ours breaks the graph)
 
 
 def test_a_single_step_model_compiled_after_attach_is_compiled_not_counted(caplog, capfd):
     _check(_toy(), _toy_input(), "eager", caplog, capfd)
+
+
+@pytest.mark.parametrize("outer", [False, True])
+def test_fullgraph_compiles_one_graph_with_nothing_of_ours_in_it(outer, caplog, capfd):
+    """``fullgraph=True`` makes any graph break an error: our hooks must not
+    break the user's graph (they only set attributes there), nor log in it."""
+    assert _check(_toy(), _toy_input(), "eager", caplog, capfd, outer=outer, fullgraph=True) == 1
 
 
 def test_a_compiled_module_monitored_is_compiled_not_counted(caplog, capfd):

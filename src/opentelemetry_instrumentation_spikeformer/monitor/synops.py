@@ -56,6 +56,7 @@ class Topology:
         self._warned_trace = False
         self._warned_lost = False
         self._warned_compiled = False
+        self._compiled_seen = False  # a forward ran under torch.compile (said once)
         # torch.compile(model) monitored: its hooks run outside the compiled call
         self._compiled_root = type(root).__name__ == "OptimizedModule"
         # the model is itself one spiking layer: its output is counted by the
@@ -105,9 +106,11 @@ class Topology:
     # -- one forward --------------------------------------------------------------
     def _root_pre(self, module: Any, args: tuple, kwargs: dict | None = None) -> None:
         if _compiling() or self._compiled_root:
-            return _eager(Topology._not_counted)(self)  # (traced: a graph break)
+            return self._not_counted()
         if _compiled():  # run eagerly in a compiled call (Dynamo skipped the frame)
             return _eager(Topology._root_pre)(self, module, args, kwargs)
+        if self._compiled_seen and not self._warned_compiled:
+            self._say_compiled()
         self._depth += 1
         if self._depth > 1:
             return
@@ -127,10 +130,18 @@ class Topology:
         """A forward under ``torch.compile``: not counted. Discovery traces an
         eager forward under a dispatch mode, and Dynamo never compiles a frame
         it first met under one: counting would quietly run the model
-        uncompiled. So our hooks stay out of the user's graphs (traced, this is
-        a graph break at the model's start) and say so once."""
+        uncompiled. So our hooks stay out of the user's graphs. Traced, this
+        only sets attributes (Dynamo replays them after its graph): no graph
+        break, which ``fullgraph=True`` would make an error, and no log call,
+        which would be one; it is said once, at the next eager forward or
+        collection (``_say_compiled``). Only reads would become guards."""
         self.current = None  # (the sources' hooks return at once, traced or not)
         self.sequencer.compiled = True  # (and so do the lead layer's)
+        self._compiled_seen = True
+        if self._compiled_root:  # (our hooks around a compiled module: eager)
+            self._say_compiled()
+
+    def _say_compiled(self) -> None:
         if not self._warned_compiled:
             self._warned_compiled = True
             root = self._root()
@@ -380,6 +391,8 @@ class Topology:
         import torch
 
         self._heal_taps()
+        if self._compiled_seen:
+            self._say_compiled()
 
         tallies = [t for t in list(self.tallies.values()) + list(self._retired) if t.forwards]
         by_device: dict[Any, list[tuple[Tally, list, list]]] = {}
