@@ -500,3 +500,64 @@ def test_a_failing_discovery_is_reported_and_not_retried_forever(monkeypatch, ca
     assert any("spike monitor forward end" in r.getMessage() for r in caplog.records)
     assert monitor.read()["forwards"] == 0
     monitor.detach()
+
+
+def test_a_forward_inside_a_torch_func_transform_is_not_counted(caplog):
+    """Inside ``torch.func.vmap`` the tensors are functorch wrappers, which a
+    reduction into our buffer cannot take: the forward runs as it would
+    unmonitored, is not counted, and one line says so (no internal error).
+    (``grad`` and ``jvp`` take the same path, untested here: spikingjelly's
+    surrogate functions cannot run under them at all.)"""
+    import logging
+
+    def toy():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), neuron.IFNode(v_threshold=0.5),
+                                   torch.nn.Linear(16, 4))
+
+    x = torch.rand(4, 8) * 2
+
+    def run(model):
+        out = torch.func.vmap(model)(x.unsqueeze(1))
+        functional.reset_net(model)
+        return out
+
+    plain, model = toy(), toy()
+    monitor = monitor_model(model, "t")
+    expected = [run(plain) for _ in range(2)]
+    assert all(torch.equal(run(model), e) for e in expected)
+    ours = [r for r in caplog.records if r.levelno >= logging.WARNING
+            and r.name.startswith("opentelemetry_instrumentation_spikeformer")]
+    assert len(ours) == 1 and "torch.func transform" in ours[0].getMessage(), ours
+    assert monitor.forwards == 0
+    with torch.no_grad():
+        model(x)  # a plain forward of the same model: counted
+    assert monitor.forwards == 1 and monitor.read()["totals"]["spikes"] > 0
+    monitor.detach()
+
+
+@pytest.mark.parametrize("how", ["functional_call", "autocast"])
+def test_functional_call_and_autocast_forwards_are_counted(how):
+    """Parameters swapped in for one call, a bfloat16 autocast: the spikes
+    counted equal the layer's outputs."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), neuron.IFNode(v_threshold=0.5),
+                                torch.nn.Linear(16, 4), neuron.IFNode(v_threshold=0.5))
+    outs = []
+    for m in model:
+        if isinstance(m, neuron.IFNode):
+            m.register_forward_hook(lambda _m, _a, out: outs.append(out.float().sum()))
+    monitor = monitor_model(model, "t")
+    x = torch.rand(4, 8) * 2
+    params = {k: v * 1.5 for k, v in model.named_parameters()}
+    with torch.no_grad():
+        for _ in range(3):
+            if how == "functional_call":
+                torch.func.functional_call(model, params, (x,))
+            else:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    model(x)
+            functional.reset_net(model)
+    assert monitor.forwards == 3
+    assert monitor.read()["totals"]["spikes"] == float(sum(outs)) > 0
+    monitor.detach()

@@ -35,12 +35,14 @@ class Topology:
     """Discovery, per-forward counting and the read of one monitored model."""
 
     def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
-        global _stack, _TENSOR, _compiling, _compiled
+        global _stack, _TENSOR, _compiling, _compiled, _transformed
         import torch
 
         _stack = torch._C._len_torch_dispatch_stack
         _TENSOR = torch.Tensor
         _compiling, _compiled = _compile_probes(torch)
+        _transformed = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack",
+                               _never)
         self._root = weakref.ref(root)
         self._layer_ids = layer_ids  # id(module) -> LayerState
         self.sequencer = sequencer if sequencer is not None else Sequencer(1)
@@ -56,6 +58,7 @@ class Topology:
         self._warned_trace = False
         self._warned_lost = False
         self._warned_compiled = False
+        self._warned_transform = False
         self._compiled_seen = False  # a forward ran under torch.compile (said once)
         # torch.compile(model) monitored: its hooks run outside the compiled call
         self._compiled_root = type(root).__name__ == "OptimizedModule"
@@ -141,6 +144,19 @@ class Topology:
         if self._compiled_root:  # (our hooks around a compiled module: eager)
             self._say_compiled()
 
+    def _not_counted_transform(self) -> None:
+        """A forward inside ``torch.func.vmap`` / ``grad`` / ``jvp``: its tensors
+        are functorch wrappers, which our reductions into a buffer (``out=``)
+        cannot take. Not counted, said once."""
+        self.current = None
+        if not self._warned_transform:
+            self._warned_transform = True
+            root = self._root()
+            _LOG.warning("spike monitor: %s runs under a torch.func transform (vmap, grad, "
+                         "jvp); its forwards there are not counted. Count spikes on a plain "
+                         "run of the model.", type(root).__name__ if root is not None
+                         else "the model")
+
     def _say_compiled(self) -> None:
         if not self._warned_compiled:
             self._warned_compiled = True
@@ -151,6 +167,8 @@ class Topology:
                          if root is not None else "the model")
 
     def _start_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
+        if _transformed() is not None:
+            return self._not_counted_transform()
         seq = self.sequencer
         seq.compiled = False
         if seq.lead_per_forward:
@@ -424,6 +442,7 @@ _TENSOR: Any = None
 # Dynamo skipped, run eagerly: counted, with Dynamo off for our own frames)
 _compiling: Any = None
 _compiled: Any = None
+_transformed: Any = None  # the innermost torch.func transform (vmap, grad), or None
 _EAGER: dict = {}
 
 
