@@ -82,7 +82,7 @@ def test_method_tap_handles_remove_once_and_give_the_class_its_method_back():
     assert torch.equal(Other().encode(torch.zeros(1)), torch.ones(1))
 
 
-def test_a_method_that_is_not_a_plain_function_is_left_alone():
+def test_a_method_that_is_not_a_plain_function_is_left_alone(caplog):
     class Static(torch.nn.Module):
         @staticmethod
         def encode(x):
@@ -90,8 +90,28 @@ def test_a_method_that_is_not_a_plain_function_is_left_alone():
 
     handle = hooks.method_tap(Static(), "encode", post=lambda *_: None)
     assert isinstance(Static.__dict__["encode"], staticmethod)
+    assert any("Static.encode is not a plain function" in r.getMessage() for r in caplog.records)
     handle.remove()
     assert torch.equal(Static.encode(torch.ones(1)), torch.ones(1))
+
+
+def test_a_tapped_method_takes_its_arguments_as_before():
+    """The tap is the class's method for every instance while it is on: any
+    argument names, and the instance passed by keyword, still work."""
+    class Named(torch.nn.Module):
+        def encode(self, x, obj=None):
+            return x + (0 if obj is None else obj)
+
+    a, plain, seen = Named(), Named(), []
+    handle = hooks.method_tap(a, "encode", post=lambda m, args, out: seen.append((m, args, out)))
+    x = torch.ones(1)
+    try:
+        assert torch.equal(a.encode(x, obj=1), x + 1)
+        assert torch.equal(Named.encode(self=a, x=x), x)
+        assert torch.equal(Named.encode(plain, x, 2), x + 2)
+    finally:
+        handle.remove()
+    assert [(m, args) for m, args, _ in seen] == [(a, (x,)), (a, ())]
 
 
 def test_a_method_tap_is_a_plain_function_dynamo_can_trace():

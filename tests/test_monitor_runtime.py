@@ -530,6 +530,7 @@ def test_a_forward_inside_a_torch_func_transform_is_not_counted(caplog):
             and r.name.startswith("opentelemetry_instrumentation_spikeformer")]
     assert len(ours) == 1 and "torch.func transform" in ours[0].getMessage(), ours
     assert monitor.forwards == 0
+    assert monitor.sequencer.sequences == 0  # (the single-step lead layer saw no sequence)
     with torch.no_grad():
         model(x)  # a plain forward of the same model: counted
     assert monitor.forwards == 1 and monitor.read()["totals"]["spikes"] > 0

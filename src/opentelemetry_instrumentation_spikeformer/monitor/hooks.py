@@ -17,11 +17,14 @@ a hooked module leaves torch's fast call path, which costs more than the hook.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import types
 import weakref
 from collections import OrderedDict
 from typing import Any, Callable
+
+_LOG = logging.getLogger(__name__)
 
 # What a hook of ours becomes in a pickle where it cannot be left out: a call
 # that returns None (a forward hook's "no change") and does nothing else.
@@ -108,22 +111,32 @@ class _Tap:
         self.owned = name in klass.__dict__
         self.taps: "weakref.WeakKeyDictionary[Any, list]" = weakref.WeakKeyDictionary()
         taps_of = self.taps
+        code = original.__code__
+        first = code.co_varnames[0] if code.co_argcount else None  # (``self``, by any name)
 
         @functools.wraps(original)  # (inspect.signature follows it to the original)
-        def tapped(obj: Any, *args: Any, **kwargs: Any) -> Any:
-            taps = taps_of.get(obj)
+        def tapped(*args: Any, **kwargs: Any) -> Any:
+            # every call of the class's method comes here, tapped instance or
+            # not, however it is called: the arguments pass on untouched
+            obj = args[0] if args else kwargs.get(first)
+            try:
+                taps = taps_of.get(obj)
+            except TypeError:  # (not an instance we could have tapped)
+                taps = None
             if not taps:
-                return original(obj, *args, **kwargs)
+                return original(*args, **kwargs)
+            inner = args[1:] if args else ()
+            shown = kwargs if args else {k: v for k, v in kwargs.items() if k != first}
             for pre, _ in taps:
                 if pre is not None:
-                    pre(obj, args, kwargs)
+                    pre(obj, inner, shown)
             out = None
             try:
-                out = original(obj, *args, **kwargs)
+                out = original(*args, **kwargs)
             finally:
                 for _, post in taps:
                     if post is not None:
-                        post(obj, args, out)
+                        post(obj, inner, out)
             return out
 
         setattr(tapped, _TAP_MARK, self)
@@ -181,6 +194,8 @@ def method_tap(module: Any, name: str, post: Callable | None = None,
     if tap is None:
         original = next((k.__dict__[name] for k in klass.__mro__ if name in k.__dict__), None)
         if type(original) is not types.FunctionType:  # (the frameworks' tables name methods)
+            _LOG.warning("spike monitor: %s.%s is not a plain function; the events of %s are "
+                         "not counted", klass.__name__, name, klass.__name__)
             return _NoTap()
         tap = _Tap(klass, name, original)
         setattr(klass, name, tap.function)

@@ -176,12 +176,13 @@ class SpikeMonitor:
         self._resets += 1
 
     @property
-    def version(self) -> tuple[int, int]:
+    def version(self) -> tuple[int, int, bool]:
         """Changes whenever ``read()`` would return something new (a counted
-        forward, a reset): a collection re-reads only monitors whose version moved,
-        so idle models, and dropped ones the garbage collector has not reached
-        yet, cost no device work."""
-        return self._resets, self.sequencer.forwards
+        forward, a reset) or say something (the first forward under
+        torch.compile, which is not counted): a collection re-reads only
+        monitors whose version moved, so idle models, and dropped ones the
+        garbage collector has not reached yet, cost no device work."""
+        return self._resets, self.sequencer.forwards, self.topology._compiled_seen
 
     def _forward_end(self, tally: Any) -> None:
         """After each counted forward: what an inference is, membrane samples."""

@@ -35,12 +35,13 @@ class Topology:
     """Discovery, per-forward counting and the read of one monitored model."""
 
     def __init__(self, root: Any, layer_ids: Any, sequencer: Any = None) -> None:
-        global _stack, _TENSOR, _compiling, _compiled, _transformed
+        global _stack, _TENSOR, _compiling, _compiled, _transformed, _tracing
         import torch
 
         _stack = torch._C._len_torch_dispatch_stack
         _TENSOR = torch.Tensor
         _compiling, _compiled = _compile_probes(torch)
+        _tracing = getattr(torch.compiler, "is_dynamo_compiling", None) or _compiling
         _transformed = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack",
                                _never)
         self._root = weakref.ref(root)
@@ -149,6 +150,7 @@ class Topology:
         are functorch wrappers, which our reductions into a buffer (``out=``)
         cannot take. Not counted, said once."""
         self.current = None
+        self.sequencer.compiled = True  # (the lead layer's hooks return: no sequence)
         if not self._warned_transform:
             self._warned_transform = True
             root = self._root()
@@ -249,9 +251,11 @@ class Topology:
         tally = self.current
         if tally is None or output is None:
             return  # (None: a tapped method raised, where a forward hook would not run)
-        # (as in _root_pre; the eval-frame probe first: a C call, where
-        # is_compiling() is two Python calls, once per layer and forward)
-        if _compiled() and not _compiling():
+        # (as in _root_pre; is_dynamo_compiling() first, which Dynamo folds:
+        # a C call Dynamo cannot trace would break the user's graph where it
+        # traces this hook with a forward being counted, a layer compiled
+        # after attach; in eager it is one call, is_compiling() two)
+        if not _tracing() and _compiled():
             return _eager(Topology._source_hook)(self, module, _args, output)
         try:
             fast = tally.fast.get(id(module))
@@ -282,7 +286,7 @@ class Topology:
         tally = self.current
         if tally is None or not self._active():
             return
-        if _compiled() and not _compiling():  # (as in _source_hook)
+        if not _tracing() and _compiled():  # (as in _source_hook)
             return _eager(Topology._capture_hook)(self, module, _args, output)
         try:
             if _stack():  # a profiler's dispatch mode is on: hide our ops from it
@@ -443,6 +447,7 @@ _TENSOR: Any = None
 _compiling: Any = None
 _compiled: Any = None
 _transformed: Any = None  # the innermost torch.func transform (vmap, grad), or None
+_tracing: Any = None  # is_dynamo_compiling(): one Python call returning False in eager
 _EAGER: dict = {}
 
 
