@@ -198,10 +198,37 @@ def test_an_unmonitored_copy_is_not_counted_and_a_raising_layer_keeps_the_plan()
         functional.reset_net(model)
     assert len(monitor.topology.tallies) == 1 and not monitor.topology._retired
     assert not next(iter(monitor.topology.tallies.values())).stale
+    assert monitor.forwards == 2 and monitor.inferences == 2 * x.shape[1]  # (not the raised one)
     rows = {r["layer"]: r["spikes"] for r in monitor.read()["layers"]}
     assert min(events) > 0 and rows == {"1": 2 * events[0], "3": 2 * events[1]}
     monitor.detach()
     assert _hooks(model) == before and all(hooks.taps_on(m) == 0 for m in layers)
+
+
+def test_a_forward_that_raises_in_the_discovery_pass_leaves_no_plan():
+    """A first forward that raises is part of a forward: no plan is built from
+    it, nothing is counted, and the next forward is traced afresh."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), neuron.IFNode(v_threshold=0.5, step_mode="m"),
+        torch.nn.Linear(8, 3), _Flaky(v_threshold=0.5, step_mode="m"))
+    outs = []
+    model[1].register_forward_hook(lambda _m, _a, out: outs.append(float(out.sum())))
+    model[3].register_forward_hook(lambda _m, _a, out: outs.append(float(out.sum())))
+    x = torch.rand(4, 5, 6) * 2
+    monitor = monitor_model(model, "raising")
+    model[3].fail = True  # (after the first layer spiked)
+    with torch.no_grad(), pytest.raises(ValueError, match="not today"):
+        model(x)
+    assert not monitor.topology.tallies and monitor.forwards == 0
+    model[3].fail = False
+    outs.clear()
+    with torch.no_grad():
+        for _ in range(2):
+            functional.reset_net(model)
+            model(x)
+    assert monitor.forwards == 2 and monitor.read()["totals"]["spikes"] == sum(outs) > 0
+    monitor.detach()
 
 
 class _Spikes:

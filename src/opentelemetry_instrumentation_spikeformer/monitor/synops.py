@@ -15,6 +15,7 @@ The model is held weakly: the monitor must not keep the user's model alive.
 from __future__ import annotations
 
 import logging
+import sys
 import weakref
 from typing import Any
 
@@ -198,25 +199,32 @@ class Topology:
         if self._depth > 0:
             return
         self._depth = 0
+        # (always_call: torch calls this hook from its except block when the
+        # forward raised, with no output)
+        raised = output is None and sys.exc_info()[1] is not None
         try:
             if _stack():
                 with _hidden():
-                    self._finish_forward(output)
+                    self._finish_forward(output, raised)
             else:
-                self._finish_forward(output)
+                self._finish_forward(output, raised)
         except Exception:
             self.current = None
             log_internal_error("spike monitor forward end")
             self._abandon()
 
-    def _finish_forward(self, output: Any) -> None:
+    def _finish_forward(self, output: Any, raised: bool = False) -> None:
         if self._root_is_source:
             self._root_source(output)
         if self.discovering is not None:
-            self._end_discovery(output, keep=True)
+            self._end_discovery(output, keep=not raised)  # (a part of a forward: no plan)
             return
         tally, self.current = self.current, None
         if tally is None:
+            return
+        if raised:  # not a forward: what its layers gave before it raised is not counted
+            tally.deferred = []
+            tally.stash = {}
             return
         if not self._active():
             tally.deferred = []  # a forward the sampling skips: nothing to count
