@@ -29,7 +29,9 @@ class Sequencer:
         self.sequences = 0
         self.active = True
         self.lead_per_forward = True  # the lead layer's every forward is a sequence
-        self.compiled = False  # the model's forward runs under torch.compile: not counted
+        # this forward is not counted (torch.compile, a torch.func transform): the
+        # lead layer's hooks return at once
+        self.uncounted = False
         self._started = False
         self.reset()
 
@@ -79,9 +81,10 @@ class LayerState:
     def pre_hook(self, module: Any, args: tuple, kwargs: dict | None = None) -> None:
         """Does this call start a new sequence? (state reset or a new state object)
         ``kwargs`` is missing when torch calls a hook removed during this call.
-        Not under torch.compile (nothing is counted): Dynamo would guard on our
-        state and recompile at each sequence."""
-        if self.sequencer.compiled:
+        Not in a forward that is not counted (torch.compile, a torch.func
+        transform): traced, Dynamo would guard on our state and recompile at
+        each sequence."""
+        if self.sequencer.uncounted:
             return None
         try:
             state = neurons.state_in_call(self.rule, module, args, kwargs or {})
@@ -92,7 +95,7 @@ class LayerState:
         return None
 
     def hook(self, module: Any, _args: tuple, _output: Any) -> None:
-        if self.sequencer.compiled:
+        if self.sequencer.uncounted:
             return
         self.last_state = getattr(module, self.rule.state, None) if self.rule.state else None
 

@@ -141,7 +141,7 @@ class Topology:
         which would be one; it is said once, at the next eager forward or
         collection (``_say_compiled``). Only reads would become guards."""
         self.current = None  # (the sources' hooks return at once, traced or not)
-        self.sequencer.compiled = True  # (and so do the lead layer's)
+        self.sequencer.uncounted = True  # (and so do the lead layer's)
         self._compiled_seen = True
         if self._compiled_root:  # (our hooks around a compiled module: eager)
             self._say_compiled()
@@ -151,29 +151,28 @@ class Topology:
         are functorch wrappers, which our reductions into a buffer (``out=``)
         cannot take. Not counted, said once."""
         self.current = None
-        self.sequencer.compiled = True  # (the lead layer's hooks return: no sequence)
-        if not self._warned_transform:
-            self._warned_transform = True
-            root = self._root()
-            _LOG.warning("spike monitor: %s runs under a torch.func transform (vmap, grad, "
-                         "jvp); its forwards there are not counted. Count spikes on a plain "
-                         "run of the model.", type(root).__name__ if root is not None
-                         else "the model")
+        self.sequencer.uncounted = True  # (the lead layer's hooks return: no sequence)
+        self._warn_once("_warned_transform", "spike monitor: %s runs under a torch.func "
+                        "transform (vmap, grad, jvp); its forwards there are not counted. "
+                        "Count spikes on a plain run of the model.")
 
     def _say_compiled(self) -> None:
-        if not self._warned_compiled:
-            self._warned_compiled = True
+        self._warn_once("_warned_compiled", "spike monitor: %s runs under torch.compile; its "
+                        "forwards are not counted (tracing one would keep Dynamo from "
+                        "compiling it). Count spikes on an eager run of the model.")
+
+    def _warn_once(self, flag: str, message: str) -> None:
+        """``message`` with the model's class name, the first time ``flag`` is set."""
+        if not getattr(self, flag):
+            setattr(self, flag, True)
             root = self._root()
-            _LOG.warning("spike monitor: %s runs under torch.compile; its forwards are not "
-                         "counted (tracing one would keep Dynamo from compiling it). Count "
-                         "spikes on an eager run of the model.", type(root).__name__
-                         if root is not None else "the model")
+            _LOG.warning(message, type(root).__name__ if root is not None else "the model")
 
     def _start_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
         if _transformed() is not None:
             return self._not_counted_transform()
         seq = self.sequencer
-        seq.compiled = False
+        seq.uncounted = False
         if seq.lead_per_forward:
             seq.begin()
         signature = _signature(args, kwargs)
@@ -314,8 +313,7 @@ class Topology:
             callback(tally)
 
     # -- discovery ------------------------------------------------------------------
-    def _begin_discovery(self, root: Any, signature: tuple, args: tuple = (),
-                         kwargs: dict | None = None) -> None:
+    def _begin_discovery(self, root: Any, signature: tuple, args: tuple, kwargs: dict) -> None:
         names = {id(m): (n or type(m).__name__) for n, m in root.named_modules()}
         graph = df.Graph(root, names, {key: layer.output for key, layer in self._layer_ids.items()})
         graph.signature = signature
@@ -325,7 +323,7 @@ class Topology:
         self._tracer = df.make_tracer(graph)
         self._tracer.__enter__()
         if self._root_is_source:  # (its inside is opaque, as any source's)
-            graph._guarded(graph.pre, root, args, kwargs or {})
+            graph._guarded(graph.pre, root, args, kwargs)
 
     def _end_discovery(self, output: Any, keep: bool) -> None:
         graph, self.discovering = self.discovering, None
